@@ -1,0 +1,3 @@
+from akita.cli import main
+
+main()

@@ -1,0 +1,119 @@
+"""Core tables. Features add their own modules (e.g. notification deliveries)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cloud.db.base import Base
+
+
+class DeviceRow(Base):
+    """Device registry, filled from gateways' retained meta messages."""
+
+    __tablename__ = "devices"
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    gateway_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    site: Mapped[str | None] = mapped_column(String(80))
+    district: Mapped[str | None] = mapped_column(String(80), index=True)
+    area: Mapped[str | None] = mapped_column(String(80), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    poll_interval_s: Mapped[float | None] = mapped_column(Float)
+    vehicle_type: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    state_reason: Mapped[str | None] = mapped_column(String(500))
+    last_seen: Mapped[datetime | None]
+
+
+class GatewayRow(Base):
+    __tablename__ = "gateways"
+    gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="unknown")
+    state_since: Mapped[datetime | None]
+    last_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    gaps: Mapped[int] = mapped_column(Integer, default=0, doc="Batches missing by seq")
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[str | None] = mapped_column(String(40))
+    health: Mapped[dict | None] = mapped_column(JSON, doc="Last GatewayHealth payload")
+
+
+class AlertRow(Base):
+    """One alert. ``dedup_key`` (device + kind) is unique among active alerts."""
+
+    __tablename__ = "alerts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(160), index=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    site: Mapped[str | None] = mapped_column(String(80))
+    area: Mapped[str | None] = mapped_column(String(80))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text, default="")
+    value: Mapped[float | None] = mapped_column(Float)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    events: Mapped[list[AlertEventRow]] = relationship(
+        back_populates="alert", order_by="AlertEventRow.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_alerts_active", "dedup_key", "state"),)
+
+
+class AlertEventRow(Base):
+    """Every alert transition, with who and when (audit trail)."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(80), doc="'system' or the token's name")
+    action: Mapped[str] = mapped_column(String(32), doc="open, update, ack, resolve, ...")
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    alert: Mapped[AlertRow] = relationship(back_populates="events")
+
+
+class ApiTokenRow(Base):
+    """Staff API bearer tokens; only a SHA-256 hash of the secret is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class SubscriptionRow(Base):
+    """A resident's alert subscription. Contact details never go to logs.
+
+    Area is either a town name (``area``) or a point and radius.
+    """
+
+    __tablename__ = "subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(8), doc="email or sms")
+    address: Mapped[str] = mapped_column(String(254), doc="e-mail address or E.164 phone number")
+    area: Mapped[str | None] = mapped_column(String(80), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    radius_m: Mapped[float | None] = mapped_column(Float)
+    kinds: Mapped[list[str]] = mapped_column(JSON, doc="alert topics: flood, heat")
+    lang: Mapped[str] = mapped_column(String(8), default="ja")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, doc="subscriber's token")
+    consent_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    unsubscribed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

@@ -1,0 +1,350 @@
+"""Gateway configuration (TOML), validated in three stages.
+
+1. Declarative schema (pydantic): types, ranges, unknown keys refused.
+2. Per-type legality: which register options fit which data type and function.
+3. Semantic pass: duplicate ids, fields that the device kind does not have,
+   overlapping registers, buses that do not exist, impossible timings.
+
+Every error names the file, the device and the field, e.g.
+``edge.toml: devices[3] (id 'wb-07') -> registers[1].type: Input should be
+'int16', 'uint16', ... (got 'float')``.
+
+See ``deploy/edge/*.toml`` for one sample per device kind.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import ConfigError
+from schemas.devices import DeviceKind, VehicleType, values_model
+from schemas.wire import ID_PATTERN
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Function(StrEnum):
+    COIL = "coil"
+    DISCRETE = "discrete"
+    HOLDING = "holding"
+    INPUT = "input"
+
+
+class DataType(StrEnum):
+    BOOL = "bool"  # a coil or discrete input
+    BIT = "bit"  # one bit of a 16-bit register (packed status words)
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+    STRING = "string"
+
+
+REGISTER_COUNT = {
+    DataType.BIT: 1,
+    DataType.INT16: 1,
+    DataType.UINT16: 1,
+    DataType.INT32: 2,
+    DataType.UINT32: 2,
+    DataType.FLOAT32: 2,
+    DataType.INT64: 4,
+    DataType.UINT64: 4,
+    DataType.FLOAT64: 4,
+}
+
+
+class ByteOrder(StrEnum):
+    """Order of the bytes of a multi-register value, A being the most significant.
+
+    ABCD: big-endian words, high word first (Modbus default).
+    CDAB: low word first, bytes within a word big-endian (common in flow meters).
+    BADC: high word first, bytes swapped within each word.
+    DCBA: fully little-endian.
+    """
+
+    ABCD = "ABCD"
+    CDAB = "CDAB"
+    BADC = "BADC"
+    DCBA = "DCBA"
+
+
+class Register(_Cfg):
+    field: str = Field(description="Field of the device kind's values model, e.g. 'flow'")
+    function: Function = Function.HOLDING
+    address: int = Field(ge=0, le=65535, description="0-based protocol address")
+    type: DataType = DataType.UINT16
+    order: ByteOrder = ByteOrder.ABCD
+    bit: int | None = Field(default=None, ge=0, le=15, description="Bit index, for type 'bit'")
+    length: int | None = Field(default=None, ge=1, le=64, description="Registers, for 'string'")
+    scale: float = 1.0
+    offset: float = 0.0
+    unit: str | None = Field(default=None, description="Informational; the wire unit is fixed")
+    deadband: float = Field(default=0.0, ge=0, description="Report-on-change threshold")
+
+    @model_validator(mode="after")
+    def _legal_for_type(self) -> Register:
+        bitwise = self.function in (Function.COIL, Function.DISCRETE)
+        if bitwise and self.type is not DataType.BOOL:
+            raise ValueError(f"type must be 'bool' for a {self.function.value} (got {self.type})")
+        if not bitwise and self.type is DataType.BOOL:
+            raise ValueError(
+                f"type 'bool' needs function coil or discrete (got {self.function.value}); "
+                "use type 'bit' with 'bit = N' for a bit of a register"
+            )
+        if (self.type is DataType.BIT) != (self.bit is not None):
+            raise ValueError("'bit' is required for type 'bit' and only allowed there")
+        if (self.type is DataType.STRING) != (self.length is not None):
+            raise ValueError("'length' is required for type 'string' and only allowed there")
+        return self
+
+    @property
+    def count(self) -> int:
+        """How many registers (or bits, for coils) this value spans."""
+        if self.type is DataType.BOOL:
+            return 1
+        if self.type is DataType.STRING:
+            assert self.length is not None
+            return self.length
+        return REGISTER_COUNT[self.type]
+
+
+class Report(StrEnum):
+    ON_CHANGE = "on_change"
+    PERIOD = "period"
+    ON_CHANGE_OR_PERIOD = "on_change_or_period"
+
+
+class Driver(StrEnum):
+    MODBUS_TCP = "modbus_tcp"
+    MODBUS_RTU = "modbus_rtu"  # RTU framing on a serial bus from [[buses]]
+    MODBUS_RTU_OVER_TCP = "modbus_rtu_over_tcp"  # RTU framing through a serial-to-TCP converter
+    NMEA = "nmea"  # NMEA 0183 over serial (serial_port) or a TCP stream (host, port)
+    CALL_UNIT = "call_unit"  # AKCU line protocol, see edge/drivers/callunit/README.md
+
+
+MODBUS_DRIVERS = {Driver.MODBUS_TCP, Driver.MODBUS_RTU, Driver.MODBUS_RTU_OVER_TCP}
+STREAM_DRIVERS = {Driver.NMEA, Driver.CALL_UNIT}
+
+
+class Bus(_Cfg):
+    """A serial line (RS-485, RS-232 or a pty) that one or more devices share."""
+
+    name: str = Field(pattern=ID_PATTERN)
+    port: str = Field(description="Serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, gt=0)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    pause_s: float = Field(default=0.005, ge=0, le=5, description="Quiet time between frames")
+
+
+class Device(_Cfg):
+    id: str = Field(pattern=ID_PATTERN)
+    kind: DeviceKind
+    driver: Driver
+    # where it is
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    bus: str | None = Field(default=None, description="Name of a [[buses]] entry (modbus_rtu)")
+    serial_port: str | None = Field(default=None, description="Serial device (nmea, call_unit)")
+    baudrate: int = Field(default=9600, gt=0)
+    unit_id: int = Field(default=1, ge=0, le=255, description="Modbus slave / AKCU unit id")
+    # how to poll it (seconds of device time; see [gateway] clock_file)
+    poll_interval_s: float = Field(default=1.0, gt=0, le=86_400)
+    timeout_s: float = Field(default=1.0, gt=0, le=60)
+    retries: int = Field(default=2, ge=0, le=10)
+    backoff_s: float = Field(default=0.5, ge=0, le=600, description="First retry delay; doubles")
+    pause_s: float = Field(default=0.0, ge=0, le=10, description="Pause between requests")
+    report: Report = Report.ON_CHANGE_OR_PERIOD
+    report_period_s: float = Field(default=60.0, gt=0)
+    offline_after: int = Field(default=3, ge=1, le=100, description="Failed polls to offline")
+    registers: list[Register] = Field(default_factory=list)
+    # what it is (goes into the retained meta message)
+    site: str | None = None
+    district: str | None = None
+    area: str | None = None
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+    vehicle_type: VehicleType | None = None
+    route_id: str | None = None
+
+    @model_validator(mode="after")
+    def _legal_for_driver(self) -> Device:
+        d = self.driver
+        if d in (Driver.MODBUS_TCP, Driver.MODBUS_RTU_OVER_TCP) and not (self.host and self.port):
+            raise ValueError(f"driver {d.value} needs 'host' and 'port'")
+        if d is Driver.MODBUS_RTU and not self.bus:
+            raise ValueError("driver modbus_rtu needs 'bus' (the name of a [[buses]] entry)")
+        if d in MODBUS_DRIVERS and not self.registers:
+            raise ValueError(f"driver {d.value} needs at least one [[devices.registers]] entry")
+        if d in STREAM_DRIVERS:
+            if self.registers:
+                raise ValueError(f"driver {d.value} takes no registers")
+            if not self.serial_port and not (self.host and self.port):
+                raise ValueError(f"driver {d.value} needs 'serial_port', or 'host' and 'port'")
+        if d is Driver.NMEA and self.kind is not DeviceKind.VEHICLE:
+            raise ValueError(f"driver nmea reads vehicles (got kind {self.kind.value!r})")
+        if d is Driver.CALL_UNIT and self.kind is not DeviceKind.CALL_UNIT:
+            raise ValueError(f"driver call_unit reads call units (got kind {self.kind.value!r})")
+        if self.timeout_s > self.poll_interval_s * 10:
+            raise ValueError(
+                f"timeout_s {self.timeout_s} is more than 10 poll intervals ({self.poll_interval_s})"
+            )
+        return self
+
+
+class Mqtt(_Cfg):
+    host: str = "localhost"
+    port: int = Field(default=1883, ge=1, le=65535)
+    client_id: str | None = None
+    username: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    password_file: Path | None = Field(default=None, description="Read the password from here")
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_s: float = Field(default=1.0, gt=0)
+    reconnect_max_s: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _auth(self) -> Mqtt:
+        if self.password and self.password_file:
+            raise ValueError("give 'password' or 'password_file', not both")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both 'cert_file' and 'key_file'")
+        if (self.ca_file or self.cert_file) and not self.tls:
+            raise ValueError("'ca_file'/'cert_file' given but tls = false")
+        return self
+
+    def secret(self) -> str | None:
+        if self.password_file is not None:
+            return self.password_file.read_text().strip()
+        return self.password
+
+
+class Overflow(StrEnum):
+    DROP_OLDEST = "drop_oldest"
+
+
+class Gateway(_Cfg):
+    id: str = Field(pattern=ID_PATTERN)
+    spool_path: Path = Path("/var/lib/akita/spool.db")
+    spool_max_readings: int = Field(default=2_000_000, ge=1000)
+    overflow: Overflow = Overflow.DROP_OLDEST
+    batch_max_readings: int = Field(default=500, ge=1, le=10_000)
+    batch_max_delay_s: float = Field(default=1.0, gt=0, le=60)
+    health_interval_s: float = Field(default=30.0, gt=0)
+    clock_file: Path | None = Field(default=None, description="Simulated clock (firmware_sim)")
+
+
+class EdgeConfig(_Cfg):
+    gateway: Gateway
+    mqtt: Mqtt = Mqtt()
+    buses: list[Bus] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _semantics(self) -> EdgeConfig:
+        _check_unique("buses", [b.name for b in self.buses])
+        _check_unique("devices", [d.id for d in self.devices])
+        bus_names = {b.name for b in self.buses}
+        for i, dev in enumerate(self.devices):
+            where = f"devices[{i}] (id {dev.id!r})"
+            if dev.bus is not None and dev.bus not in bus_names:
+                raise ValueError(f"{where} -> bus: no [[buses]] entry named {dev.bus!r}")
+            _check_registers(where, dev)
+        _check_shared_unit_ids(self.devices)
+        return self
+
+
+def _check_unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"{what}: duplicate id {n!r}")
+        seen.add(n)
+
+
+def _check_registers(where: str, dev: Device) -> None:
+    fields = values_model(dev.kind).model_fields
+    spans: dict[Function, list[tuple[int, int, int]]] = {}
+    for j, reg in enumerate(dev.registers):
+        if reg.field not in fields:
+            raise ValueError(
+                f"{where} -> registers[{j}].field: {dev.kind.value} has no field {reg.field!r} "
+                f"(known: {', '.join(fields)})"
+            )
+        if reg.type is DataType.BIT:
+            continue  # several bits may share one status register
+        for start, end, k in spans.get(reg.function, []):
+            if reg.address < end and start < reg.address + reg.count:
+                raise ValueError(
+                    f"{where} -> registers[{j}].address: {reg.address} overlaps registers[{k}]"
+                )
+        spans.setdefault(reg.function, []).append((reg.address, reg.address + reg.count, j))
+
+
+def _check_shared_unit_ids(devices: list[Device]) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for dev in devices:
+        if dev.driver is Driver.MODBUS_RTU and dev.bus:
+            key = (dev.bus, dev.unit_id)
+            if key in seen:
+                raise ValueError(
+                    f"devices {seen[key]!r} and {dev.id!r} share unit_id {dev.unit_id} "
+                    f"on bus {dev.bus!r}"
+                )
+            seen[key] = dev.id
+
+
+def _format(exc: ValidationError, data: dict[str, Any]) -> str:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        where = ".".join(str(p) for p in loc) or "<root>"
+        if len(loc) >= 2 and loc[0] == "devices" and isinstance(loc[1], int):
+            dev_id = _device_id(data, loc[1])
+            rest = ".".join(str(p) for p in loc[2:]) or "<device>"
+            where = f"devices[{loc[1]}] (id {dev_id!r}) -> {rest}"
+        msg = err["msg"].removeprefix("Value error, ")
+        got = "" if err["type"] == "value_error" else f" (got {err.get('input')!r})"
+        lines.append(f"{where}: {msg}{got}")
+    return "\n".join(lines)
+
+
+def _device_id(data: dict[str, Any], index: int) -> str:
+    try:
+        return str(data["devices"][index]["id"])
+    except (KeyError, IndexError, TypeError):
+        return "?"
+
+
+def parse_config(data: dict[str, Any], *, source: str = "<config>") -> EdgeConfig:
+    try:
+        return EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_format(exc, data)}", path=source) from exc
+
+
+def load_config(path: Path) -> EdgeConfig:
+    """Read and validate a gateway config; raises ConfigError naming file, device and field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such file", path=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}", path=str(path)) from exc
+    return parse_config(data, source=str(path))
