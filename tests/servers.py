@@ -1,0 +1,198 @@
+"""Real servers for the tests: Mosquitto and InfluxDB 1.x, each on a free port in
+its own temporary directory. When ``CI`` is set, a missing binary fails the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str, package: str) -> str:
+    """Path of a server binary; a missing one fails under CI and skips locally."""
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
+    )
+    if path:
+        return path
+    msg = f"{name} not found: install the Debian package '{package}' (scripts/test.sh does)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+    raise AssertionError("unreachable")
+
+
+def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before opening port {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"port {port} did not open within {timeout}s")
+
+
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@dataclass
+class Mosquitto:
+    """A running mosquitto. ``stop()``/``start()`` simulate a broker outage on the same port."""
+
+    binary: str
+    directory: Path
+    port: int
+    extra_conf: str = ""
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log = self.directory / "mosquitto.log"
+
+    @property
+    def conf_path(self) -> Path:
+        return self.directory / "mosquitto.conf"
+
+    def write_conf(self) -> None:
+        # persistence on, so QoS 1 sessions survive a broker restart (as in production);
+        # queue limits high enough that a subscriber falling behind loses nothing.
+        self.conf_path.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.directory}/\n"
+            "max_queued_messages 1000000\n"
+            "max_inflight_messages 100\n"
+            "log_dest stdout\n"
+            "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_conf
+        )
+
+    def start(self) -> None:
+        self.write_conf()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "-c", str(self.conf_path)], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_port(self.port, proc=self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+
+@dataclass
+class Influx:
+    """A running influxd 1.x with its HTTP API on ``url``."""
+
+    binary: str
+    directory: Path
+    port: int
+    rpc_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        conf = self.directory / "influxdb.conf"
+        d = self.directory
+        conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{d}/meta"\n'
+            f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n'
+            '  query-log-enabled = false\n  cache-snapshot-write-cold-duration = "10s"\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "  max-body-size = 0\n"
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  run-interval = \"1s\"\n"
+            "[subscriber]\n  enabled = false\n"
+        )
+        with (d / "influxd.log").open("ab") as out:
+            self.proc = subprocess.Popen(
+                [self.binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT
+            )
+        wait_port(self.port, timeout=30, proc=self.proc)
+        self._wait_ping()
+
+    def _wait_ping(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(urllib.error.URLError, OSError):
+                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
+                    if r.status == 204:
+                        return
+            time.sleep(0.1)
+        raise TimeoutError("influxd did not answer /ping")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+    def query(self, q: str, db: str | None = None) -> dict:  # type: ignore[type-arg]
+        import json
+        import urllib.parse
+
+        params = {"q": q, "epoch": "ms"}
+        if db:
+            params["db"] = db
+        data = urllib.parse.urlencode(params).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=data, timeout=30) as r:
+            return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def running_mosquitto(directory: Path, extra_conf: str = "") -> Iterator[Mosquitto]:
+    binary = require_binary("mosquitto", "mosquitto")
+    m = Mosquitto(binary=binary, directory=directory, port=free_port(), extra_conf=extra_conf)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.stop()
+
+
+@contextlib.contextmanager
+def running_influx(directory: Path) -> Iterator[Influx]:
+    binary = require_binary("influxd", "influxdb")
+    i = Influx(binary=binary, directory=directory, port=free_port(), rpc_port=free_port())
+    i.start()
+    try:
+        yield i
+    finally:
+        i.stop()
