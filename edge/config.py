@@ -199,7 +199,7 @@ class Device(_Cfg):
             raise ValueError(f"driver call_unit reads call units (got kind {self.kind.value!r})")
         if self.timeout_s > self.poll_interval_s * 10:
             raise ValueError(
-                f"timeout_s {self.timeout_s} is more than 10 poll intervals ({self.poll_interval_s})"
+                f"timeout_s {self.timeout_s} exceeds 10 poll intervals ({self.poll_interval_s})"
             )
         return self
 

@@ -40,7 +40,9 @@ def require_binary(name: str, package: str) -> str:
     raise AssertionError("unreachable")
 
 
-def wait_port(port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_port(
+    port: int, timeout: float = 15.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -139,7 +141,7 @@ class Influx:
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             "  max-body-size = 0\n"
             "[monitor]\n  store-enabled = false\n"
-            "[continuous_queries]\n  run-interval = \"1s\"\n"
+            '[continuous_queries]\n  run-interval = "1s"\n'
             "[subscriber]\n  enabled = false\n"
         )
         with (d / "influxd.log").open("ab") as out:
@@ -152,10 +154,12 @@ class Influx:
     def _wait_ping(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with contextlib.suppress(urllib.error.URLError, OSError):
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r:
-                    if r.status == 204:
-                        return
+            with (
+                contextlib.suppress(urllib.error.URLError, OSError),
+                urllib.request.urlopen(f"{self.url}/ping", timeout=1) as r,
+            ):
+                if r.status == 204:
+                    return
             time.sleep(0.1)
         raise TimeoutError("influxd did not answer /ping")
 

@@ -33,7 +33,7 @@ class SeriesPoint:
 
 class TimeSeriesStore(Protocol):
     def write(self, points: Sequence[Point]) -> None:
-        """Durably store points (idempotent). Raises StoreError; ``retryable`` says if retry helps."""
+        """Durably store points (idempotent). Raises StoreError (see ``retryable``)."""
         ...
 
     def latest(self, device_id: str) -> dict[str, SeriesPoint]:
