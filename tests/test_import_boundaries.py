@@ -1,0 +1,74 @@
+"""edge never imports cloud, cloud never imports edge, schemas imports neither, and a
+gateway's install profile stays free of the cloud stack."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FORBIDDEN = {
+    "edge": {"cloud", "firmware_sim", "akita", "dashboards"},
+    "cloud": {"edge", "akita"},
+    "schemas": {"edge", "cloud", "firmware_sim", "akita", "dashboards"},
+    "firmware_sim": {"cloud", "akita"},
+}
+HEAVY = ("fastapi", "sqlalchemy", "numpy", "scipy", "uvicorn", "jinja2", "cloud")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_does_not_import_forbidden(package: str) -> None:
+    offenders = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        bad = _imports(path) & FORBIDDEN[package]
+        if bad:
+            offenders.append(f"{path.relative_to(ROOT)} imports {sorted(bad)}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("from cloud.store import base\nimport os\n")
+    assert "cloud" in _imports(probe)
+
+
+def test_edge_runtime_pulls_in_no_cloud_stack() -> None:
+    modules = [
+        p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        for p in sorted((ROOT / "edge").rglob("*.py"))
+    ]
+    modules = [m.removesuffix(".__init__") for m in modules]
+    code = (
+        "import importlib, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", f"edge imported: {out.stdout.strip()}"
+
+
+def test_edge_extra_has_no_cloud_dependencies() -> None:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    edge = " ".join(meta["project"]["optional-dependencies"]["edge"]).lower()
+    for heavy in ("fastapi", "sqlalchemy", "numpy", "scipy"):
+        assert heavy not in edge
