@@ -62,6 +62,14 @@ class AlertRow(Base):
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     resolved_at: Mapped[datetime | None]
+    # Added by the alert lifecycle (cloud.alerts): stage and detector extras, district
+    # (an InfluxDB tag), who acknowledged, and when the condition cleared (the hold-off
+    # before auto-resolve runs from there; None while the condition holds).
+    district: Mapped[str | None] = mapped_column(String(80), default=None)
+    extra: Mapped[dict | None] = mapped_column(JSON, default=None)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    cleared_at: Mapped[datetime | None] = mapped_column(default=None)
     events: Mapped[list[AlertEventRow]] = relationship(
         back_populates="alert", order_by="AlertEventRow.id", cascade="all, delete-orphan"
     )
@@ -82,6 +90,28 @@ class AlertEventRow(Base):
     to_state: Mapped[str | None] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
     alert: Mapped[AlertRow] = relationship(back_populates="events")
+
+
+class MaintenanceWindowRow(Base):
+    """A maintenance window that silences alerts of a site or of one device.
+
+    Either ``site`` or ``device_id`` is set (or both: that device, at that site).
+    Cancelling keeps the row (``cancelled_at``/``cancelled_by``) for the audit trail.
+    """
+
+    __tablename__ = "maintenance_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str | None] = mapped_column(String(80), index=True)
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    created_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_by: Mapped[str | None] = mapped_column(String(80), default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class ApiTokenRow(Base):
