@@ -1,0 +1,253 @@
+"""``akita demo``: the whole pipeline on one machine with nothing installed but the package.
+
+simulated devices (Modbus TCP/RTU, NMEA, AKCU) -> edge gateway(s) with their spools ->
+MQTT broker (embedded amqtt, or a real Mosquitto with ``--mqtt``) -> cloud ingest ->
+store (SQLite, or InfluxDB with ``--store``) -> detectors -> alerts -> staff API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+app = typer.Typer(
+    help=(
+        "Run the whole pipeline on this machine: simulated devices -> edge gateway -> MQTT -> "
+        "cloud ingest -> store -> detectors -> alerts -> staff API.\n\n"
+        "Defaults need nothing installed: an embedded MQTT broker and SQLite. Point it at real "
+        "servers with --mqtt mqtt://host:1883 and --store influx+http://host:8086/akita.\n\n"
+        "Example: akita demo --speed 60   (one simulated hour per real minute)"
+    ),
+    invoke_without_command=True,
+)
+console = Console()
+log = logging.getLogger("akita.demo")
+
+
+@dataclass
+class DemoOptions:
+    scenario: str
+    seed: int
+    speed: float
+    api_host: str
+    api_port: int
+    workdir: Path
+    mqtt: str | None
+    store: str | None
+    duration: float | None
+
+
+@dataclass
+class Running:
+    """Everything the demo started, stopped in reverse order."""
+
+    broker: object | None = None
+    fleet: object | None = None
+    service: object | None = None
+    server: object | None = None
+    agents: list[object] = field(default_factory=list)
+    tasks: list[asyncio.Task[object]] = field(default_factory=list)
+
+
+@app.callback()
+def demo(
+    scenario: str = typer.Option("demo", help="Simulator scenario (see 'akita sim list')."),
+    seed: int = typer.Option(1, help="Scenario seed: the same seed gives the same data."),
+    speed: float = typer.Option(60.0, help="Simulated seconds per real second."),
+    api_host: str = typer.Option("127.0.0.1", help="Address the staff API listens on."),
+    api_port: int = typer.Option(8080, help="Port of the staff API."),
+    workdir: Path = typer.Option(Path(".akita/demo"), help="Spools, databases, logs, configs."),
+    mqtt: str | None = typer.Option(
+        None, help="Use this broker instead of the embedded one, e.g. mqtt://localhost:1883."
+    ),
+    store: str | None = typer.Option(
+        None, help="Time-series store URL, e.g. influx+http://localhost:8086/akita."
+    ),
+    duration: float | None = typer.Option(
+        None, help="Stop by itself after this many seconds (default: run until Ctrl-C)."
+    ),
+) -> None:
+    """Run the demo until Ctrl-C."""
+    opts = DemoOptions(scenario, seed, speed, api_host, api_port, workdir, mqtt, store, duration)
+    opts.workdir.mkdir(parents=True, exist_ok=True)
+    _log_to_file(opts.workdir / "demo.log")
+    try:
+        asyncio.run(_main(opts))
+    except KeyboardInterrupt:
+        pass
+    console.print("[bold]demo stopped[/bold]; logs in " + str(opts.workdir / "demo.log"))
+
+
+def _log_to_file(path: Path) -> None:
+    # the terminal shows the live summary; every component's events go to the log file
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+async def _main(opts: DemoOptions) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    running = Running()
+    try:
+        await _start(opts, running, stop)
+        await _show(opts, running, stop)
+    finally:
+        await _shutdown(running, stop)
+
+
+async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> None:
+    from akita.broker import EmbeddedBroker
+    from cloud.service import CloudService
+    from edge.agent import Agent
+    from edge.config import load_config
+    from firmware_sim.fleet import start_fleet
+
+    host, port = _broker_address(opts.mqtt)
+    if opts.mqtt is None:
+        broker = EmbeddedBroker()
+        await broker.start()
+        running.broker = broker
+        host, port = broker.host, broker.port
+    console.print(f"MQTT broker on {host}:{port}" + (" (embedded)" if opts.mqtt is None else ""))
+
+    service = CloudService(_cloud_settings(opts, host, port))
+    await asyncio.to_thread(service.start)
+    running.service = service
+    running.server = await _serve_api(opts, service, running)
+
+    fleet = await start_fleet(
+        opts.scenario,
+        seed=opts.seed,
+        scale="small",
+        speed=opts.speed,
+        workdir=opts.workdir / "sim",
+        mqtt_host=host,
+        mqtt_port=port,
+        spool_dir=opts.workdir / "spool",
+    )
+    running.fleet = fleet
+    for path in fleet.edge_configs:
+        agent = Agent(load_config(path))
+        running.agents.append(agent)
+        running.tasks.append(asyncio.create_task(agent.run(stop)))
+
+
+def _broker_address(url: str | None) -> tuple[str, int]:
+    if url is None:
+        return "127.0.0.1", 0
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+        raise typer.BadParameter(f"expected mqtt://host:port, got {url!r}", param_hint="--mqtt")
+    return parts.hostname, parts.port or 1883
+
+
+def _cloud_settings(opts: DemoOptions, host: str, port: int) -> object:
+    from cloud.settings import CloudSettings
+
+    store = opts.store or f"sqlite:///{(opts.workdir / 'telemetry.db').resolve()}"
+    return CloudSettings.for_demo(
+        mqtt_host=host,
+        mqtt_port=port,
+        store_url=store,
+        database_url=f"sqlite:///{(opts.workdir / 'akita.db').resolve()}",
+        api_host=opts.api_host,
+        api_port=opts.api_port,
+    )
+
+
+async def _serve_api(opts: DemoOptions, service: object, running: Running) -> object:
+    import uvicorn
+
+    from cloud.api.app import create_app
+
+    config = uvicorn.Config(
+        create_app(service),  # type: ignore[arg-type]
+        host=opts.api_host,
+        port=opts.api_port,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    running.tasks.append(asyncio.create_task(server.serve()))
+    while not server.started:
+        await asyncio.sleep(0.05)
+    return server
+
+
+async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> None:
+    from cloud.api.auth import create_token
+
+    service = running.service
+    token = await asyncio.to_thread(
+        create_token,
+        service.sessionmaker,
+        name=f"demo-{int(time.time())}",
+        role="viewer",  # type: ignore[attr-defined]
+    )
+    curl = f"curl -H 'Authorization: Bearer {token}' http://{opts.api_host}:{opts.api_port}/alerts"
+    started = time.monotonic()
+    with Live(_summary(running, curl, started), console=console, refresh_per_second=2) as live:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            live.update(_summary(running, curl, started))
+            if opts.duration is not None and time.monotonic() - started >= opts.duration:
+                stop.set()
+            if any(t.done() and t.exception() for t in running.tasks):
+                stop.set()
+    for t in running.tasks:
+        if t.done() and not t.cancelled() and t.exception():
+            console.print(f"[red]component failed:[/red] {t.exception()!r}")
+    console.print(curl)
+
+
+def _summary(running: Running, curl: str, started: float) -> Panel:
+    service = running.service
+    snap = service.snapshot()  # type: ignore[attr-defined]
+    table = Table.grid(padding=(0, 2))
+    table.add_row("uptime", f"{time.monotonic() - started:,.0f} s")
+    table.add_row("readings stored", f"{snap['points_total']:,}")
+    table.add_row("readings/s", f"{snap['points_per_s']:,.1f}")
+    table.add_row("devices online", f"{snap['devices_online']} / {snap['devices_total']}")
+    table.add_row("gateways online", f"{snap['gateways_online']}")
+    table.add_row("alerts open", f"{snap['alerts_open']}")
+    alerts = Table("severity", "kind", "device", "title", box=None, pad_edge=False)
+    for a in snap["recent_alerts"][:8]:
+        alerts.add_row(a.severity, a.kind, a.device_id or "-", a.title)
+    return Panel(
+        Group(table, alerts, f"\n[bold]Read the alerts:[/bold]\n{curl}", "\nCtrl-C stops."),
+        title="akita demo",
+    )
+
+
+async def _shutdown(running: Running, stop: asyncio.Event) -> None:
+    stop.set()
+    if running.server is not None:
+        running.server.should_exit = True  # type: ignore[attr-defined]
+    for task in running.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, timeout=10)
+    if running.fleet is not None:
+        await running.fleet.stop()  # type: ignore[attr-defined]
+    if running.service is not None:
+        await asyncio.to_thread(running.service.stop)  # type: ignore[attr-defined]
+    if running.broker is not None:
+        await running.broker.stop()  # type: ignore[attr-defined]
