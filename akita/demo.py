@@ -83,10 +83,8 @@ def demo(
     opts = DemoOptions(scenario, seed, speed, api_host, api_port, workdir, mqtt, store, duration)
     opts.workdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(opts.workdir / "demo.log")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_main(opts))
-    except KeyboardInterrupt:
-        pass
     console.print("[bold]demo stopped[/bold]; logs in " + str(opts.workdir / "demo.log"))
 
 
