@@ -1,0 +1,178 @@
+"""Connections to Modbus peers, and the lock that keeps a shared bus free of collisions.
+
+A serial RS-485 bus (or a serial-to-TCP converter speaking RTU) carries one frame
+at a time: every slave id on it goes through the same :class:`Link`, which holds
+an asyncio lock for the whole request/response exchange plus the bus's quiet
+time, so frames never interleave. A Modbus TCP device gets a link of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+
+from edge.config import Bus, Device, Driver, Function
+
+log = logging.getLogger(__name__)
+
+EXCEPTION_NAMES = {
+    1: "ILLEGAL_FUNCTION",
+    2: "ILLEGAL_DATA_ADDRESS",
+    3: "ILLEGAL_DATA_VALUE",
+    4: "SLAVE_DEVICE_FAILURE",
+    5: "ACKNOWLEDGE",
+    6: "SLAVE_DEVICE_BUSY",
+    7: "NEGATIVE_ACKNOWLEDGE",
+    8: "MEMORY_PARITY_ERROR",
+    10: "GATEWAY_PATH_UNAVAILABLE",
+    11: "GATEWAY_TARGET_NO_RESPONSE",
+}
+
+
+class LinkError(Exception):
+    """A request failed; ``reason`` is short and goes into the device status."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Link:
+    """One pymodbus client plus the lock and pause that serialise its frames."""
+
+    def __init__(self, key: str, client: Any, *, pause_s: float) -> None:
+        self.key = key
+        self.client = client
+        self.pause_s = pause_s
+        self.lock = asyncio.Lock()
+        self.users = 0
+        self._rx = 0
+        client.ctx.trace_packet = self._trace
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            self._rx += len(data)
+        return data
+
+    async def _connect(self, timeout: float) -> None:
+        if self.client.connected:
+            return
+        self.client.ctx.comm_params.timeout_connect = timeout
+        try:
+            ok = await self.client.connect()
+        except (OSError, ModbusException) as exc:
+            raise LinkError(f"connect failed: {exc}") from exc
+        if not ok:
+            raise LinkError("connect failed")
+
+    async def request(
+        self, function: Function, address: int, count: int, *, slave: int, timeout: float
+    ) -> list[int] | list[bool]:
+        async with self.lock:
+            try:
+                return await self._request(function, address, count, slave, timeout)
+            finally:
+                if self.pause_s:
+                    await asyncio.sleep(self.pause_s)
+
+    async def _request(
+        self, function: Function, address: int, count: int, slave: int, timeout: float
+    ) -> list[int] | list[bool]:
+        await self._connect(timeout)
+        c = self.client
+        c.ctx.comm_params.timeout_connect = timeout
+        self._rx = 0
+        try:
+            if function is Function.HOLDING:
+                rr = await c.read_holding_registers(address, count=count, slave=slave)
+            elif function is Function.INPUT:
+                rr = await c.read_input_registers(address, count=count, slave=slave)
+            elif function is Function.COIL:
+                rr = await c.read_coils(address, count=count, slave=slave)
+            else:
+                rr = await c.read_discrete_inputs(address, count=count, slave=slave)
+        except ConnectionException as exc:
+            raise LinkError("connection lost") from exc
+        except ModbusIOException as exc:
+            if self._rx:
+                raise LinkError(f"garbage frame ({self._rx} bytes, no valid response)") from exc
+            raise LinkError("timeout") from exc
+        except ModbusException as exc:
+            raise LinkError(f"protocol error: {exc}") from exc
+        if rr.isError():
+            code = getattr(rr, "exception_code", 0)
+            name = EXCEPTION_NAMES.get(code, f"code {code}")
+            raise LinkError(f"modbus exception {name} ({code})")
+        if function in (Function.COIL, Function.DISCRETE):
+            bits = list(rr.bits)
+            if len(bits) < count:
+                raise LinkError(f"short response ({len(bits)} of {count} bits)")
+            return bits[:count]
+        regs = list(rr.registers)
+        if len(regs) != count:
+            raise LinkError(f"short response ({len(regs)} of {count} registers)")
+        return regs
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_shared: dict[str, Link] = {}
+
+
+def acquire(device: Device, bus: Bus | None) -> Link:
+    """The link for ``device``: its own for Modbus TCP, shared per bus or converter."""
+    if device.driver is Driver.MODBUS_TCP:
+        client = AsyncModbusTcpClient(
+            device.host or "",
+            port=device.port or 502,
+            timeout=device.timeout_s,
+            retries=0,
+            reconnect_delay=0,
+        )
+        link = Link(f"tcp:{device.id}", client, pause_s=0.0)
+        link.users = 1
+        return link
+    if device.driver is Driver.MODBUS_RTU_OVER_TCP:
+        key = f"rtutcp:{device.host}:{device.port}"
+        if key not in _shared:
+            client = AsyncModbusTcpClient(
+                device.host or "",
+                port=device.port or 502,
+                framer=FramerType.RTU,
+                timeout=device.timeout_s,
+                retries=0,
+                reconnect_delay=0,
+            )
+            _shared[key] = Link(key, client, pause_s=0.005)
+    else:
+        assert bus is not None
+        key = f"serial:{bus.port}"
+        if key not in _shared:
+            client = AsyncModbusSerialClient(
+                bus.port,
+                framer=FramerType.RTU,
+                baudrate=bus.baudrate,
+                bytesize=bus.bytesize,
+                parity=bus.parity,
+                stopbits=bus.stopbits,
+                timeout=device.timeout_s,
+                retries=0,
+                reconnect_delay=0,
+            )
+            _shared[key] = Link(key, client, pause_s=bus.pause_s)
+    link = _shared[key]
+    link.users += 1
+    return link
+
+
+def release(link: Link) -> None:
+    link.users -= 1
+    if link.users <= 0:
+        link.close()
+        _shared.pop(link.key, None)
