@@ -1,0 +1,159 @@
+"""Detector thresholds and windows, one pydantic model per domain.
+
+Every field has a documented default (see docs/detectors.md); a deployment overrides
+only what it needs, e.g. ``DetectConfig.model_validate({"flood": {"stages_cm": ...}})``.
+Per-device overrides come from the labelled export's ``sites`` map or from
+``DetectConfig.sites`` (device id -> facts such as flood stage depths).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Cfg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LeakConfig(_Cfg):
+    """Minimum-night-flow (MNF) leak detection against each block's own learned baseline.
+
+    Each night the block's MNF is the lowest ``window_min`` rolling mean of flow between
+    ``night_start_h`` and ``night_end_h`` local time. The baseline is a level plus a
+    learned day-of-week offset; a leak is a night whose residual exceeds
+    ``k_step`` robust sigmas (abrupt) or a CUSUM of residuals crossing ``cusum_h``
+    (incipient, slowly growing leaks).
+    """
+
+    statistic: str = Field(
+        default="night_min",
+        pattern="^(night_min|daily_mean)$",
+        description="night_min: MNF; daily_mean: mean flow of the whole day (tank-fed blocks)",
+    )
+    utc_offset_h: float = Field(default=9.0, ge=-14, le=14, description="Local time (JST = 9)")
+    night_start_h: float = Field(default=0.0, ge=0, lt=24, description="Night window start")
+    night_end_h: float = Field(default=6.0, gt=0, le=24, description="Night window end")
+    window_min: float = Field(default=60.0, gt=0, description="Rolling mean window (minutes)")
+    min_samples: int = Field(default=6, ge=1, description="Samples a night needs to count")
+    learn_nights: int = Field(default=14, ge=3, description="Nights before the first verdict")
+    history_nights: int = Field(default=56, ge=7, description="Nights kept for sigma/offsets")
+    level_alpha: float = Field(default=0.1, gt=0, le=1, description="Baseline EWMA weight")
+    k_step: float = Field(default=5.0, gt=0, description="One-night residual alarm (sigmas)")
+    cusum_k: float = Field(default=1.0, ge=0, description="CUSUM slack (sigmas per night)")
+    cusum_h: float = Field(default=8.0, gt=0, description="CUSUM alarm level (sigmas)")
+    min_sigma_frac: float = Field(
+        default=0.03, ge=0, description="Sigma floor as a fraction of the baseline level"
+    )
+    min_sigma_abs: float = Field(default=0.5, ge=0, description="Sigma floor (flow units)")
+    min_rise_frac: float = Field(
+        default=0.1, ge=0, description="A leak must raise the baseline by this fraction"
+    )
+    clear_frac: float = Field(
+        default=0.5, ge=0, le=1, description="Clear when the excess falls below this share"
+    )
+
+
+class WaterConfig(_Cfg):
+    leak: LeakConfig = Field(default_factory=LeakConfig)
+    # burst: flow jumps and pressure drops between two consecutive samples
+    burst_flow_rise_frac: float = Field(default=0.3, gt=0, description="Flow rise vs baseline")
+    burst_pressure_drop: float = Field(default=0.05, gt=0, description="Pressure drop, MPa")
+    burst_baseline_alpha: float = Field(default=0.05, gt=0, le=1, description="Burst EWMA")
+    burst_clear_samples: int = Field(default=6, ge=1, description="Calm samples to clear")
+    pressure_low: float = Field(default=0.15, description="Low pressure alarm, MPa")
+    pressure_high: float = Field(default=0.75, description="High pressure alarm, MPa")
+    pressure_hysteresis: float = Field(default=0.02, ge=0, description="Clear margin, MPa")
+    stuck_samples: int = Field(default=12, ge=3, description="Identical values = stuck")
+    stuck_tolerance: float = Field(default=1e-9, ge=0, description="Max change still 'same'")
+    flow_min: float = Field(default=-1.0, description="Plausible flow range, m³/h")
+    flow_max: float = Field(default=5000.0)
+    pressure_min: float = Field(default=0.0, description="Plausible pressure range, MPa")
+    pressure_max: float = Field(default=1.6)
+    profile_bins: int = Field(default=48, ge=4, description="Daily profile slots (30 min)")
+    profile_min_days: int = Field(default=7, ge=2, description="Days before the profile judges")
+    profile_history_days: int = Field(default=28, ge=3, description="Days kept per slot")
+    profile_z: float = Field(default=6.0, gt=0, description="Robust z-score alarm level")
+    profile_consecutive: int = Field(default=3, ge=1, description="Samples beyond z to alarm")
+
+
+class PumpConfig(_Cfg):
+    level_high_m: float = Field(default=2.5, description="Wet-well high level, m")
+    level_hysteresis_m: float = Field(default=0.1, ge=0)
+    fail_rise_m: float = Field(default=0.15, gt=0, description="Rise with no pump running, m")
+    fail_start_level_m: float = Field(
+        default=1.2, description="Level above which a pump should be running (start set point)"
+    )
+    fail_samples: int = Field(default=3, ge=1, description="Rising samples with no pump")
+    short_cycle_window_s: float = Field(default=3600.0, gt=0, description="Start count window")
+    short_cycle_starts: int = Field(default=8, ge=2, description="Starts per window = short cycle")
+    current_min_a: float = Field(default=2.0, ge=0, description="Running pump must draw this")
+    current_max_a: float = Field(default=40.0, gt=0, description="Overcurrent above this")
+    current_idle_max_a: float = Field(default=1.0, ge=0, description="Stopped pump draws below")
+    current_samples: int = Field(default=2, ge=1, description="Consecutive bad samples")
+    imbalance_ratio: float = Field(default=2.0, gt=1, description="Run-hour delta ratio")
+    imbalance_min_hours: float = Field(default=2.0, gt=0, description="Hours before judging")
+    imbalance_window_h: float = Field(default=168.0, gt=0, description="Judged over (h)")
+
+
+class FloodConfig(_Cfg):
+    stages_cm: tuple[float, float, float] = Field(
+        default=(10.0, 20.0, 30.0), description="注意 / 警戒 / 危険 depths, cm"
+    )
+    hysteresis_cm: float = Field(default=2.0, ge=0, description="Fall below stage - this to drop")
+    rise_window_s: float = Field(default=900.0, gt=0, description="Least-squares fit window")
+    rise_min_samples: int = Field(default=4, ge=3)
+    rise_rate_cm_per_h: float = Field(default=6.0, gt=0, description="Rising alarm rate")
+    rise_min_depth_cm: float = Field(default=3.0, ge=0, description="Ignore rises below this")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloodConfig:
+        a, b, c = self.stages_cm
+        if not 0 < a < b < c:
+            raise ValueError(f"flood.stages_cm must be increasing and positive, got {a},{b},{c}")
+        return self
+
+
+class VehicleConfig(_Cfg):
+    stale_s: float = Field(default=120.0, gt=0, description="No fix for this long = stale")
+    off_route_m: float = Field(default=150.0, gt=0, description="Distance to route polyline")
+    off_route_samples: int = Field(default=3, ge=1, description="Consecutive samples off route")
+    on_route_m: float = Field(default=100.0, gt=0, description="Back within = cleared")
+    stop_speed_kmh: float = Field(default=2.0, ge=0)
+    stop_radius_m: float = Field(default=30.0, gt=0)
+    long_stop_s: float = Field(default=900.0, gt=0, description="Stop longer than this")
+    routes: dict[str, list[tuple[float, float]]] = Field(
+        default_factory=dict, description="route_id -> [[lat, lon], ...]"
+    )
+
+
+class CallUnitConfig(_Cfg):
+    heartbeat_s: float = Field(default=600.0, gt=0, description="Expected heartbeat period")
+    heartbeat_missed: float = Field(default=3.0, gt=0, description="Periods missed = alarm")
+    wbgt_stages: tuple[float, float, float] = Field(
+        default=(25.0, 28.0, 31.0), description="警戒 / 厳重警戒 / 危険 (MoE), °C"
+    )
+    wbgt_hysteresis: float = Field(default=0.5, ge=0)
+
+
+class CommonConfig(_Cfg):
+    offline_intervals: float = Field(default=5.0, gt=0, description="Missed polls = offline")
+    default_poll_s: float = Field(default=60.0, gt=0, description="When DeviceInfo has none")
+    min_offline_s: float = Field(default=120.0, ge=0, description="Never offline sooner")
+    # Heartbeat units report far apart; the heartbeat detector covers them.
+    offline_kinds: tuple[str, ...] = Field(
+        default=("water_block", "manhole_pump", "flood_sensor", "vehicle", "call_unit")
+    )
+
+
+class DetectConfig(_Cfg):
+    water: WaterConfig = Field(default_factory=WaterConfig)
+    pump: PumpConfig = Field(default_factory=PumpConfig)
+    flood: FloodConfig = Field(default_factory=FloodConfig)
+    vehicle: VehicleConfig = Field(default_factory=VehicleConfig)
+    call_unit: CallUnitConfig = Field(default_factory=CallUnitConfig)
+    common: CommonConfig = Field(default_factory=CommonConfig)
+    sites: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="device id -> facts (flood stage depths, set points)"
+    )
