@@ -1,0 +1,369 @@
+"""InfluxDB store over the v1-compatible HTTP API (``/write``, ``/query``, ``/ping``).
+
+Works with InfluxDB 1.x, with 2.x through a DBRP mapping and with 3.x's v1 endpoints.
+Deliberately not influxdb-client: its v2 endpoints answer 404 on a 1.x server.
+
+Error classes (``StoreError.retryable``):
+
+- connection errors, timeouts, 5xx, 401/403 (credentials being rotated) and 404
+  ("database not found": run ``akita cloud init-db``) are retryable: the data is fine,
+  the store is not, and the ingest holds the data and tries again;
+- 400 (a bad line, a field type conflict) and 413 (body too large) are not: sending the
+  same bytes again can never succeed, so the caller splits the batch or dead-letters it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from cloud.errors import StoreError
+from cloud.store.base import FieldValue, Point, SeriesPoint
+from cloud.store.lineproto import format_point, from_ms, to_ms
+from schemas.devices import DeviceKind
+
+log = logging.getLogger(__name__)
+
+KINDS: tuple[str, ...] = tuple(k.value for k in DeviceKind)
+AGGREGATES = frozenset({"mean", "min", "max", "last", "first", "count", "sum"})
+RAW_RP = "raw"
+AGG_RP = "agg_1m"
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _coerce(value: Any, field_type: str | None) -> FieldValue | None:
+    if value is None:
+        return None
+    if field_type == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value  # type: ignore[no-any-return]
+
+
+class InfluxStore:
+    """A :class:`~cloud.store.base.TimeSeriesStore` on InfluxDB's v1 HTTP API.
+
+    ``username``/``password`` go as HTTP basic auth (1.x ``auth-enabled``); ``token`` as
+    ``Authorization: Token ...`` (2.x/3.x, and 1.8+ as ``user:password``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        database: str = "akita",
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        rp: str | None = None,
+        timeout: float = 10.0,
+        retries: int = 1,
+        verify: bool | str = True,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.database = database
+        self.rp = rp
+        self.retries = retries
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        auth = (username, password or "") if username else None
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            verify=verify,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+        )
+        self._field_types: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never shows credentials
+        return f"InfluxStore({self.base_url!r}, database={self.database!r})"
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                error = StoreError(
+                    f"influxdb {self.base_url}{path} unreachable: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                )
+                cause: BaseException = exc
+            else:
+                if response.status_code < 300:
+                    return response
+                error = self._status_error(path, response)
+                cause = httpx.HTTPStatusError("", request=response.request, response=response)
+            if not error.retryable or attempt >= self.retries:
+                raise error from cause
+            attempt += 1
+            time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
+
+    def _status_error(self, path: str, response: httpx.Response) -> StoreError:
+        status = response.status_code
+        try:
+            detail = str(response.json().get("error", response.text))
+        except ValueError:
+            detail = response.text
+        detail = detail[:500]
+        if status in (401, 403):
+            return StoreError(f"influxdb {path} refused the credentials ({status})", retryable=True)
+        if status == 404:
+            return StoreError(
+                f"influxdb {path} {status}: {detail} (run 'akita cloud init-db')", retryable=True
+            )
+        return StoreError(f"influxdb {path} {status}: {detail}", retryable=status >= 500)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def write(self, points: Sequence[Point]) -> None:
+        if points:
+            self.write_lines("\n".join(format_point(p) for p in points))
+
+    def write_lines(self, body: str | bytes, *, database: str | None = None) -> None:
+        """POST ready-made line protocol (ms precision). The ingest's fast path."""
+        params = {"db": database or self.database, "precision": "ms"}
+        if self.rp:
+            params["rp"] = self.rp
+        data = body.encode() if isinstance(body, str) else body
+        self._request("POST", "/write", params=params, content=data)
+
+    # --- querying -----------------------------------------------------------------------
+
+    def query(self, q: str, *, database: str | None = None) -> list[dict[str, Any]]:
+        """Run InfluxQL (one or more ``;``-separated statements); one result per statement.
+
+        A statement error raises a non-retryable :class:`StoreError` naming it.
+        """
+        data = {"q": q, "db": database or self.database, "epoch": "ms"}
+        response = self._request("POST", "/query", data=data)
+        results: list[dict[str, Any]] = response.json().get("results", [])
+        for result in results:
+            if "error" in result:
+                raise StoreError(
+                    f"influxql error: {result['error']} in {q[:300]!r}", retryable=False
+                )
+        return results
+
+    def field_types(self, measurement: str, *, refresh: bool = False) -> dict[str, str]:
+        """``{field: float|integer|string|boolean}`` of a measurement (cached)."""
+        with self._lock:
+            cached = self._field_types.get(measurement)
+        if cached is not None and not refresh:
+            return cached
+        results = self.query(f"SHOW FIELD KEYS FROM {quote_ident(measurement)}")
+        types = {
+            str(row[0]): str(row[1])
+            for series in results[0].get("series", [])
+            for row in series.get("values", [])
+        }
+        with self._lock:
+            self._field_types[measurement] = types
+        return types
+
+    def _device_measurements(self, device_id: str) -> list[str]:
+        results = self.query(f'SHOW MEASUREMENTS WHERE "device" = {quote_string(device_id)}')
+        names = [str(row[0]) for s in results[0].get("series", []) for row in s.get("values", [])]
+        return [n for n in names if n in KINDS]
+
+    def latest(self, device_id: str) -> dict[str, SeriesPoint]:
+        """Last value and time of every reading field of a device (device-kind measurements)."""
+        out: dict[str, SeriesPoint] = {}
+        where = f'WHERE "device" = {quote_string(device_id)}'
+        for measurement in self._device_measurements(device_id):
+            types = self.field_types(measurement, refresh=True)
+            if not types:
+                continue
+            fields = sorted(types)
+            q = ";".join(
+                f"SELECT last({quote_ident(f)}) FROM {quote_ident(measurement)} {where}"
+                for f in fields
+            )
+            for field, result in zip(fields, self.query(q), strict=True):
+                for series in result.get("series", []):
+                    for ts, value in series.get("values", []):
+                        if value is None:
+                            continue
+                        prev = out.get(field)
+                        if prev is None or from_ms(int(ts)) >= prev.ts:
+                            out[field] = SeriesPoint(from_ms(int(ts)), _coerce(value, types[field]))
+        return out
+
+    def series(
+        self,
+        device_id: str,
+        field: str,
+        start: datetime,
+        end: datetime,
+        window: timedelta | None = None,
+        aggregate: str = "mean",
+    ) -> list[SeriesPoint]:
+        """Raw values (``window=None``) or one aggregate per non-empty window, ``start <= t <=
+        end``; windows are aligned to the epoch (as ``GROUP BY time()`` does)."""
+        measurements = self._device_measurements(device_id)
+        if not measurements:
+            return []
+        source = ",".join(quote_ident(m) for m in measurements)
+        where = (
+            f'WHERE "device" = {quote_string(device_id)} '
+            f"AND time >= {to_ms(start)}ms AND time <= {to_ms(end)}ms"
+        )
+        if window is None:
+            q = f"SELECT {quote_ident(field)} FROM {source} {where}"
+            result_type: str | None = None
+        else:
+            if aggregate not in AGGREGATES:
+                raise StoreError(
+                    f"aggregate {aggregate!r} is not one of {sorted(AGGREGATES)}", retryable=False
+                )
+            window_ms = int(window / timedelta(milliseconds=1))
+            if window_ms < 1:
+                raise StoreError(f"window {window} is shorter than 1 ms", retryable=False)
+            q = (
+                f"SELECT {aggregate}({quote_ident(field)}) FROM {source} {where} "
+                f"GROUP BY time({window_ms}ms) fill(none)"
+            )
+            result_type = {"mean": "float", "count": "integer"}.get(aggregate)
+        points: list[SeriesPoint] = []
+        type_of: dict[str, str | None] = {}
+        for measurement in measurements:
+            types = self.field_types(measurement)
+            if field not in types:  # a field first written after the cache was filled
+                types = self.field_types(measurement, refresh=True)
+            type_of[measurement] = types.get(field)
+        for result in self.query(q):
+            for series in result.get("series", []):
+                field_type = result_type or type_of.get(series.get("name", ""))
+                for ts, value in series.get("values", []):
+                    if value is not None:
+                        points.append(SeriesPoint(from_ms(int(ts)), _coerce(value, field_type)))
+        points.sort(key=lambda p: p.ts)
+        return points
+
+    def tag_values(self, measurement: str, key: str) -> list[str]:
+        """Distinct values of one tag in a measurement, sorted."""
+        results = self.query(
+            f"SHOW TAG VALUES FROM {quote_ident(measurement)} WITH KEY = {quote_ident(key)}"
+        )
+        return sorted(
+            {str(row[1]) for s in results[0].get("series", []) for row in s.get("values", [])}
+        )
+
+    def ping(self) -> bool:
+        try:
+            self._client.get("/ping", timeout=2.0).raise_for_status()
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- set-up -------------------------------------------------------------------------
+
+    def init_db(
+        self,
+        *,
+        raw_duration: str = "90d",
+        agg_duration: str = "3650d",
+        measurements: Iterable[str] = KINDS,
+        resample_for: str = "10m",
+    ) -> list[str]:
+        """Create the database, the ``raw`` (DEFAULT) and ``agg_1m`` retention policies and
+        one 1-minute downsampling continuous query per measurement. Idempotent; returns
+        the statements it ran (empty when everything was already in place).
+        """
+        db = quote_ident(self.database)
+        ran: list[str] = []
+
+        def run(statement: str) -> None:
+            self.query(statement)
+            ran.append(statement)
+
+        existing_dbs = {
+            str(row[0])
+            for s in self.query("SHOW DATABASES")[0].get("series", [])
+            for row in s.get("values", [])
+        }
+        if self.database not in existing_dbs:
+            run(f"CREATE DATABASE {db}")
+        policies = {
+            str(row[0]): (str(row[1]), bool(row[4]))
+            for s in self.query(f"SHOW RETENTION POLICIES ON {db}")[0].get("series", [])
+            for row in s.get("values", [])
+        }
+        for name, duration, default in (
+            (RAW_RP, raw_duration, True),
+            (AGG_RP, agg_duration, False),
+        ):
+            tail = f"ON {db} DURATION {duration} REPLICATION 1" + (" DEFAULT" if default else "")
+            current = policies.get(name)
+            if current is None:
+                run(f"CREATE RETENTION POLICY {quote_ident(name)} {tail}")
+            elif _duration_hours(duration) != _go_duration_hours(current[0]) or (
+                default and not current[1]
+            ):
+                run(f"ALTER RETENTION POLICY {quote_ident(name)} {tail}")
+        cqs = {
+            str(row[0]): str(row[1])
+            for s in self.query("SHOW CONTINUOUS QUERIES")[0].get("series", [])
+            if s.get("name") == self.database
+            for row in s.get("values", [])
+        }
+        for measurement in measurements:
+            name = f"cq_{measurement}_1m"
+            m = quote_ident(measurement)
+            statement = (
+                f"CREATE CONTINUOUS QUERY {quote_ident(name)} ON {db} "
+                f"RESAMPLE EVERY 1m FOR {resample_for} BEGIN "
+                f"SELECT mean(*), min(*), max(*) INTO {db}.{quote_ident(AGG_RP)}.{m} "
+                f"FROM {db}.{quote_ident(RAW_RP)}.{m} GROUP BY time(1m), * END"
+            )
+            current_cq = cqs.get(name)
+            if current_cq is not None and _norm(current_cq) == _norm(statement):
+                continue
+            if current_cq is not None:
+                run(f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {db}")
+            run(statement)
+        log.info("influx_init_db database=%s statements=%d", self.database, len(ran))
+        return ran
+
+
+def _norm(statement: str) -> str:
+    return re.sub(r"\s+", " ", statement.replace('"', "")).strip().lower()
+
+
+def _duration_hours(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)([dhw])", duration)
+    if not match:
+        raise StoreError(f"retention duration {duration!r} must look like 90d, 24h or 4w")
+    n, unit = int(match.group(1)), match.group(2)
+    return n * {"h": 1, "d": 24, "w": 168}[unit]
+
+
+def _go_duration_hours(text: str) -> float:
+    """InfluxDB's SHOW form, e.g. ``2160h0m0s`` (``0s`` is infinite)."""
+    total = 0.0
+    for n, unit in re.findall(r"([\d.]+)(h|m|s)", text):
+        total += float(n) * {"h": 1, "m": 1 / 60, "s": 1 / 3600}[unit]
+    return total
