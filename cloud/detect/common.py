@@ -23,12 +23,25 @@ class OfflineDetector:
 
     ``seen`` is the per-reading hot path (two dict lookups); ``tick`` compares every
     device at once with numpy, so a city of devices costs one vector op per tick.
+    The same machinery serves other silences (``heartbeat_missing``) via ``kind``.
     """
 
     name = "common.offline"
 
-    def __init__(self, config: CommonConfig) -> None:
+    def __init__(
+        self,
+        config: CommonConfig,
+        *,
+        kind: str = "device_offline",
+        title: str = "Device offline",
+        severity: Severity = Severity.MODERATE,
+        name: str | None = None,
+    ) -> None:
         self.config = config
+        self.kind = kind
+        self.title = title
+        self.severity = severity
+        self.name = name or self.name
         self.flags = Flags(self.name)
         self._index: dict[str, int] = {}
         self._ids: list[str] = []
@@ -55,16 +68,23 @@ class OfflineDetector:
         return max(c.min_offline_s, c.offline_intervals * (poll_s or c.default_poll_s))
 
     def seen(
-        self, out: list[Detection], device_id: str, t: float, ts: datetime, poll_s: float | None
+        self,
+        out: list[Detection],
+        device_id: str,
+        t: float,
+        ts: datetime,
+        poll_s: float | None,
+        *,
+        limit_s: float | None = None,
     ) -> None:
         i = self._index.get(device_id)
         if i is None:
-            i = self._grow(device_id, self.limit_for(poll_s))
+            i = self._grow(device_id, limit_s or self.limit_for(poll_s))
         if t > self._last[i]:
             self._last[i] = t
         if self._offline[i]:
             self._offline[i] = False
-            self.flags.set(out, device_id, "device_offline", ts, False, title="Device back online")
+            self.flags.set(out, device_id, self.kind, ts, False, title=f"{self.title}: cleared")
 
     def tick(self, now: datetime) -> list[Detection]:
         out: list[Detection] = []
@@ -81,11 +101,11 @@ class OfflineDetector:
             self.flags.set(
                 out,
                 dev,
-                "device_offline",
+                self.kind,
                 datetime.fromtimestamp(self._last[i] + self._limit[i], UTC),
                 True,
-                severity=Severity.MODERATE,
-                title="Device offline",
+                severity=self.severity,
+                title=self.title,
                 message=f"No data from {dev} for {silent:.0f} s",
                 value=float(silent),
             )

@@ -1,0 +1,188 @@
+"""Buses and snowplows: stale position, off-route against the route shape, long stops.
+
+Route shapes are polylines of [lat, lon]; distances use a local equirectangular
+projection per route (metres; error well under 1 % across a city), and the distance
+to all segments of a route is one numpy expression.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.config import VehicleConfig
+from cloud.detect.flags import Flags
+from schemas.alert import Severity
+from schemas.wire import Reading
+
+EARTH_M_PER_DEG = 111_320.0
+
+
+class RouteShape:
+    """A route polyline prepared for fast point-to-polyline distance."""
+
+    __slots__ = ("a", "ab", "ab2", "kx", "lat0", "lon0")
+
+    def __init__(self, points: Sequence[Sequence[float]]) -> None:
+        if len(points) < 2:
+            raise ValueError(f"route needs at least 2 points, got {len(points)}")
+        pts = np.asarray(points, dtype=float)
+        self.lat0 = float(pts[:, 0].mean())
+        self.lon0 = float(pts[:, 1].mean())
+        self.kx = math.cos(math.radians(self.lat0)) * EARTH_M_PER_DEG
+        xy = self._xy(pts[:, 0], pts[:, 1])
+        self.a = xy[:-1]
+        self.ab = xy[1:] - xy[:-1]
+        self.ab2 = np.maximum((self.ab**2).sum(axis=1), 1e-9)
+
+    def _xy(self, lat: Any, lon: Any) -> np.ndarray:
+        return np.column_stack(
+            (
+                (np.asarray(lon) - self.lon0) * self.kx,
+                (np.asarray(lat) - self.lat0) * EARTH_M_PER_DEG,
+            )
+        )
+
+    def distance_m(self, lat: float, lon: float) -> float:
+        p = np.array([(lon - self.lon0) * self.kx, (lat - self.lat0) * EARTH_M_PER_DEG])
+        ap = p - self.a
+        u = np.clip((ap * self.ab).sum(axis=1) / self.ab2, 0.0, 1.0)
+        d = ap - u[:, None] * self.ab
+        return float(np.sqrt((d**2).sum(axis=1).min()))
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000.0 * math.asin(math.sqrt(h))
+
+
+class _Vehicle:
+    __slots__ = ("anchor", "anchor_t", "last_fix_t", "off", "route_id")
+
+    def __init__(self) -> None:
+        self.last_fix_t: float | None = None
+        self.route_id: str | None = None
+        self.off = 0
+        self.anchor: tuple[float, float] | None = None
+        self.anchor_t = 0.0
+
+
+class VehicleDetector:
+    name = "vehicle"
+
+    def __init__(
+        self, config: VehicleConfig, routes: Mapping[str, Sequence[Sequence[float]]] | None = None
+    ) -> None:
+        self.cfg = config
+        self.flags = Flags(self.name)
+        self.vehicles: dict[str, _Vehicle] = {}
+        self.routes: dict[str, RouteShape] = {}
+        self.set_routes({**config.routes, **(routes or {})})
+
+    def set_routes(self, routes: Mapping[str, Sequence[Sequence[float]]]) -> None:
+        for rid, pts in routes.items():
+            self.routes[rid] = RouteShape(pts)
+
+    def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
+        out: list[Detection] = []
+        for r in readings:
+            self.feed_one(out, r.device_id, r.ts, r.values)
+        return out
+
+    def feed_one(self, out: list[Detection], dev: str, ts: datetime, v: Any) -> None:
+        c = self.cfg
+        s = self.vehicles.get(dev)
+        if s is None:
+            s = self.vehicles[dev] = _Vehicle()
+        t = ts.timestamp()
+        if v.route_id is not None:
+            s.route_id = v.route_id
+        has_fix = v.fix is not False and v.lat is not None and v.lon is not None
+        if not has_fix:
+            if v.fix is False:
+                if s.last_fix_t is None:
+                    s.last_fix_t = t
+                self._stale_check(out, dev, s, t)
+            return
+        s.last_fix_t = t
+        if self.flags.active(dev, "vehicle_stale"):
+            self.flags.set(out, dev, "vehicle_stale", ts, False, title="Vehicle position fresh")
+        lat, lon = v.lat, v.lon
+        shape = self.routes.get(s.route_id) if s.route_id else None
+        if shape is not None:
+            d = shape.distance_m(lat, lon)
+            on = self.flags.active(dev, "off_route")
+            s.off = s.off + 1 if d > c.off_route_m else 0
+            off = s.off >= c.off_route_samples or (on and d > c.on_route_m)
+            if off != on:
+                self.flags.set(
+                    out,
+                    dev,
+                    "off_route",
+                    ts,
+                    off,
+                    severity=Severity.MINOR,
+                    title="Vehicle off its route" if off else "Vehicle back on route",
+                    message=f"{d:.0f} m from route {s.route_id}",
+                    value=round(d, 1),
+                    extra={"route_id": s.route_id},
+                )
+        speed = v.speed
+        if speed is not None and speed <= c.stop_speed_kmh:
+            if (
+                s.anchor is None
+                or haversine_m(s.anchor[0], s.anchor[1], lat, lon) > c.stop_radius_m
+            ):
+                s.anchor, s.anchor_t = (lat, lon), t
+                self._end_stop(out, dev, ts)
+            elif t - s.anchor_t >= c.long_stop_s and not self.flags.active(
+                dev, "vehicle_long_stop"
+            ):
+                self.flags.set(
+                    out,
+                    dev,
+                    "vehicle_long_stop",
+                    ts,
+                    True,
+                    severity=Severity.MINOR,
+                    title="Vehicle stopped for a long time",
+                    message=f"stopped {(t - s.anchor_t) / 60:.0f} min",
+                    value=round(t - s.anchor_t, 1),
+                )
+        elif speed is not None:
+            s.anchor = None
+            self._end_stop(out, dev, ts)
+
+    def _end_stop(self, out: list[Detection], dev: str, ts: datetime) -> None:
+        if self.flags.active(dev, "vehicle_long_stop"):
+            self.flags.set(out, dev, "vehicle_long_stop", ts, False, title="Vehicle moving")
+
+    def _stale_check(self, out: list[Detection], dev: str, s: _Vehicle, t: float) -> None:
+        if s.last_fix_t is None or t - s.last_fix_t < self.cfg.stale_s:
+            return
+        if not self.flags.active(dev, "vehicle_stale"):
+            self.flags.set(
+                out,
+                dev,
+                "vehicle_stale",
+                datetime.fromtimestamp(max(t, s.last_fix_t + self.cfg.stale_s), UTC),
+                True,
+                severity=Severity.MINOR,
+                title="Vehicle position stale",
+                message=f"no GPS fix for {t - s.last_fix_t:.0f} s",
+                value=round(t - s.last_fix_t, 1),
+            )
+
+    def tick(self, now: datetime) -> list[Detection]:
+        out: list[Detection] = []
+        t = now.timestamp()
+        for dev, s in self.vehicles.items():
+            self._stale_check(out, dev, s, t)
+        return out
