@@ -1,0 +1,68 @@
+"""Citizen problem reports (道路/河川/公園) and their photos.
+
+A report carries a public reference number (``AK-2026-000123``) the resident uses to read its
+status. ``confirmed_at`` is when staff confirmed the problem on site; the one-week
+confirmation rate is computed from it and ``created_at``. The photo is kept with its
+metadata in its own row; the bytes column is deferred so listing reports never loads it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
+
+from cloud.db.base import Base
+
+
+class ReportRow(Base):
+    __tablename__ = "citizen_reports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str | None] = mapped_column(String(20), unique=True, index=True)
+    category: Mapped[str] = mapped_column(String(16), index=True, doc="road, river or park")
+    subcategory: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, doc="as typed; escaped on output")
+    address: Mapped[str | None] = mapped_column(String(200))
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    location_source: Mapped[str] = mapped_column(String(16), doc="address, point or exif")
+    status: Mapped[str] = mapped_column(String(16), index=True, default="received")
+    priority: Mapped[str | None] = mapped_column(String(16))
+    department: Mapped[str | None] = mapped_column(String(80))
+    public_note: Mapped[str | None] = mapped_column(Text, doc="shown on the status page")
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    triaged_at: Mapped[datetime | None]
+    triaged_by: Mapped[str | None] = mapped_column(String(80))
+    confirmed_at: Mapped[datetime | None] = mapped_column(doc="on-site confirmation time")
+    confirmed_by: Mapped[str | None] = mapped_column(String(80))
+    closed_at: Mapped[datetime | None]
+    photo: Mapped[ReportPhotoRow | None] = relationship(
+        back_populates="report", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class ReportPhotoRow(Base):
+    __tablename__ = "citizen_report_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("citizen_reports.id"), unique=True)
+    mime: Mapped[str] = mapped_column(String(32), doc="from the decoded content, not the name")
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    exif_lat: Mapped[float | None] = mapped_column(Float)
+    exif_lon: Mapped[float | None] = mapped_column(Float)
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    report: Mapped[ReportRow] = relationship(back_populates="photo")
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the citizen tables (and the subscriptions table they sit beside) if missing."""
+    from cloud.db.models import SubscriptionRow
+
+    Base.metadata.create_all(
+        engine,
+        tables=[SubscriptionRow.__table__, ReportRow.__table__, ReportPhotoRow.__table__],
+    )
