@@ -101,6 +101,28 @@ class Escalation(BaseModel):
     )
 
 
+class CapConfig(BaseModel):
+    """The CAP 1.2 feed (``/cap/alerts.xml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sender: str = Field(
+        default="alerts.city.akita.example",
+        pattern=r"^[^\s,<&]+$",
+        description="CAP <sender>: globally unique, no spaces, commas, '<' or '&'",
+    )
+    sender_name: str = "秋田市"
+    identifier_prefix: str = Field(default="akita", pattern=r"^[A-Za-z0-9._-]+$")
+    flood_radius_km: float = Field(default=0.5, gt=0, description="Circle around a sensor")
+    heat_radius_km: float = Field(
+        default=2.0, gt=0, description="Heat areas are coarse: a home's position is private"
+    )
+    cancel_visible_s: float = Field(
+        default=6 * 3600, ge=0, description="How long a Cancel stays in the feed"
+    )
+    web: str | None = Field(default=None, description="CAP <web>: page about the alerts")
+
+
 class NotifyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -138,6 +160,7 @@ class NotifyConfig(BaseModel):
         default="akita", description="Salt of the recipient hash stored with each delivery"
     )
     timezone: str = "Asia/Tokyo"
+    cap: CapConfig = Field(default_factory=CapConfig)
 
     @model_validator(mode="after")
     def _routes_name_groups(self) -> NotifyConfig:

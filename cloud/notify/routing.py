@@ -42,7 +42,7 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * r * math.asin(math.sqrt(h))
 
 
-def _by_prefix(kind: str, table: dict[str, Any]) -> Any | None:
+def by_prefix(kind: str, table: dict[str, Any]) -> Any | None:
     for prefix in sorted(table, key=len, reverse=True):
         if kind.startswith(prefix):
             return table[prefix]
@@ -73,7 +73,7 @@ class Router:
             dk = self._device_kind(alert.device_id)
             if dk in DEVICE_KIND_DOMAINS:
                 return DEVICE_KIND_DOMAINS[dk]
-        found = _by_prefix(alert.kind, DEFAULT_KIND_PREFIXES)
+        found = by_prefix(alert.kind, DEFAULT_KIND_PREFIXES)
         return str(found) if found else cfg.default_domain
 
     def route(self, alert: Alert) -> Route | None:
@@ -95,7 +95,7 @@ class Router:
     def topic(self, alert: Alert) -> str | None:
         if not alert.public:
             return None
-        found = _by_prefix(alert.kind, self.config.resident_topics)
+        found = by_prefix(alert.kind, self.config.resident_topics)
         return str(found) if found else None
 
     def residents(self, alert: Alert) -> list[Recipient]:
