@@ -1,0 +1,390 @@
+"""Device and gateway registry, fed by the gateways' retained MQTT messages.
+
+- Devices come from each gateway's retained :class:`~schemas.GatewayMeta`.
+- Gateway online/offline comes from the retained :class:`~schemas.GatewayStatus` birth
+  message and Last Will.
+- Per gateway, the batch ``seq`` tells a duplicate (seq already seen) from a gap (seq
+  skipped): see :meth:`Registry.check_seq`.
+
+State lives in memory (the ingest asks for tags on every reading) and is written through
+to the relational tables ``devices`` and ``gateways`` (:mod:`cloud.db.models`), so that a
+restarted worker tags readings exactly as before (same series, so redelivered readings
+stay idempotent) and the API can read it from another process (:meth:`Registry.load`).
+Seq counters change on every batch and are flushed in bulk by :meth:`Registry.flush`.
+
+Seq accounting is exact when one worker sees all of a gateway's batches (one worker, or
+EMQX's ``hash_topic`` shared-subscription strategy). With round-robin shared
+subscriptions each worker sees a part, and gaps are counted per worker's view; see
+``docs/scaling.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.db.models import DeviceRow, GatewayRow
+from cloud.errors import CloudError
+from schemas import DeviceInfo, DeviceStatus, GatewayHealth, GatewayMeta, GatewayStatus
+
+log = logging.getLogger(__name__)
+
+SEQ_WINDOW = 4096  # seqs remembered per gateway for duplicate detection
+SEQ_RESET = 100_000  # a seq this far below the last one is a gateway whose counter restarted
+
+
+class SeqVerdict(StrEnum):
+    NEW = "new"
+    DUPLICATE = "duplicate"  # same seq, same content: a re-send, harmless
+    CONFLICT = "conflict"  # same seq, different content: refused
+    RESET = "reset"  # counter restarted far below the last seq
+
+
+@dataclass(frozen=True)
+class SeqCheck:
+    verdict: SeqVerdict
+    missing: int = 0  # batches skipped before this one (new gaps)
+    filled: bool = False  # this batch fills an earlier gap
+
+
+@dataclass
+class GatewayInfo:
+    """What the cloud knows about one gateway."""
+
+    gateway_id: str
+    state: str = "unknown"  # online | offline | unknown
+    state_since: datetime | None = None
+    last_seq: int = -1
+    gaps: int = 0  # batches currently missing by seq
+    duplicates: int = 0
+    version: str | None = None
+    health: dict[str, Any] | None = None
+    last_seen: datetime | None = None
+
+
+@dataclass
+class _SeqState:
+    last: int = -1
+    seen: OrderedDict[int, tuple[object, ...]] = field(default_factory=OrderedDict)
+    missing: set[int] = field(default_factory=set)
+
+
+@dataclass
+class DeviceState:
+    state: str = "unknown"
+    reason: str | None = None
+    since: datetime | None = None
+
+
+class RegistryError(CloudError):
+    """The registry could not read or write the relational store."""
+
+
+class Registry:
+    """Devices and gateways, in memory with write-through to SQLAlchemy (optional)."""
+
+    def __init__(self, sessionmaker: sessionmaker[Session] | None = None) -> None:
+        self._sessionmaker = sessionmaker
+        self._lock = threading.RLock()
+        self._devices: dict[str, DeviceInfo] = {}
+        self._device_gateway: dict[str, str] = {}
+        self._device_state: dict[str, DeviceState] = {}
+        self._gateways: dict[str, GatewayInfo] = {}
+        self._seq: dict[str, _SeqState] = {}
+        self._tags: dict[str, dict[str, str]] = {}
+        self._dirty_gateways: set[str] = set()
+        if sessionmaker is not None:
+            self.load()
+
+    # --- loading ------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """(Re)read devices and gateways from the relational store."""
+        if self._sessionmaker is None:
+            return
+        try:
+            with self._sessionmaker() as session:
+                devices = session.scalars(select(DeviceRow)).all()
+                gateways = session.scalars(select(GatewayRow)).all()
+                with self._lock:
+                    for row in devices:
+                        info = DeviceInfo(
+                            device_id=row.device_id,
+                            kind=row.kind,  # type: ignore[arg-type]
+                            site=row.site,
+                            district=row.district,
+                            area=row.area,
+                            lat=row.lat,
+                            lon=row.lon,
+                            poll_interval_s=row.poll_interval_s,
+                            vehicle_type=row.vehicle_type,  # type: ignore[arg-type]
+                        )
+                        self._devices[row.device_id] = info
+                        if row.gateway_id:
+                            self._device_gateway[row.device_id] = row.gateway_id
+                        self._device_state[row.device_id] = DeviceState(
+                            row.state, row.state_reason, row.last_seen
+                        )
+                    for g in gateways:
+                        info_g = self._gateways.setdefault(g.gateway_id, GatewayInfo(g.gateway_id))
+                        info_g.state = g.state
+                        info_g.state_since = g.state_since
+                        info_g.last_seq = max(info_g.last_seq, g.last_seq)
+                        info_g.gaps = max(info_g.gaps, g.gaps)
+                        info_g.duplicates = max(info_g.duplicates, g.duplicates)
+                        info_g.version = g.version
+                        info_g.health = g.health
+                        seq = self._seq.setdefault(g.gateway_id, _SeqState())
+                        seq.last = max(seq.last, g.last_seq)
+                    self._tags.clear()
+        except SQLAlchemyError as exc:
+            raise RegistryError(f"registry load failed: {exc}") from exc
+
+    # --- queries ------------------------------------------------------------------------
+
+    def devices(self) -> dict[str, DeviceInfo]:
+        with self._lock:
+            return dict(self._devices)
+
+    def device(self, device_id: str) -> DeviceInfo | None:
+        with self._lock:
+            return self._devices.get(device_id)
+
+    def gateway_of(self, device_id: str) -> str | None:
+        with self._lock:
+            return self._device_gateway.get(device_id)
+
+    def device_state(self, device_id: str) -> DeviceState:
+        with self._lock:
+            return replace(self._device_state.get(device_id, DeviceState()))
+
+    def gateways(self) -> dict[str, GatewayInfo]:
+        with self._lock:
+            return {k: replace(v) for k, v in self._gateways.items()}
+
+    def gateway(self, gateway_id: str) -> GatewayInfo | None:
+        with self._lock:
+            g = self._gateways.get(gateway_id)
+            return replace(g) if g else None
+
+    def tags_for(self, device_id: str) -> dict[str, str]:
+        """InfluxDB tags of a device: device, gateway, site, district, kind (known ones)."""
+        tags = self._tags.get(device_id)
+        if tags is not None:
+            return tags
+        with self._lock:
+            tags = {"device": device_id}
+            info = self._devices.get(device_id)
+            gateway = self._device_gateway.get(device_id)
+            if gateway:
+                tags["gateway"] = gateway
+            if info is not None:
+                tags["kind"] = info.kind.value
+                if info.site:
+                    tags["site"] = info.site
+                if info.district:
+                    tags["district"] = info.district
+            self._tags[device_id] = tags
+            return tags
+
+    # --- updates from MQTT --------------------------------------------------------------
+
+    def apply_meta(self, meta: GatewayMeta) -> int:
+        """A gateway's device list; returns how many devices were added or changed."""
+        changed: list[DeviceInfo] = []
+        with self._lock:
+            for info in meta.devices:
+                if (
+                    self._devices.get(info.device_id) != info
+                    or self._device_gateway.get(info.device_id) != meta.gateway_id
+                ):
+                    changed.append(info)
+                    self._devices[info.device_id] = info
+                    self._device_gateway[info.device_id] = meta.gateway_id
+                    self._tags.pop(info.device_id, None)
+            self._gateways.setdefault(meta.gateway_id, GatewayInfo(meta.gateway_id))
+        if changed:
+            log.info("registry_meta gateway=%s devices_changed=%d", meta.gateway_id, len(changed))
+            self._persist_devices(meta.gateway_id, changed)
+        return len(changed)
+
+    def apply_status(self, status: GatewayStatus, *, now: datetime | None = None) -> bool:
+        """Birth (online) or Last Will (offline); returns True when the state changed."""
+        at = status.ts or now or datetime.now(UTC)
+        with self._lock:
+            g = self._gateways.setdefault(status.gateway_id, GatewayInfo(status.gateway_id))
+            changed = g.state != status.state.value
+            g.state = status.state.value
+            if changed or g.state_since is None:
+                g.state_since = at
+            if status.version:
+                g.version = status.version
+            self._dirty_gateways.add(status.gateway_id)
+        if changed:
+            log.info("gateway_state gateway=%s state=%s", status.gateway_id, status.state.value)
+        self.flush()
+        return changed
+
+    def apply_health(self, health: GatewayHealth) -> None:
+        with self._lock:
+            g = self._gateways.setdefault(health.gateway_id, GatewayInfo(health.gateway_id))
+            g.health = health.model_dump(mode="json")
+            g.last_seen = health.ts
+            self._dirty_gateways.add(health.gateway_id)
+
+    def apply_device_status(self, gateway_id: str, status: DeviceStatus) -> bool:
+        """A device went online/offline (from a batch); True when the state changed."""
+        with self._lock:
+            current = self._device_state.setdefault(status.device_id, DeviceState())
+            if current.since is not None and status.ts < current.since:
+                return False  # older news
+            changed = current.state != status.state.value
+            current.state, current.reason, current.since = (
+                status.state.value,
+                status.reason,
+                status.ts,
+            )
+            if status.device_id not in self._device_gateway:
+                self._device_gateway[status.device_id] = gateway_id
+        if changed and self._sessionmaker is not None:
+            try:
+                with self._sessionmaker.begin() as session:
+                    row = session.get(DeviceRow, status.device_id)
+                    if row is not None:
+                        row.state = status.state.value
+                        row.state_reason = status.reason
+                        row.last_seen = status.ts
+            except SQLAlchemyError as exc:
+                log.warning("registry_write_failed device=%s reason=%s", status.device_id, exc)
+        return changed
+
+    def check_seq(self, gateway_id: str, seq: int, fingerprint: tuple[object, ...]) -> SeqCheck:
+        """Classify a batch by its seq without recording it (see :meth:`commit_seq`).
+
+        ``fingerprint`` summarises the batch content so that a re-send (same seq, same
+        content) is told from a conflicting reuse of a seq.
+        """
+        with self._lock:
+            state = self._seq.get(gateway_id) or _SeqState()
+            seen = state.seen.get(seq)
+            if seen is not None:
+                return SeqCheck(
+                    SeqVerdict.DUPLICATE if seen == fingerprint else SeqVerdict.CONFLICT
+                )
+            if state.last < 0 or seq == state.last + 1:
+                return SeqCheck(SeqVerdict.NEW)
+            if seq > state.last:
+                return SeqCheck(SeqVerdict.NEW, missing=seq - state.last - 1)
+            if seq in state.missing:
+                return SeqCheck(SeqVerdict.NEW, filled=True)
+            if state.last - seq >= SEQ_RESET:
+                return SeqCheck(SeqVerdict.RESET)
+            # at or below the last seq, not remembered (e.g. seen before a restart)
+            return SeqCheck(SeqVerdict.DUPLICATE)
+
+    def commit_seq(
+        self, gateway_id: str, seq: int, fingerprint: tuple[object, ...], check: SeqCheck
+    ) -> None:
+        """Record a batch once its readings are durably stored."""
+        with self._lock:
+            state = self._seq.setdefault(gateway_id, _SeqState())
+            g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
+            if check.verdict is SeqVerdict.DUPLICATE:
+                g.duplicates += 1
+            elif check.verdict is SeqVerdict.RESET:
+                log.warning(
+                    "gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq
+                )
+                state.missing.clear()
+                state.seen.clear()
+                state.last = seq
+                g.gaps = 0
+            else:
+                if check.filled:
+                    state.missing.discard(seq)
+                if check.missing:
+                    # remember what is missing, bounded: a huge jump is counted, not listed
+                    start = max(state.last + 1, seq - SEQ_WINDOW)
+                    state.missing.update(range(start, seq))
+                    if len(state.missing) > SEQ_WINDOW:
+                        state.missing = set(sorted(state.missing)[-SEQ_WINDOW:])
+                    log.warning(
+                        "gateway_seq_gap gateway=%s missing=%d before_seq=%d",
+                        gateway_id,
+                        check.missing,
+                        seq,
+                    )
+                state.last = max(state.last, seq)
+                g.gaps = g.gaps + check.missing - (1 if check.filled else 0)
+            state.seen[seq] = fingerprint
+            state.seen.move_to_end(seq)
+            while len(state.seen) > SEQ_WINDOW:
+                state.seen.popitem(last=False)
+            g.last_seq = max(g.last_seq, seq)
+            g.last_seen = datetime.now(UTC)
+            self._dirty_gateways.add(gateway_id)
+
+    # --- write-through ------------------------------------------------------------------
+
+    def _persist_devices(self, gateway_id: str, infos: list[DeviceInfo]) -> None:
+        if self._sessionmaker is None:
+            return
+        try:
+            with self._sessionmaker.begin() as session:
+                for info in infos:
+                    row = session.get(DeviceRow, info.device_id)
+                    if row is None:
+                        row = DeviceRow(device_id=info.device_id, state="unknown")
+                        session.add(row)
+                    row.kind = info.kind.value
+                    row.gateway_id = gateway_id
+                    row.site = info.site
+                    row.district = info.district
+                    row.area = info.area
+                    row.lat = info.lat
+                    row.lon = info.lon
+                    row.poll_interval_s = info.poll_interval_s
+                    row.vehicle_type = info.vehicle_type.value if info.vehicle_type else None
+        except SQLAlchemyError as exc:
+            # the in-memory registry still serves; the next meta message retries
+            log.warning("registry_write_failed gateway=%s reason=%s", gateway_id, exc)
+
+    def flush(self) -> None:
+        """Write changed gateway rows (state, seq counters, health) through to the DB."""
+        if self._sessionmaker is None:
+            self._dirty_gateways.clear()
+            return
+        with self._lock:
+            dirty = {g: replace(self._gateways[g]) for g in self._dirty_gateways}
+            self._dirty_gateways.clear()
+        if not dirty:
+            return
+        try:
+            with self._sessionmaker.begin() as session:
+                for gateway_id, g in dirty.items():
+                    row = session.get(GatewayRow, gateway_id)
+                    if row is None:
+                        row = GatewayRow(gateway_id=gateway_id)
+                        session.add(row)
+                        row.last_seq = -1
+                    row.state = g.state
+                    row.state_since = g.state_since
+                    # several workers may share a gateway's stream: never move seq back
+                    row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
+                    row.gaps = g.gaps
+                    row.duplicates = g.duplicates
+                    row.version = g.version
+                    row.health = g.health
+        except SQLAlchemyError as exc:
+            with self._lock:
+                self._dirty_gateways.update(dirty)
+            log.warning("registry_flush_failed gateways=%d reason=%s", len(dirty), exc)
