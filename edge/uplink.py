@@ -1,0 +1,176 @@
+"""MQTT uplink (paho-mqtt 2.x): TLS, auth, birth and Last Will, QoS 1 batches, health.
+
+paho's network thread does the I/O and reconnects with exponential backoff
+(``reconnect_min_s`` .. ``reconnect_max_s``). It re-sends QoS 1 messages that were
+in flight when the link dropped. Every callback is handed to the asyncio loop with
+``call_soon_threadsafe``; nothing else crosses threads.
+
+On connect the gateway publishes, retained, its ``online`` :class:`GatewayStatus`
+(birth) and its :class:`GatewayMeta` device registry. The broker publishes the
+retained ``offline`` Last Will when the gateway vanishes; a graceful stop publishes
+``offline`` itself (a clean disconnect suppresses the will).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config import EdgeConfig
+from schemas import topics
+from schemas.codec import encode_model
+from schemas.wire import DeviceInfo, GatewayMeta, GatewayState, GatewayStatus
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def gateway_meta(config: EdgeConfig) -> GatewayMeta:
+    """The retained device registry for this gateway, from its config."""
+    return GatewayMeta(
+        gateway_id=config.gateway.id,
+        ts=datetime.now(UTC),
+        devices=[
+            DeviceInfo(
+                device_id=d.id,
+                kind=d.kind,
+                site=d.site,
+                district=d.district,
+                area=d.area,
+                lat=d.lat,
+                lon=d.lon,
+                poll_interval_s=d.poll_interval_s,
+                vehicle_type=d.vehicle_type,
+            )
+            for d in config.devices
+        ],
+    )
+
+
+class Uplink:
+    """One MQTT session for one gateway.
+
+    ``on_ack(mid)`` runs on the asyncio loop when the broker acknowledges a QoS 1 publish;
+    ``on_state(connected)`` when the session comes up or goes down.
+    """
+
+    def __init__(
+        self,
+        config: EdgeConfig,
+        *,
+        on_ack: Callable[[int], None],
+        on_state: Callable[[bool], None],
+        max_inflight: int = 50,
+    ) -> None:
+        self.config = config
+        self.gateway_id = config.gateway.id
+        self._on_ack = on_ack
+        self._on_state = on_state
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.connected = False
+        m = config.mqtt
+        client_id = m.client_id or f"akita-edge-{self.gateway_id}"
+        c = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            clean_session=True,
+            protocol=mqtt.MQTTv311,
+        )
+        c.max_inflight_messages_set(max_inflight)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(
+            min_delay=max(1, int(m.reconnect_min_s)), max_delay=int(m.reconnect_max_s)
+        )
+        if m.username:
+            c.username_pw_set(m.username, m.secret())
+        if m.tls:
+            ctx = ssl.create_default_context(cafile=str(m.ca_file) if m.ca_file else None)
+            if m.cert_file and m.key_file:
+                ctx.load_cert_chain(str(m.cert_file), str(m.key_file))
+            c.tls_set_context(ctx)
+        will = GatewayStatus(gateway_id=self.gateway_id, state=GatewayState.OFFLINE)
+        c.will_set(topics.status(self.gateway_id), encode_model(will), qos=1, retain=True)
+        c.on_connect = self._connected
+        c.on_disconnect = self._disconnected
+        c.on_publish = self._published
+        self._client = c
+
+    # -- paho thread -> asyncio loop ---------------------------------------------------------
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _connected(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        if rc.is_failure:
+            log.warning("mqtt_refused gateway=%s reason=%s", self.gateway_id, rc)
+            return
+        birth = GatewayStatus(
+            gateway_id=self.gateway_id,
+            state=GatewayState.ONLINE,
+            ts=datetime.now(UTC),
+            version=VERSION,
+        )
+        client.publish(topics.status(self.gateway_id), encode_model(birth), qos=1, retain=True)
+        meta = encode_model(gateway_meta(self.config))
+        client.publish(topics.meta(self.gateway_id), meta, qos=1, retain=True)
+        self._post(self._set_state, True)
+
+    def _disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
+        self._post(self._set_state, False, str(rc))
+
+    def _published(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any = None) -> None:
+        self._post(self._on_ack, mid)
+
+    def _set_state(self, up: bool, reason: str = "") -> None:
+        if up == self.connected:
+            return
+        self.connected = up
+        m = self.config.mqtt
+        if up:
+            log.info("mqtt_connected gateway=%s broker=%s:%s", self.gateway_id, m.host, m.port)
+        else:
+            log.warning("mqtt_disconnected gateway=%s reason=%s", self.gateway_id, reason)
+        self._on_state(up)
+
+    # -- asyncio side ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        m = self.config.mqtt
+        self._client.connect_async(m.host, m.port, keepalive=m.keepalive_s)
+        self._client.loop_start()
+
+    def publish_batch(self, payload: bytes) -> int:
+        """Queue a QoS 1 batch; returns the message id that ``on_ack`` will report."""
+        info = self._client.publish(topics.telemetry(self.gateway_id), payload, qos=1)
+        return info.mid
+
+    def publish_health(self, payload: bytes) -> None:
+        if self.connected:
+            self._client.publish(topics.health(self.gateway_id), payload, qos=0)
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Publish ``offline`` (if connected), disconnect and stop the network thread."""
+        if self.connected:
+            status = GatewayStatus(
+                gateway_id=self.gateway_id, state=GatewayState.OFFLINE, ts=datetime.now(UTC)
+            )
+            info = self._client.publish(
+                topics.status(self.gateway_id), encode_model(status), qos=1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):  # link dropped meanwhile
+                await asyncio.get_running_loop().run_in_executor(
+                    None, info.wait_for_publish, timeout
+                )
+        self._client.disconnect()
+        await asyncio.get_running_loop().run_in_executor(None, self._client.loop_stop)
+        self._loop = None
