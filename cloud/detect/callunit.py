@@ -1,12 +1,15 @@
 """Emergency-call units: button press (immediate), missing heartbeat, indoor heat (WBGT).
 
 Indoor WBGT is estimated from room temperature Ta (°C) and relative humidity RH (%)
-with the regression of Ono & Tonouchi (2014), "Estimation of wet-bulb globe temperature
-using generally measured meteorological indices", Japanese Journal of Biometeorology
-50(4):147-157 — the formula behind the Ministry of the Environment heat-illness site's
-WBGT estimates — with no solar radiation and still air (indoors):
+with the no-solar-load regression of 小野雅司 (Ono) et al. behind the indoor WBGT chart
+of the Japanese Society of Biometeorology, 「日常生活における熱中症予防指針」
+(室内用 WBGT 簡易推定図), which the Ministry of the Environment heat-illness pages
+(環境省 熱中症予防情報サイト) reproduce:
 
-    WBGT = 0.735·Ta + 0.0374·RH + 0.00292·Ta·RH − 4.064
+    WBGT = 0.725·Ta + 0.0368·RH + 0.00364·Ta·RH − 3.246
+
+The simulator (``firmware_sim.wbgt``) labels with the same formula, so a label and a
+detection agree on when a stage is crossed.
 
 Stages are the MoE / Japanese Society of Biometeorology daily-life guideline:
 25 警戒 (warning), 28 厳重警戒 (severe warning), 31 危険 (danger).
@@ -35,8 +38,8 @@ WBGT_SEVERITY = {
 
 
 def indoor_wbgt(temp_c: float, rh_pct: float) -> float:
-    """Indoor WBGT (°C) from air temperature and relative humidity (Ono & Tonouchi 2014)."""
-    return 0.735 * temp_c + 0.0374 * rh_pct + 0.00292 * temp_c * rh_pct - 4.064
+    """Indoor WBGT (°C) from air temperature and relative humidity (no solar load)."""
+    return 0.725 * temp_c + 0.0368 * rh_pct + 0.00364 * temp_c * rh_pct - 3.246
 
 
 class CallUnitDetector:

@@ -37,7 +37,7 @@ class LeakConfig(_Cfg):
     night_end_h: float = Field(default=6.0, gt=0, le=24, description="Night window end")
     window_min: float = Field(default=60.0, gt=0, description="Rolling mean window (minutes)")
     min_samples: int = Field(default=6, ge=1, description="Samples a night needs to count")
-    learn_nights: int = Field(default=14, ge=3, description="Nights before the first verdict")
+    learn_nights: int = Field(default=7, ge=3, description="Nights before the first verdict")
     history_nights: int = Field(default=56, ge=7, description="Nights kept for sigma/offsets")
     level_alpha: float = Field(default=0.1, gt=0, le=1, description="Baseline EWMA weight")
     k_step: float = Field(default=5.0, gt=0, description="One-night residual alarm (sigmas)")

@@ -1,0 +1,176 @@
+"""Read a labelled export (contract C): CSV readings, labels.json and devices.json."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cloud.errors import CloudError
+from schemas.devices import DeviceKind, values_model
+from schemas.wire import (
+    CallUnitReading,
+    DeviceInfo,
+    FloodSensorReading,
+    ManholePumpReading,
+    Reading,
+    VehicleReading,
+    WaterBlockReading,
+)
+
+READING_TYPES: dict[str, Any] = {
+    "water_block": WaterBlockReading,
+    "manhole_pump": ManholePumpReading,
+    "flood_sensor": FloodSensorReading,
+    "vehicle": VehicleReading,
+    "call_unit": CallUnitReading,
+}
+STRING_FIELDS = frozenset({"event", "vehicle_type", "route_id"})
+INT_FIELDS = frozenset({"fault_code", "fix_quality", "satellites"})
+
+
+class DatasetError(CloudError):
+    """A labelled export is missing or malformed (names the file, line and value)."""
+
+
+@dataclass(frozen=True)
+class Label:
+    kind: str
+    device_id: str
+    start: datetime
+    end: datetime | None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def context(self) -> bool:
+        return bool(self.info.get("context"))
+
+
+@dataclass
+class Export:
+    """One labelled export, readings already grouped per (ts, device) in time order."""
+
+    path: Path
+    scenario: str
+    start: datetime
+    end: datetime
+    readings: list[Reading]
+    labels: list[Label]
+    devices: dict[str, DeviceInfo]
+    sites: dict[str, dict[str, Any]]
+    routes: dict[str, list[list[float]]]
+
+
+def parse_ts(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DatasetError(f"bad timestamp {text!r}") from exc
+
+
+def _value(fld: str, text: str) -> Any:
+    if text == "true":
+        return True
+    if text == "false":
+        return False
+    if fld in STRING_FIELDS:
+        return text
+    if fld in INT_FIELDS:
+        return int(float(text))
+    return float(text)
+
+
+def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header != ["ts", "device_id", "kind", "field", "value"]:
+            want = "ts,device_id,kind,field,value"
+            raise DatasetError(f"{path}: header must be {want}, got {header}")
+        yield from enumerate(reader, start=2)
+
+
+def read_readings(path: Path) -> list[Reading]:
+    """Group CSV rows into readings; values are built without re-validation (trusted export)."""
+    out: list[Reading] = []
+    key: tuple[str, str] | None = None
+    kind = ""
+    vals: dict[str, Any] = {}
+    ts_cache: dict[str, datetime] = {}
+
+    def flush() -> None:
+        if key is None:
+            return
+        ts = ts_cache[key[0]]
+        model = values_model(kind)
+        out.append(
+            READING_TYPES[kind].model_construct(
+                device_id=key[1], ts=ts, kind=kind, values=model.model_construct(**vals)
+            )
+        )
+
+    for line, row in _rows(path):
+        if len(row) != 5:
+            raise DatasetError(f"{path}:{line}: expected 5 columns, got {row!r}")
+        ts_text, dev, k, fld, text = row
+        if (ts_text, dev) != key:
+            flush()
+            key, kind, vals = (ts_text, dev), k, {}
+            if ts_text not in ts_cache:
+                ts_cache.clear()
+                ts_cache[ts_text] = parse_ts(ts_text)
+            if k not in READING_TYPES:
+                raise DatasetError(f"{path}:{line}: unknown kind {k!r}")
+            if fld not in values_model(DeviceKind(k)).model_fields:
+                raise DatasetError(f"{path}:{line}: unknown field {fld!r} for kind {k}")
+        try:
+            vals[fld] = _value(fld, text)
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{line}: bad value {text!r} for field {fld}") from exc
+    flush()
+    return out
+
+
+def sidecar(path: Path, suffix: str) -> Path:
+    """``x.csv`` -> ``x.labels.json`` / ``x.devices.json``."""
+    return path.with_name(path.name.removesuffix(".csv") + suffix)
+
+
+def load_export(path: Path) -> Export:
+    if not path.is_file():
+        raise DatasetError(f"export {path} not found")
+    lab_path, dev_path = sidecar(path, ".labels.json"), sidecar(path, ".devices.json")
+    try:
+        lab = json.loads(lab_path.read_text(encoding="utf-8"))
+        dev = json.loads(dev_path.read_text(encoding="utf-8")) if dev_path.exists() else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read the sidecars of {path}: {exc}") from exc
+    labels = [
+        Label(
+            kind=x["kind"],
+            device_id=x["device_id"],
+            start=parse_ts(x["start"]),
+            end=parse_ts(x["end"]) if x.get("end") else None,
+            info=dict(x.get("info") or {}),
+        )
+        for x in lab.get("labels", [])
+    ]
+    devices = {d["device_id"]: DeviceInfo.model_validate(d) for d in dev.get("devices", [])}
+    readings = read_readings(path)
+    start = parse_ts(lab["start"]) if lab.get("start") else readings[0].ts
+    end = parse_ts(lab["end"]) if lab.get("end") else readings[-1].ts
+    return Export(
+        path=path,
+        scenario=str(lab.get("scenario", path.stem)),
+        start=start,
+        end=end,
+        readings=readings,
+        labels=labels,
+        devices=devices,
+        sites={k: dict(v) for k, v in (dev.get("sites") or {}).items()},
+        routes={k: [list(p) for p in v] for k, v in (dev.get("routes") or {}).items()},
+    )
