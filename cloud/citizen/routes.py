@@ -74,9 +74,16 @@ def _sms_channel(request: Request) -> Any | None:
 
 
 def _public_base(request: Request) -> str:
+    """Base of links sent by mail/SMS: a configured public URL (``settings.public_url``,
+    ``settings.api.public_url`` or ``settings.notify.public_base_url``), else the URL this
+    request came in on (fine behind a proxy that sets Host; set one in production)."""
     settings = getattr(_service(request), "settings", None)
-    for attr in ("public_url", "public_base_url", "base_url"):
-        value = getattr(settings, attr, None)
+    candidates = (
+        getattr(settings, "public_url", None),
+        getattr(getattr(settings, "api", None), "public_url", None),
+        getattr(getattr(settings, "notify", None), "public_base_url", None),
+    )
+    for value in candidates:
         if isinstance(value, str) and value:
             return value.rstrip("/")
     return str(request.base_url).rstrip("/")
