@@ -22,10 +22,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.db.base import create_all, make_engine, make_sessionmaker
-from cloud.db.citizen import create_tables
-from cloud.notify.email import EmailChannel, SmtpSettings
-from cloud.store.sqlite.store import SqliteStore
+from cloud.api.app import create_app
+from cloud.api.auth import create_token
+from cloud.service import CloudService
+from cloud.settings import CloudSettings
+from cloud.store.base import TimeSeriesStore
 from tests.servers import free_port
 
 
@@ -61,9 +62,18 @@ class Mailbox:
 
 @dataclass
 class Smtp:
+    """A running aiosmtpd server; ``stop()`` takes it down (idempotent)."""
+
     host: str
     port: int
     mailbox: Mailbox
+    controller: Controller
+    running: bool = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.controller.stop()
+            self.running = False
 
 
 @pytest.fixture
@@ -72,49 +82,54 @@ def smtp() -> Iterator[Smtp]:
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
+    server = Smtp("127.0.0.1", port, mailbox, controller)
     try:
-        yield Smtp("127.0.0.1", port, mailbox)
+        yield server
     finally:
-        controller.stop()
+        server.stop()
 
 
 @dataclass
 class Citizen:
     app: FastAPI
     client: TestClient
+    service: CloudService
     sm: sessionmaker[Session]
-    store: SqliteStore
+    store: TimeSeriesStore
     mailbox: Mailbox
-    db_url: str
+    smtp: Smtp
 
 
-def build_app(sm: sessionmaker[Session], store: Any, mail: EmailChannel | None) -> FastAPI:
-    """The citizen and staff routers on an app whose ``state.service`` has the
-    CloudService shape the routers use."""
-    from cloud.citizen.routes import router as html_router
-
-    app = FastAPI()
-    app.state.service = SimpleNamespace(
-        sessionmaker=sm, store=store, email=mail, settings=None, alerts=None, notifier=None
+def make_service(directory: Path, smtp: Smtp) -> CloudService:
+    """The real cloud service (SQLite database and store in ``directory``) with e-mail
+    going to the test SMTP server. Not started: no MQTT ingest or tick thread needed."""
+    settings = CloudSettings.from_mapping(
+        {
+            "environment": "test",
+            "store": {"url": f"sqlite:///{directory / 'telemetry.db'}"},
+            "database": {"url": f"sqlite:///{directory / 'akita.db'}"},
+            "smtp": {"host": smtp.host, "port": smtp.port, "sender": "bousai@city.test"},
+        }
     )
-    app.include_router(html_router)
-    return app
+    return CloudService(settings)
 
 
 @pytest.fixture
 def citizen(tmp_path: Path, smtp: Smtp) -> Iterator[Citizen]:
-    db_url = f"sqlite:///{tmp_path / 'akita.db'}"
-    engine = make_engine(db_url)
-    create_all(engine)
-    create_tables(engine)
-    sm = make_sessionmaker(engine)
-    store = SqliteStore(tmp_path / "telemetry.db")
-    mail = EmailChannel(SmtpSettings(host=smtp.host, port=smtp.port, sender="bousai@city.test"))
-    app = build_app(sm, store, mail)
-    with TestClient(app) as client:
-        yield Citizen(app, client, sm, store, smtp.mailbox, db_url)
-    store.close()
-    engine.dispose()
+    service = make_service(tmp_path, smtp)
+    app = create_app(service)
+    try:
+        with TestClient(app) as client:
+            yield Citizen(
+                app, client, service, service.sessionmaker, service.store, smtp.mailbox, smtp
+            )
+    finally:
+        service.stop()
+
+
+def staff_headers(service: CloudService, role: str, name: str | None = None) -> dict[str, str]:
+    secret = create_token(service.sessionmaker, name=name or f"{role}-test", role=role)
+    return {"Authorization": f"Bearer {secret}"}
 
 
 def jpeg_with_gps(lat: float, lon: float, *, size: tuple[int, int] = (320, 240)) -> bytes:
@@ -147,3 +162,12 @@ def image_bytes(fmt: str, size: tuple[int, int] = (32, 32)) -> bytes:
 def images() -> SimpleNamespace:
     """Image factories: ``images.jpeg_with_gps(lat, lon)``, ``images.encode(fmt)``."""
     return SimpleNamespace(jpeg_with_gps=jpeg_with_gps, encode=image_bytes)
+
+
+@pytest.fixture
+def staff(citizen: Citizen) -> SimpleNamespace:
+    """Bearer headers for a viewer and an operator token on the citizen app's service."""
+    return SimpleNamespace(
+        viewer=staff_headers(citizen.service, "viewer"),
+        operator=staff_headers(citizen.service, "operator"),
+    )
