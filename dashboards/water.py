@@ -17,21 +17,21 @@ from dashboards.influxql import InfluxQL
 UID = "akita-water-blocks"
 WATER_ALERT_KINDS = ("leak", "burst", "stuck_sensor")
 
-# Minimum night flow (MNF): the lowest 2-hour mean flow of each day. 2-hour windows
-# offset by 1 h start at 17:00 UTC = 02:00 JST, so the 02:00-04:00 JST window (when
-# legitimate use is lowest) is one of them; the day runs from 02:00 JST to 02:00 JST.
+# Minimum night flow (MNF): the lowest hourly mean flow of each day (days run from
+# 00:00 JST, i.e. 15:00 UTC). In a distribution block legitimate use is lowest at night,
+# so the day's lowest hour is its night minimum; the leak detector uses the same 60-min
+# mean restricted to 00:00-06:00, which InfluxQL cannot express (no hour-of-day filter).
 # A rising MNF against its 7-night moving average is the classic leak signature.
-NIGHT_FLOW = f"""
-SELECT min("f") AS "night flow" FROM (
+_HOURLY = f"""
   SELECT mean("mean_flow") AS "f" FROM "agg_1m"."water_block"
-  WHERE {F} AND $timeFilter GROUP BY time(2h, 1h), "device"
-) GROUP BY time(1d, 17h), "device" fill(none)
+  WHERE {F} AND $timeFilter GROUP BY time(1h), "device"
+"""
+NIGHT_FLOW = f"""
+SELECT min("f") AS "night flow" FROM ({_HOURLY}) GROUP BY time(1d, 15h), "device" fill(none)
 """
 NIGHT_FLOW_BASELINE = f"""
-SELECT moving_average(min("f"), 7) AS "baseline (7-night mean)" FROM (
-  SELECT mean("mean_flow") AS "f" FROM "agg_1m"."water_block"
-  WHERE {F} AND $timeFilter GROUP BY time(2h, 1h), "device"
-) GROUP BY time(1d, 17h), "device" fill(none)
+SELECT moving_average(min("f"), 7) AS "baseline (7-night mean)" FROM ({_HOURLY})
+GROUP BY time(1d, 15h), "device" fill(none)
 """
 
 
@@ -72,8 +72,8 @@ GROUP BY time($__interval), "device" fill(null)""").alias("$tag_device")
                 InfluxQL(NIGHT_FLOW).alias("$tag_device night flow"),
                 InfluxQL(NIGHT_FLOW_BASELINE).alias("$tag_device baseline"),
                 unit="suffix: m³/h",
-                description="Lowest 2-hour mean flow per day (day = 02:00-02:00 JST), from "
-                "agg_1m, over the last 30 days; the baseline is its 7-night moving average.",
+                description="Lowest hourly mean flow of each day (JST), from agg_1m, over the "
+                "last 30 days; the baseline is its 7-night moving average.",
             ).time_from("30d")
         )
         .with_panel(

@@ -1,0 +1,373 @@
+"""The city's GTFS static feed: what a realtime position is matched against.
+
+Reads ``agency.txt``, ``routes.txt``, ``trips.txt``, ``stop_times.txt``, ``stops.txt``,
+``calendar.txt`` and, when present, ``calendar_dates.txt`` and ``frequencies.txt``,
+from a zip file or a directory. Only what trip matching needs is kept.
+
+Matching (:meth:`GtfsStatic.candidates`): the trips of the vehicle's route whose
+service runs on the service day and whose scheduled span covers the time, each with
+where the timetable says that trip is at that time (interpolated between its stops).
+Frequency-based trips (``frequencies.txt``) expand into one instance per headway.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import zipfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cloud.errors import CloudError
+
+SAMPLE_FEED = Path(__file__).parent / "sample_gtfs"
+
+
+class GtfsError(CloudError):
+    """The static feed is missing a file or has a bad value (names file, row and field)."""
+
+
+def parse_gtfs_time(text: str, *, where: str) -> int:
+    """``HH:MM:SS`` (hours may exceed 24) -> seconds after the service day's noon-12h."""
+    try:
+        h, m, s = (int(x) for x in text.strip().split(":"))
+    except ValueError as exc:
+        raise GtfsError(f"{where}: time {text!r} is not HH:MM:SS") from exc
+    return h * 3600 + m * 60 + s
+
+
+def format_gtfs_time(seconds: int) -> str:
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    r = 6_371_000.0
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(math.sqrt(a))
+
+
+@dataclass(frozen=True)
+class Route:
+    route_id: str
+    short_name: str
+    long_name: str
+
+
+@dataclass(frozen=True)
+class StopTime:
+    arrival: int
+    departure: int
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
+class Trip:
+    trip_id: str
+    route_id: str
+    service_id: str
+    direction_id: int | None
+    stop_times: tuple[StopTime, ...]
+
+    @property
+    def span(self) -> int:
+        return self.stop_times[-1].arrival - self.stop_times[0].departure
+
+    def position_at(self, offset: int) -> tuple[float, float]:
+        """Scheduled (lat, lon) ``offset`` seconds after the trip's first departure."""
+        t = self.stop_times[0].departure + offset
+        sts = self.stop_times
+        for a, b in itertools.pairwise(sts):
+            if t <= a.departure:
+                return a.lat, a.lon
+            if t < b.arrival:
+                f = (t - a.departure) / max(1, b.arrival - a.departure)
+                return a.lat + f * (b.lat - a.lat), a.lon + f * (b.lon - a.lon)
+        return sts[-1].lat, sts[-1].lon
+
+
+@dataclass(frozen=True)
+class Frequency:
+    start: int
+    end: int
+    headway_s: int
+
+
+@dataclass(frozen=True)
+class Service:
+    weekdays: tuple[bool, ...]  # Monday first
+    start: date
+    end: date
+    added: frozenset[date] = frozenset()
+    removed: frozenset[date] = frozenset()
+
+    def runs_on(self, day: date) -> bool:
+        if day in self.removed:
+            return False
+        if day in self.added:
+            return True
+        return self.start <= day <= self.end and self.weekdays[day.weekday()]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One running trip instance and where its timetable puts it."""
+
+    trip: Trip
+    start_date: date
+    start_time: int  # seconds, GTFS time of the instance's first departure
+    lat: float
+    lon: float
+    frequency_based: bool
+
+    def distance_m(self, lat: float, lon: float) -> float:
+        return haversine_m(self.lat, self.lon, lat, lon)
+
+
+@dataclass
+class GtfsStatic:
+    timezone: ZoneInfo
+    routes: dict[str, Route]
+    trips_by_route: dict[str, list[Trip]]
+    services: dict[str, Service]
+    frequencies: dict[str, list[Frequency]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path | str) -> GtfsStatic:
+        return _load(Path(path))
+
+    def candidates(
+        self,
+        route_id: str,
+        at: datetime,
+        *,
+        lat: float | None = None,
+        lon: float | None = None,
+        heading: float | None = None,
+    ) -> list[Candidate]:
+        """Trip instances of ``route_id`` that may be the vehicle at ``at`` (aware).
+
+        Timetabled trips: every instance running at ``at``, placed where its timetable
+        puts it. Frequency-based trips (``exact_times=0``: the instances have no fixed
+        start) need the vehicle's position: it is projected onto the trip's stop-to-stop
+        path, in the trip's direction of travel when ``heading`` is given, and the
+        instance's start time is the time minus the scheduled time to that point.
+        """
+        out: list[Candidate] = []
+        local = at.astimezone(self.timezone)
+        for back in (0, 1):  # a trip after midnight belongs to the previous service day
+            day = local.date() - timedelta(days=back)
+            # GTFS times count from noon minus 12 h (midnight except on DST change days)
+            noon = datetime(day.year, day.month, day.day, 12, tzinfo=self.timezone)
+            secs = int((at - noon).total_seconds()) + 12 * 3600
+            for trip in self.trips_by_route.get(route_id, []):
+                if not self.services[trip.service_id].runs_on(day):
+                    continue
+                freqs = self.frequencies.get(trip.trip_id)
+                if not freqs:
+                    first = trip.stop_times[0].departure
+                    if first <= secs <= first + trip.span:
+                        plat, plon = trip.position_at(secs - first)
+                        out.append(Candidate(trip, day, first, plat, plon, False))
+                elif lat is not None and lon is not None:
+                    c = self._frequency_instance(trip, freqs, day, secs, lat, lon, heading)
+                    if c is not None:
+                        out.append(c)
+        return out
+
+    def _frequency_instance(
+        self,
+        trip: Trip,
+        freqs: list[Frequency],
+        day: date,
+        secs: int,
+        lat: float,
+        lon: float,
+        heading: float | None,
+    ) -> Candidate | None:
+        best: tuple[float, float, float, float] | None = None  # distance, offset, lat, lon
+        first = trip.stop_times[0].departure
+        for a, b in itertools.pairwise(trip.stop_times):
+            if heading is not None and _angle_diff(_bearing(a, b), heading) > 90.0:
+                continue
+            f, plat, plon = _project(a, b, lat, lon)
+            d = haversine_m(plat, plon, lat, lon)
+            offset = a.departure - first + f * (b.arrival - a.departure)
+            if best is None or d < best[0]:
+                best = (d, offset, plat, plon)
+        if best is None:
+            return None
+        start = secs - round(best[1])
+        for fq in freqs:
+            if fq.start - fq.headway_s <= start < fq.end:
+                return Candidate(trip, day, start, best[2], best[3], True)
+        return None
+
+
+def _xy(lat: float, lon: float, lat0: float) -> tuple[float, float]:
+    return (
+        math.radians(lon) * 6_371_000.0 * math.cos(math.radians(lat0)),
+        math.radians(lat) * 6_371_000.0,
+    )
+
+
+def _project(a: StopTime, b: StopTime, lat: float, lon: float) -> tuple[float, float, float]:
+    """Fraction along a->b of the point nearest (lat, lon), and that point."""
+    ax, ay = _xy(a.lat, a.lon, a.lat)
+    bx, by = _xy(b.lat, b.lon, a.lat)
+    px, py = _xy(lat, lon, a.lat)
+    dx, dy = bx - ax, by - ay
+    seg = dx * dx + dy * dy
+    f = 0.0 if seg == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / seg))
+    return f, a.lat + f * (b.lat - a.lat), a.lon + f * (b.lon - a.lon)
+
+
+def _bearing(a: StopTime, b: StopTime) -> float:
+    ax, ay = _xy(a.lat, a.lon, a.lat)
+    bx, by = _xy(b.lat, b.lon, a.lat)
+    return math.degrees(math.atan2(bx - ax, by - ay)) % 360.0
+
+
+def _angle_diff(x: float, y: float) -> float:
+    return abs((x - y + 180.0) % 360.0 - 180.0)
+
+
+def _rows(files: dict[str, str], name: str, *, required: bool = True) -> list[dict[str, str]]:
+    text = files.get(name)
+    if text is None:
+        if required:
+            raise GtfsError(f"GTFS feed has no {name}")
+        return []
+    return [
+        {k.strip(): (v or "").strip() for k, v in r.items()}
+        for r in csv.DictReader(io.StringIO(text))
+    ]
+
+
+def _read_files(path: Path) -> dict[str, str]:
+    def decode(raw: bytes) -> str:
+        return raw.decode("utf-8-sig")
+
+    if path.is_dir():
+        return {p.name: decode(p.read_bytes()) for p in path.glob("*.txt")}
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            return {Path(n).name: decode(z.read(n)) for n in z.namelist() if n.endswith(".txt")}
+    raise GtfsError(f"GTFS feed {str(path)!r} is neither a directory nor a zip file")
+
+
+def _field(row: dict[str, str], name: str, where: str) -> str:
+    value = row.get(name, "")
+    if value == "":
+        raise GtfsError(f"{where}: field {name!r} is missing or empty")
+    return value
+
+
+def _date(text: str, where: str) -> date:
+    try:
+        return datetime.strptime(text, "%Y%m%d").date()
+    except ValueError as exc:
+        raise GtfsError(f"{where}: date {text!r} is not YYYYMMDD") from exc
+
+
+def _load(path: Path) -> GtfsStatic:
+    files = _read_files(path)
+    agencies = _rows(files, "agency.txt")
+    if not agencies:
+        raise GtfsError("agency.txt has no rows")
+    tz_name = _field(agencies[0], "agency_timezone", "agency.txt row 1")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (KeyError, ValueError) as exc:
+        raise GtfsError(f"agency.txt: agency_timezone {tz_name!r} is unknown") from exc
+
+    routes = {}
+    for i, r in enumerate(_rows(files, "routes.txt"), start=2):
+        rid = _field(r, "route_id", f"routes.txt line {i}")
+        routes[rid] = Route(rid, r.get("route_short_name", ""), r.get("route_long_name", ""))
+
+    stops = {}
+    for i, r in enumerate(_rows(files, "stops.txt"), start=2):
+        where = f"stops.txt line {i}"
+        sid = _field(r, "stop_id", where)
+        try:
+            stops[sid] = (float(_field(r, "stop_lat", where)), float(_field(r, "stop_lon", where)))
+        except ValueError as exc:
+            raise GtfsError(f"{where}: stop_lat/stop_lon not numbers") from exc
+
+    services: dict[str, Service] = {}
+    days = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    for i, r in enumerate(_rows(files, "calendar.txt", required=False), start=2):
+        where = f"calendar.txt line {i}"
+        services[_field(r, "service_id", where)] = Service(
+            tuple(r.get(d) == "1" for d in days),
+            _date(_field(r, "start_date", where), where),
+            _date(_field(r, "end_date", where), where),
+        )
+    added: dict[str, set[date]] = {}
+    removed: dict[str, set[date]] = {}
+    for i, r in enumerate(_rows(files, "calendar_dates.txt", required=False), start=2):
+        where = f"calendar_dates.txt line {i}"
+        sid = _field(r, "service_id", where)
+        d = _date(_field(r, "date", where), where)
+        (added if r.get("exception_type") == "1" else removed).setdefault(sid, set()).add(d)
+    for sid in set(added) | set(removed):
+        base = services.get(sid) or Service((False,) * 7, date.max, date.min)
+        services[sid] = Service(
+            base.weekdays,
+            base.start,
+            base.end,
+            frozenset(added.get(sid, ())),
+            frozenset(removed.get(sid, ())),
+        )
+    if not services:
+        raise GtfsError("GTFS feed has neither calendar.txt nor calendar_dates.txt")
+
+    by_trip: dict[str, list[tuple[int, StopTime]]] = {}
+    for i, r in enumerate(_rows(files, "stop_times.txt"), start=2):
+        where = f"stop_times.txt line {i}"
+        sid = _field(r, "stop_id", where)
+        if sid not in stops:
+            raise GtfsError(f"{where}: stop_id {sid!r} is not in stops.txt")
+        arr = parse_gtfs_time(_field(r, "arrival_time", where), where=where)
+        dep = parse_gtfs_time(r.get("departure_time") or r["arrival_time"], where=where)
+        seq = int(_field(r, "stop_sequence", where))
+        by_trip.setdefault(_field(r, "trip_id", where), []).append(
+            (seq, StopTime(arr, dep, *stops[sid]))
+        )
+
+    trips_by_route: dict[str, list[Trip]] = {}
+    for i, r in enumerate(_rows(files, "trips.txt"), start=2):
+        where = f"trips.txt line {i}"
+        tid = _field(r, "trip_id", where)
+        rid = _field(r, "route_id", where)
+        svc = _field(r, "service_id", where)
+        if rid not in routes:
+            raise GtfsError(f"{where}: route_id {rid!r} is not in routes.txt")
+        if svc not in services:
+            raise GtfsError(f"{where}: service_id {svc!r} is not in calendar")
+        sts = tuple(st for _, st in sorted(by_trip.get(tid, [])))
+        if len(sts) < 2:
+            raise GtfsError(f"{where}: trip {tid!r} has fewer than two stop_times")
+        direction = r.get("direction_id")
+        trips_by_route.setdefault(rid, []).append(
+            Trip(tid, rid, svc, int(direction) if direction else None, sts)
+        )
+
+    frequencies: dict[str, list[Frequency]] = {}
+    for i, r in enumerate(_rows(files, "frequencies.txt", required=False), start=2):
+        where = f"frequencies.txt line {i}"
+        frequencies.setdefault(_field(r, "trip_id", where), []).append(
+            Frequency(
+                parse_gtfs_time(_field(r, "start_time", where), where=where),
+                parse_gtfs_time(_field(r, "end_time", where), where=where),
+                int(_field(r, "headway_secs", where)),
+            )
+        )
+    return GtfsStatic(tz, routes, trips_by_route, services, frequencies)

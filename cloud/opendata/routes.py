@@ -1,0 +1,320 @@
+"""The open-data HTTP routes (no authentication), mounted under ``/opendata``.
+
+Data comes from ``request.app.state.service`` (contract E): the registry for what
+devices exist and where, the time-series store for their latest values. Outputs are
+cached for ``cache_s`` seconds per app, so a crowd of journey-planner polls costs one
+store round per few seconds. ``request.app.state.opendata`` may hold an
+:class:`OpendataConfig` (tests pin the clock with it); otherwise it comes from the
+environment (``AKITA_GTFS_STATIC``, ``AKITA_OPENDATA_CACHE_S``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import threading
+import time
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from cloud.opendata import geojson
+from cloud.opendata.gtfs_rt import build_vehicle_positions, feed_to_dict
+from cloud.opendata.gtfs_static import SAMPLE_FEED, GtfsError, GtfsStatic
+from cloud.opendata.licence import licence_meta, link_header
+from cloud.opendata.positions import flood_statuses, latest_vehicles, plow_tracks
+from schemas.devices import DeviceKind
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/opendata", tags=["open data"])
+
+CITY_TZ = ZoneInfo("Asia/Tokyo")
+DEFAULT_STAGES = (10.0, 20.0, 30.0)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _env_feed() -> Path | None:
+    value = os.environ.get("AKITA_GTFS_STATIC")
+    if value is None:
+        return SAMPLE_FEED
+    return None if value.strip().lower() in ("", "none") else Path(value)
+
+
+@dataclass
+class OpendataConfig:
+    """``gtfs_static``: zip or directory of the city's GTFS feed (None: no trip matching)."""
+
+    gtfs_static: Path | None = field(default_factory=_env_feed)
+    cache_s: float = field(
+        default_factory=lambda: float(os.environ.get("AKITA_OPENDATA_CACHE_S", "5"))
+    )
+    max_age: timedelta = timedelta(minutes=5)
+    clock: Callable[[], datetime] = _utcnow
+
+
+@lru_cache(maxsize=4)
+def _static(path: Path, mtime: float) -> GtfsStatic:
+    return GtfsStatic.load(path)
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, tuple[float, Any]] = {}
+
+    def get(self, key: str, ttl: float, make: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._items[key] = (now + ttl, value)
+        return value
+
+
+def _config(request: Request) -> OpendataConfig:
+    cfg = getattr(request.app.state, "opendata", None)
+    if cfg is None:
+        cfg = OpendataConfig()
+        request.app.state.opendata = cfg
+    return cfg  # type: ignore[no-any-return]
+
+
+def _cache(request: Request) -> _Cache:
+    cache = getattr(request.app.state, "opendata_cache", None)
+    if cache is None:
+        cache = request.app.state.opendata_cache = _Cache()
+    return cache  # type: ignore[no-any-return]
+
+
+def _service(request: Request) -> Any:
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(503, "open data is not available: the cloud service is not running")
+    return service
+
+
+def _gtfs(cfg: OpendataConfig) -> GtfsStatic | None:
+    if cfg.gtfs_static is None:
+        return None
+    try:
+        return _static(cfg.gtfs_static, cfg.gtfs_static.stat().st_mtime)
+    except (OSError, GtfsError) as exc:
+        # positions are still worth publishing without trip ids; say why once per build
+        log.error("gtfs_static_unusable path=%s reason=%s", cfg.gtfs_static, exc)
+        return None
+
+
+def _headers(cfg: OpendataConfig) -> dict[str, str]:
+    return {
+        "Cache-Control": f"public, max-age={int(cfg.cache_s)}",
+        "Access-Control-Allow-Origin": "*",
+        "Link": link_header(),
+    }
+
+
+def _detect_settings(service: Any) -> tuple[dict[str, Any], tuple[float, float, float]]:
+    detect = getattr(getattr(service, "settings", None), "detect", None)
+    sites = dict(getattr(detect, "sites", {}) or {})
+    flood = getattr(detect, "flood", None)
+    stages = tuple(getattr(flood, "stages_cm", DEFAULT_STAGES))
+    return sites, (stages[0], stages[1], stages[2])
+
+
+@router.get("/", summary="Open data index: datasets, formats, licence and attribution")
+def index(request: Request) -> JSONResponse:
+    cfg = _config(request)
+    base = str(request.url_for("index")).rstrip("/")
+    datasets = [
+        {
+            "id": "gtfs-rt-vehicle-positions",
+            "title": "Bus positions (GTFS-Realtime VehiclePositions)",
+            "url": f"{base}/gtfs-rt/vehicle-positions.pb",
+            "debug_url": f"{base}/gtfs-rt/vehicle-positions.pb?format=json",
+            "format": "application/x-protobuf",
+            "static_feed": f"{base}/gtfs/static.zip" if cfg.gtfs_static else None,
+            "update_s": cfg.cache_s,
+            **licence_meta(),
+        },
+        {
+            "id": "snowplows",
+            "title": "Snowplow positions",
+            "url": f"{base}/snowplows.geojson",
+            "format": "application/geo+json",
+            **licence_meta(),
+        },
+        {
+            "id": "snowplow-cleared-segments",
+            "title": "Road segments cleared by snowplows today (JST)",
+            "url": f"{base}/snowplows/cleared-segments.geojson",
+            "format": "application/geo+json",
+            **licence_meta(),
+        },
+        {
+            "id": "flood-monitoring",
+            "title": "Road flood sensors, current status (FIWARE FloodMonitoring)",
+            "url": f"{base}/flood-monitoring.geojson",
+            "csv_url": f"{base}/flood-monitoring.csv",
+            "format": "application/geo+json",
+            "data_model": "https://github.com/smart-data-models/dataModel.Environment/tree/master/FloodMonitoring",
+            **licence_meta(),
+        },
+    ]
+    return JSONResponse(
+        {"publisher": licence_meta()["publisher"], **licence_meta(), "datasets": datasets},
+        headers=_headers(cfg),
+    )
+
+
+@router.get(
+    "/gtfs-rt/vehicle-positions.pb",
+    summary="GTFS-Realtime VehiclePositions of the city buses (FULL_DATASET)",
+    response_class=Response,
+)
+def vehicle_positions(
+    request: Request,
+    format: str = Query("pb", pattern="^(pb|json)$", description="pb, or json to debug"),
+) -> Response:
+    cfg = _config(request)
+    service = _service(request)
+
+    def make() -> Any:
+        now = cfg.clock()
+        fixes = [
+            s.fix
+            for s in latest_vehicles(
+                service.store, service.devices(), "bus", now=now, max_age=cfg.max_age
+            )
+        ]
+        return build_vehicle_positions(fixes, now=now, static=_gtfs(cfg))
+
+    feed = _cache(request).get("gtfs-rt", cfg.cache_s, make)
+    if format == "json":
+        return JSONResponse(
+            {"licence": licence_meta(), "feed": feed_to_dict(feed)}, headers=_headers(cfg)
+        )
+    return Response(
+        feed.SerializeToString(), media_type="application/x-protobuf", headers=_headers(cfg)
+    )
+
+
+@router.get("/gtfs/static.zip", summary="The GTFS static feed the realtime feed refers to")
+def gtfs_static_zip(request: Request) -> Response:
+    cfg = _config(request)
+    path = cfg.gtfs_static
+    if path is None:
+        raise HTTPException(404, "no GTFS static feed is configured")
+    if path.is_file():
+        data = path.read_bytes()
+    else:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for p in sorted(path.glob("*.txt")):
+                z.write(p, p.name)
+        data = buf.getvalue()
+    return Response(data, media_type="application/zip", headers=_headers(cfg))
+
+
+@router.get("/snowplows.geojson", summary="Snowplow positions (GeoJSON)")
+def snowplows(request: Request) -> JSONResponse:
+    cfg = _config(request)
+    service = _service(request)
+
+    def make() -> Any:
+        now = cfg.clock()
+        fixes = latest_vehicles(
+            service.store, service.devices(), "snowplow", now=now, max_age=cfg.max_age
+        )
+        return geojson.snowplows(fixes, now=now)
+
+    body = _cache(request).get("snowplows", cfg.cache_s, make)
+    return JSONResponse(body, media_type="application/geo+json", headers=_headers(cfg))
+
+
+@router.get(
+    "/snowplows/cleared-segments.geojson",
+    summary="Road segments cleared with the blade down since 00:00 JST today (GeoJSON)",
+)
+def cleared_segments(request: Request) -> JSONResponse:
+    cfg = _config(request)
+    service = _service(request)
+
+    def make() -> Any:
+        now = cfg.clock()
+        local = now.astimezone(CITY_TZ)
+        start = datetime(local.year, local.month, local.day, tzinfo=CITY_TZ).astimezone(UTC)
+        plows = [
+            dev
+            for dev, info in sorted(service.devices().items())
+            if info.kind == DeviceKind.VEHICLE and info.vehicle_type in (None, "snowplow")
+        ]
+        tracks = plow_tracks(service.store, plows, start, now)
+        tracks = {d: t for d, t in tracks.items() if any(p.plow_down for p in t)}
+        return geojson.cleared_segments(tracks, now=now)
+
+    # the day's tracks are heavier to read: cache a little longer than positions
+    body = _cache(request).get("cleared", max(cfg.cache_s, 30.0), make)
+    return JSONResponse(body, media_type="application/geo+json", headers=_headers(cfg))
+
+
+def _flood(request: Request) -> list[Any]:
+    cfg = _config(request)
+    service = _service(request)
+
+    def make() -> Any:
+        sites, stages = _detect_settings(service)
+        return flood_statuses(service.store, service.devices(), sites=sites, default_stages=stages)
+
+    return _cache(request).get("flood", cfg.cache_s, make)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/flood-monitoring.geojson",
+    summary="Road flood sensors, current status as FIWARE FloodMonitoring (GeoJSON)",
+)
+def flood_monitoring_geojson(request: Request) -> JSONResponse:
+    cfg = _config(request)
+    body = geojson.flood_monitoring(_flood(request), now=cfg.clock())
+    return JSONResponse(body, media_type="application/geo+json", headers=_headers(cfg))
+
+
+@router.get(
+    "/flood-monitoring.csv",
+    summary="Road flood sensors, current status as FIWARE FloodMonitoring (CSV)",
+    response_class=Response,
+)
+def flood_monitoring_csv(request: Request) -> Response:
+    cfg = _config(request)
+    text = geojson.flood_monitoring_csv(_flood(request))
+    headers = {**_headers(cfg), "Content-Disposition": 'inline; filename="flood-monitoring.csv"'}
+    return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get(
+    "/sites.worldmap.json",
+    summary="Fixed-site device coordinates as a Grafana geomap gazetteer",
+)
+def sites_worldmap(request: Request) -> JSONResponse:
+    cfg = _config(request)
+    service = _service(request)
+    rows = [
+        (dev, info.lat, info.lon, info.site or dev)
+        for dev, info in sorted(service.devices().items())
+        if info.lat is not None and info.lon is not None and info.kind != DeviceKind.VEHICLE
+    ]
+    return JSONResponse(geojson.sites_worldmap(rows), headers=_headers(cfg))
