@@ -86,6 +86,9 @@ class PumpConfig(_Cfg):
         default=1.2, description="Level above which a pump should be running (start set point)"
     )
     fail_samples: int = Field(default=3, ge=1, description="Rising samples with no pump")
+    fail_start_codes: tuple[int, ...] = Field(
+        default=(11, 12, 19), description="PLC fault codes meaning 'commanded, did not start'"
+    )
     short_cycle_window_s: float = Field(default=3600.0, gt=0, description="Start count window")
     short_cycle_starts: int = Field(default=8, ge=2, description="Starts per window = short cycle")
     current_min_a: float = Field(default=2.0, ge=0, description="Running pump must draw this")

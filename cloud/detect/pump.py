@@ -25,6 +25,7 @@ RUNTIME_SAMPLE_S = 600.0
 class _Station:
     __slots__ = (
         "bad_current",
+        "code",
         "current",
         "hours",
         "level",
@@ -36,6 +37,7 @@ class _Station:
 
     def __init__(self) -> None:
         self.level: float | None = None
+        self.code = 0
         self.running = [False, False]
         self.current: list[float | None] = [None, None]
         self.bad_current = [0, 0]
@@ -90,7 +92,7 @@ class PumpDetector:
         if v.level is not None:
             s.level = v.level
         if v.fault_code is not None:
-            code = v.fault_code
+            code = s.code = v.fault_code
             self.flags.set(
                 out,
                 dev,
@@ -151,6 +153,8 @@ class PumpDetector:
             failing = level >= start + c.fail_rise_m and s.rising >= c.fail_samples
             if self.flags.active(dev, "pump_fail_to_start") and level >= start:
                 failing = True
+        # the PLC saw the start command fail: no need to wait for the level
+        failing = failing or s.code in c.fail_start_codes
         if failing != self.flags.active(dev, "pump_fail_to_start"):
             self.flags.set(
                 out,
@@ -160,7 +164,8 @@ class PumpDetector:
                 failing,
                 severity=Severity.SEVERE,
                 title="Pump failed to start",
-                message=f"level {level:.2f} m rising past start {start:.2f} m, no pump running",
+                message=f"level {level:.2f} m (start {start:.2f} m), no pump running, "
+                f"fault code {s.code}",
                 value=level,
             )
 

@@ -1,9 +1,12 @@
 """Replay a labelled export through the detectors and score them against the labels.
 
-Matching rule (docs/detectors.md): an *onset* is a Detection with ``active=True``.
-An onset is a true positive when it lies in ``[label.start, label.end + grace]`` of a
-label with the same device and kind (flood/heat: the same stage); otherwise it is a
-false alarm. A label is detected when at least one onset matches it; its delay is the
+Matching rule (docs/detectors.md): an *onset* is a Detection with ``active=True``; for
+the staged kinds (flood_stage, heat_wbgt) only a rise to a higher stage is an onset
+(falling back a stage is an update of the same alert). An onset is a true positive
+when it lies in ``[label.start, label.end + grace]`` of a label with the same device
+and kind (staged kinds: a stage at or above the label's, since a level that jumps two
+stages between samples raises one alert at the higher stage); otherwise it is a false
+alarm. A label is detected when at least one onset matches it; its delay is the
 first matching onset minus the label start, in seconds and in the device's samples.
 ``gps_dropout`` labels score ``vehicle_stale`` onsets; a ``gateway_offline`` label
 (device_id = gateway) is matched by ``device_offline`` onsets of any of its devices.
@@ -28,7 +31,13 @@ from cloud.detect.dataset import Export, Label
 from cloud.detect.engine import DetectorEngine
 
 LABEL_TO_KIND = {"gps_dropout": "vehicle_stale", "gateway_offline": "device_offline"}
-STAGED = frozenset({"flood_stage", "heat_wbgt"})
+STAGE_RANK = {
+    "flood_stage": {"caution": 1, "warning": 2, "danger": 3},
+    "heat_wbgt": {"warning": 1, "severe_warning": 2, "danger": 3},
+}
+STAGED = frozenset(STAGE_RANK)
+# an early-warning kind fired shortly before a fault label starts is explained by it
+EXPLAIN_LEAD_S = 3600.0
 # heat labels start at 厳重警戒 (28 °C); the 25 °C 警戒 stage has no label to match
 UNSCORED_STAGES = {"heat_wbgt": frozenset({"warning"})}
 DEFAULT_GRACE_S = 600.0
@@ -169,8 +178,10 @@ def _matches(export: Export, lab: Label, d: Detection, kind: str) -> bool:
             return False
     elif d.device_id != lab.device_id:
         return False
-    if kind in STAGED and d.extra.get("stage") != lab.info.get("stage"):
-        return False
+    if kind in STAGED:
+        rank = STAGE_RANK[kind]
+        if rank.get(d.extra.get("stage") or "", 0) < rank.get(lab.info.get("stage") or "", 9):
+            return False
     end = (lab.end or export.end) + timedelta(seconds=GRACE_S.get(kind, DEFAULT_GRACE_S))
     return lab.start <= d.ts <= end
 
@@ -179,8 +190,11 @@ def score(
     export: Export, detections: Iterable[Detection], *, kinds: Iterable[str] = ()
 ) -> dict[str, KindScore]:
     """Score every kind that has labels or onsets (plus ``kinds``, to show empty rows)."""
-    onsets = [d for d in detections if d.active]
-    onsets = [d for d in onsets if d.extra.get("stage") not in UNSCORED_STAGES.get(d.kind, ())]
+    onsets = [
+        d
+        for d in escalations(detections)
+        if d.extra.get("stage") not in UNSCORED_STAGES.get(d.kind, ())
+    ]
     labels = [lab for lab in export.labels if not lab.context]
     by_kind: dict[str, list[Label]] = defaultdict(list)
     for lab in labels:
@@ -222,6 +236,23 @@ def score(
     return result
 
 
+def escalations(detections: Iterable[Detection]) -> list[Detection]:
+    """Onsets: active detections, and for staged kinds only the rises in stage."""
+    stage: dict[tuple[str, str], int] = {}
+    out = []
+    for d in detections:
+        if d.kind not in STAGED:
+            if d.active:
+                out.append(d)
+            continue
+        key = (d.device_id, d.kind)
+        rank = STAGE_RANK[d.kind].get(d.extra.get("stage") or "", 0) if d.active else 0
+        if rank > stage.get(key, 0):
+            out.append(d)
+        stage[key] = rank
+    return out
+
+
 def _windows_by_device(labels: list[Label]) -> dict[str, list[Label]]:
     out: dict[str, list[Label]] = defaultdict(list)
     for lab in labels:
@@ -231,6 +262,7 @@ def _windows_by_device(labels: list[Label]) -> dict[str, list[Label]]:
 
 def _inside(windows: Mapping[str, list[Label]], d: Detection, end: datetime) -> bool:
     grace = timedelta(seconds=GRACE_S.get(d.kind, DEFAULT_GRACE_S))
+    lead = timedelta(seconds=EXPLAIN_LEAD_S)
     return any(
-        lab.start <= d.ts <= (lab.end or end) + grace for lab in windows.get(d.device_id, [])
+        lab.start - lead <= d.ts <= (lab.end or end) + grace for lab in windows.get(d.device_id, [])
     )
