@@ -1,0 +1,1 @@
+"""The staff API's own routers, one module per resource."""

@@ -1,0 +1,227 @@
+"""Device registry, latest values, gateways and time series (viewer role)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, get_args
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from sqlalchemy import select
+
+from cloud.api.auth import CurrentUser, ServiceDep
+from cloud.api.schemas import (
+    DevicePublic,
+    FieldValuePublic,
+    GatewayPublic,
+    LatestPublic,
+    SeriesPublic,
+)
+from cloud.db.models import DeviceRow
+from cloud.errors import StoreError
+from schemas.devices import DeviceKind, values_model
+from schemas.wire import ID_PATTERN
+
+router = APIRouter(tags=["devices"])
+
+DeviceIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Device id")]
+WINDOW_PATTERN = r"^[1-9][0-9]{0,5}(s|m|h|d)$"
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_POINTS = 10_000
+MAX_RAW_SPAN = timedelta(days=7)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_NUMERIC_AGGREGATES = {"mean", "min", "max"}
+
+
+def invalid(param: str, message: str, value: object) -> HTTPException:
+    """A 422 in FastAPI's own shape, naming the query parameter."""
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[
+            {"loc": ["query", param], "msg": message, "type": "value_error", "input": str(value)}
+        ],
+    )
+
+
+def parse_window(text: str) -> timedelta:
+    m = re.match(WINDOW_PATTERN, text)
+    if m is None:
+        raise ValueError(f"window {text!r} must look like 30s, 5m, 1h or 1d")
+    return timedelta(seconds=int(text[:-1]) * _UNITS[text[-1]])
+
+
+def _device(row: DeviceRow) -> DevicePublic:
+    return DevicePublic(
+        device_id=row.device_id,
+        kind=row.kind,
+        gateway_id=row.gateway_id,
+        site=row.site,
+        district=row.district,
+        area=row.area,
+        lat=row.lat,
+        lon=row.lon,
+        poll_interval_s=row.poll_interval_s,
+        vehicle_type=row.vehicle_type,
+        state=row.state,
+        state_reason=row.state_reason,
+        last_seen=row.last_seen,
+    )
+
+
+@router.get("/devices", response_model=list[DevicePublic], summary="The device registry")
+def list_devices(
+    service: ServiceDep,
+    _user: CurrentUser,
+    kind: DeviceKind | None = None,
+    district: Annotated[str | None, Query(max_length=80)] = None,
+    gateway: Annotated[str | None, Query(max_length=64)] = None,
+    state: Annotated[str | None, Query(max_length=16, description="online, offline")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[DevicePublic]:
+    stmt = select(DeviceRow)
+    if kind is not None:
+        stmt = stmt.where(DeviceRow.kind == kind.value)
+    if district is not None:
+        stmt = stmt.where(DeviceRow.district == district)
+    if gateway is not None:
+        stmt = stmt.where(DeviceRow.gateway_id == gateway)
+    if state is not None:
+        stmt = stmt.where(DeviceRow.state == state)
+    stmt = stmt.order_by(DeviceRow.device_id).limit(limit).offset(offset)
+    with service.sessionmaker() as s:
+        return [_device(r) for r in s.scalars(stmt)]
+
+
+def _get_device(service: ServiceDep, device_id: str) -> DeviceRow | None:
+    with service.sessionmaker() as s:
+        return s.get(DeviceRow, device_id)
+
+
+@router.get(
+    "/devices/{device_id}",
+    response_model=DevicePublic,
+    responses={404: {"description": "Unknown device"}},
+)
+def get_device(service: ServiceDep, _user: CurrentUser, device_id: DeviceIdPath) -> DevicePublic:
+    row = _get_device(service, device_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"device {device_id!r} not found")
+    return _device(row)
+
+
+def _store_failed(exc: StoreError) -> HTTPException:
+    if exc.retryable:
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"store: {exc}")
+    return invalid("field", f"the store refused the query: {exc}", "")
+
+
+@router.get(
+    "/devices/{device_id}/latest",
+    response_model=LatestPublic,
+    summary="Last value of every field of a device (from the store)",
+    responses={404: {"description": "Unknown device"}, 503: {"description": "Store down"}},
+)
+def latest(service: ServiceDep, _user: CurrentUser, device_id: DeviceIdPath) -> LatestPublic:
+    try:
+        values = service.store.latest(device_id)
+    except StoreError as exc:
+        raise _store_failed(exc) from exc
+    if not values and _get_device(service, device_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"device {device_id!r} not found")
+    return LatestPublic(
+        device_id=device_id,
+        fields={k: FieldValuePublic(ts=p.ts, value=p.value) for k, p in sorted(values.items())},
+    )
+
+
+@router.get(
+    "/gateways",
+    response_model=list[GatewayPublic],
+    summary="Gateways: online state (birth / Last Will), last seq, gaps and duplicates",
+)
+def list_gateways(service: ServiceDep, _user: CurrentUser) -> list[GatewayPublic]:
+    gateways = service.registry.gateways()  # in memory: seq counters are current
+    return [
+        GatewayPublic(
+            gateway_id=g.gateway_id,
+            state=g.state,
+            state_since=g.state_since,
+            last_seq=g.last_seq,
+            gaps=g.gaps,
+            duplicates=g.duplicates,
+            version=g.version,
+            health=g.health,
+            last_seen=g.last_seen,
+        )
+        for _, g in sorted(gateways.items())
+    ]
+
+
+def _check_time(param: str, value: datetime) -> None:
+    if not _EARLIEST <= value <= _LATEST:
+        raise invalid(param, "must be between 1970-01-01 and 2200-01-01 (UTC)", value.isoformat())
+
+
+@router.get(
+    "/series",
+    response_model=SeriesPublic,
+    summary="One field of one device over time, raw or aggregated per window",
+    responses={503: {"description": "Store down"}},
+)
+def series(
+    service: ServiceDep,
+    _user: CurrentUser,
+    device: Annotated[str, Query(pattern=ID_PATTERN, description="Device id")],
+    field: Annotated[str, Query(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Field name")],
+    start: Annotated[
+        datetime | None, Query(description="ISO 8601 with offset; default end - 1 h")
+    ] = None,
+    end: Annotated[datetime | None, Query(description="ISO 8601 with offset; default now")] = None,
+    window: Annotated[
+        str | None,
+        Query(pattern=WINDOW_PATTERN, description="Aggregate window: 30s, 5m, 1h, 1d"),
+    ] = None,
+    aggregate: Annotated[
+        Literal["mean", "min", "max", "last", "count"],
+        Query(description="Aggregate per window (needs window)"),
+    ] = "mean",
+) -> SeriesPublic:
+    for name, value in (("start", start), ("end", end)):
+        if value is not None and value.tzinfo is None:
+            raise invalid(name, "needs a UTC offset, e.g. 2026-06-01T00:00:00Z", value.isoformat())
+    end_ = (end or datetime.now(UTC)).astimezone(UTC)
+    start_ = start.astimezone(UTC) if start else end_ - timedelta(hours=1)
+    _check_time("end", end_)
+    _check_time("start", start_)
+    if start_ >= end_:
+        raise invalid("start", "must be before end", start_.isoformat())
+    win = parse_window(window) if window else None
+    if win is None and end_ - start_ > MAX_RAW_SPAN:
+        raise invalid("window", "raw series are limited to 7 days; give a window", window)
+    if win is not None and (end_ - start_) / win > MAX_POINTS:
+        raise invalid("window", f"too small for this range: over {MAX_POINTS} points", window)
+    row = _get_device(service, device)
+    if row is not None:
+        model = values_model(row.kind)
+        if field not in model.model_fields:
+            fields = ", ".join(model.model_fields)
+            raise invalid("field", f"not a field of {row.kind}; one of: {fields}", field)
+        types = get_args(model.model_fields[field].annotation)
+        numeric = bool({int, float} & set(types)) and bool not in types
+        if win is not None and aggregate in _NUMERIC_AGGREGATES and not numeric:
+            raise invalid("aggregate", f"{aggregate} needs a numeric field", aggregate)
+    try:
+        points = service.store.series(device, field, start_, end_, win, aggregate)
+    except StoreError as exc:
+        raise _store_failed(exc) from exc
+    return SeriesPublic(
+        device=device,
+        field=field,
+        start=start_,
+        end=end_,
+        window=window,
+        aggregate=aggregate if win else None,
+        points=[FieldValuePublic(ts=p.ts, value=p.value) for p in points],
+    )

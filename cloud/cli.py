@@ -1,0 +1,197 @@
+"""``akita cloud``: run the cloud side, prepare its databases, make API tokens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cloud.errors import CloudError
+
+app = typer.Typer(
+    help=(
+        "The cloud side: MQTT ingest, storage, detection, alerts and the staff API.\n\n"
+        "Settings come from a TOML file (--config, or $AKITA_CONFIG) and AKITA_* "
+        "environment variables, e.g. AKITA_API__PORT=9000. Without a file it runs a "
+        "development instance: broker on 127.0.0.1:1883, SQLite files under ./.akita/.\n\n"
+        "First start:\n\n"
+        "  akita cloud init-db --config cloud.toml\n\n"
+        "  akita cloud token create --name ops-admin --role admin --config cloud.toml\n\n"
+        "  akita cloud run --config cloud.toml"
+    ),
+    no_args_is_help=True,
+)
+token_app = typer.Typer(
+    help="Staff API bearer tokens (only their SHA-256 hashes are stored).",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Settings TOML file (default: $AKITA_CONFIG, else built-in defaults)",
+        envvar="AKITA_CONFIG",
+        dir_okay=False,
+    ),
+]
+
+LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """One event per line, key=value, on stderr (uvicorn's loggers too)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+
+
+def _settings(config: Path | None):  # type: ignore[no-untyped-def]
+    from cloud.settings import CloudSettings
+
+    try:
+        return CloudSettings.load(config)
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="API listen address (overrides api.host)")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="API port (overrides api.port)")] = None,
+    no_ingest: Annotated[
+        bool, typer.Option("--no-ingest", help="Serve the API only (no MQTT ingest)")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run ingest, detectors, alerts and the staff API in one process.
+
+    Ctrl-C (SIGINT) or SIGTERM stops it cleanly.
+
+    Example:
+
+      AKITA_API__PORT=9000 akita cloud run --config /etc/akita/cloud.toml
+    """
+    import uvicorn
+
+    from cloud.api.app import create_app
+    from cloud.service import CloudService
+
+    setup_logging(log_level)
+    settings = _settings(config)
+    try:
+        service = CloudService(settings)
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    service.start(ingest=not no_ingest)
+    try:
+        uvicorn.run(
+            create_app(service),
+            host=host or settings.api.host,
+            port=port if port is not None else settings.api.port,
+            log_config=None,
+            log_level=log_level.lower(),
+        )
+    finally:
+        service.stop()
+
+
+@app.command("init-db")
+def init_db(config: ConfigOption = None) -> None:
+    """Create the relational tables and prepare the time-series store.
+
+    For InfluxDB this creates the database, the retention policies (raw 90 d,
+    agg_1m 10 y) and the 1-minute continuous queries; it is safe to run again.
+
+    Example:
+
+      AKITA_STORE__URL=influx+http://127.0.0.1:8086/akita akita cloud init-db
+    """
+    from cloud.db.base import create_all, make_engine
+    from cloud.service import _ensure_sqlite_dir
+    from cloud.store import init_db as init_store
+
+    setup_logging("WARNING")
+    settings = _settings(config)
+    try:
+        done = init_store(settings.store.url)
+        _ensure_sqlite_dir(settings.database.url)
+        engine = make_engine(settings.database.url)
+        create_all(engine)
+        engine.dispose()
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for step in done:
+        typer.echo(f"store: {step}")
+    typer.echo(f"database: tables ready ({engine.dialect.name})")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Who holds the token; recorded as the actor")],
+    role: Annotated[str, typer.Option(help="viewer, operator or admin")] = "viewer",
+    config: ConfigOption = None,
+) -> None:
+    """Create a token and print its secret once (store it in a password manager).
+
+    Example:
+
+      akita cloud token create --name ops-sato --role operator
+
+      curl -H "Authorization: Bearer <secret>" http://127.0.0.1:8000/alerts
+    """
+    from cloud.api.auth import TokenError, create_token
+    from cloud.db.base import create_all, make_engine, make_sessionmaker
+    from cloud.service import _ensure_sqlite_dir
+
+    settings = _settings(config)
+    _ensure_sqlite_dir(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        create_all(engine)
+        secret = create_token(make_sessionmaker(engine), name=name, role=role)
+    except TokenError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    finally:
+        engine.dispose()
+    typer.echo(secret)
+    if os.isatty(2):
+        typer.echo(f"token {name!r} ({role}) created; the secret is not shown again", err=True)
+
+
+@token_app.command("list")
+def token_list(config: ConfigOption = None) -> None:
+    """List tokens (name, role, created, revoked); secrets are never stored."""
+    from cloud.api.auth import list_tokens
+    from cloud.db.base import create_all, make_engine, make_sessionmaker
+    from cloud.service import _ensure_sqlite_dir
+
+    settings = _settings(config)
+    _ensure_sqlite_dir(settings.database.url)
+    engine = make_engine(settings.database.url)
+    try:
+        create_all(engine)
+        for t in list_tokens(make_sessionmaker(engine)):
+            revoked = t.revoked_at.isoformat() if t.revoked_at else "-"
+            typer.echo(f"{t.id}\t{t.name}\t{t.role.value}\t{t.created_at.isoformat()}\t{revoked}")
+    finally:
+        engine.dispose()

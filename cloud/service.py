@@ -1,0 +1,282 @@
+"""``CloudService``: the cloud side composed in one process (contract E).
+
+It owns the time-series store, the relational database (tables created on start),
+the device registry, the metrics, the detector engine, the alert lifecycle and the
+optional notifier, and wires them: for every batch the ingest has stored,
+``handle_batch`` runs detectors then alerts; a tick thread runs the time-based
+detectors and the alert hold-off once per ``api.tick_s`` (1 s).
+
+Without MQTT (tests, tools) build it and call :meth:`CloudService.handle_batch`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.alerts.manager import AlertChange, AlertManager
+from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.db.models import AlertRow, DeviceRow, GatewayRow
+from cloud.detect.engine import DetectorEngine
+from cloud.errors import SettingsError
+from cloud.metrics import Metrics
+from cloud.registry import Registry
+from cloud.settings import CloudSettings
+from cloud.store import open_store
+from cloud.store.base import TimeSeriesStore
+from schemas.alert import Alert, AlertState
+from schemas.wire import Batch, DeviceInfo
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+
+class CloudService:
+    """Holds and wires every cloud component; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: CloudSettings | None = None,
+        *,
+        store: TimeSeriesStore | None = None,
+        notifier: Any | None = None,
+        email: Any | None = None,
+    ) -> None:
+        self.settings = settings = settings or CloudSettings()
+        self.store: TimeSeriesStore = store if store is not None else open_store(settings.store.url)
+        try:
+            _ensure_sqlite_dir(settings.database.url)
+            self.engine = make_engine(settings.database.url)
+            create_all(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise SettingsError(
+                f"setting database.url: cannot open the database ({type(exc).__name__}: {exc})"
+            ) from exc
+        self.sessionmaker: sessionmaker[Session] = make_sessionmaker(self.engine)
+        self.metrics = Metrics()
+        self.metrics.counter("akita_alert_changes_total", "Alert transitions by action")
+        self.metrics.counter("akita_detections_total", "Detections handed to the alert lifecycle")
+        self.registry = Registry(self.sessionmaker)
+        self.detectors = DetectorEngine(settings.detect)
+        self.alerts = AlertManager(self.sessionmaker, settings.alerts, store=self.store)
+        self.alerts.subscribe(self._count_change)
+        self.email = email if email is not None else self._build_email()
+        self.notifier = notifier if notifier is not None else self._build_notifier()
+        self.ingest: Any | None = None
+        self._lock = threading.Lock()  # detectors are not thread-safe: ingest vs tick
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self.started_at: datetime | None = None
+
+    # -- optional parts ------------------------------------------------------------------
+
+    def _build_email(self) -> Any | None:
+        smtp = self.settings.smtp
+        if smtp is None:
+            return None
+        from cloud.notify.email import EmailChannel, SmtpSettings
+
+        return EmailChannel(
+            SmtpSettings(
+                host=smtp.host,
+                port=smtp.port,
+                username=smtp.username,
+                password=smtp.password,
+                starttls=smtp.starttls,
+                sender=smtp.sender,
+            )
+        )
+
+    def _build_notifier(self) -> Any | None:
+        settings = self.settings
+        if settings.notify is None:
+            return None
+        from cloud.notify.dispatcher import Dispatcher
+
+        sms = webhook = None
+        if settings.sms is not None:
+            from cloud.notify.sms import SmsChannel, SmsSettings, create_provider
+
+            sms = SmsChannel(create_provider(SmsSettings(**settings.sms.model_dump())))
+        if settings.webhook is not None:
+            from cloud.notify.webhook import WebhookChannel
+
+            webhook = WebhookChannel(
+                secret=settings.webhook.secret, timeout_s=settings.webhook.timeout_s
+            )
+        dispatcher = Dispatcher(
+            sessionmaker=self.sessionmaker,
+            config=settings.notify,
+            email=self.email,
+            sms=sms,
+            webhook=webhook,
+            device_kind=self._device_kind,
+        )
+        dispatcher.attach(self.alerts)
+        return dispatcher
+
+    def _device_kind(self, device_id: str) -> str | None:
+        info = self.devices().get(device_id)
+        return info.kind.value if info is not None else None
+
+    def _count_change(self, change: AlertChange) -> None:
+        self.metrics.inc("akita_alert_changes_total", action=change.action)
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def devices(self) -> Mapping[str, DeviceInfo]:
+        return self.registry.devices()
+
+    def handle_batch(self, batch: Batch, now: datetime | None = None) -> list[AlertChange]:
+        """The ingest's ``on_batch`` hook: detectors, then the alert lifecycle."""
+        now = now or _utcnow()
+        with self._lock:
+            detections = self.detectors.feed(batch.readings, self.devices())
+            detections += self.detectors.seq_gap(batch.gateway_id, batch.seq, batch.sent_at)
+        if detections:
+            self.metrics.inc("akita_detections_total", len(detections))
+        return self.alerts.handle(detections, now)
+
+    def tick(self, now: datetime | None = None) -> list[AlertChange]:
+        """Time-based detections and alert hold-offs; the tick thread calls this."""
+        now = now or _utcnow()
+        with self._lock:
+            detections = self.detectors.tick(now)
+        changes = self.alerts.handle(detections, now) if detections else []
+        changes += self.alerts.tick(now)
+        if self.notifier is not None:
+            self.notifier.tick(now)  # escalation / re-notify of unacknowledged alerts
+        return changes
+
+    def _tick_loop(self) -> None:
+        period = self.settings.api.tick_s
+        while not self._stop.wait(period):
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a bad tick; say why
+                log.exception("tick_failed")
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self, *, ingest: bool = True) -> None:
+        """Start the ingest worker (unless ``ingest=False``) and the tick thread."""
+        self.started_at = _utcnow()
+        self._stop.clear()
+        if ingest:
+            self._start_ingest()
+        self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
+        self._ticker.start()
+        log.info("cloud_started store=%r ingest=%s", self.store, self.ingest is not None)
+
+    def _start_ingest(self) -> None:
+        from cloud.ingest.worker import IngestWorker
+
+        self.ingest = IngestWorker(
+            self.settings.ingest,
+            store=self.store,
+            registry=self.registry,
+            metrics=self.metrics,
+            on_batch=self.handle_batch,
+        )
+        self.ingest.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
+            self._ticker = None
+        if self.ingest is not None:
+            self.ingest.stop()
+            self.ingest = None
+        if self.notifier is not None and hasattr(self.notifier, "close"):
+            self.notifier.close()
+        with contextlib.suppress(Exception):
+            self.store.close()
+        self.engine.dispose()
+        log.info("cloud_stopped")
+
+    # -- status ------------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        return self.metrics.render()
+
+    def health(self) -> dict[str, Any]:
+        """Component status for ``/health`` (no secrets, no URLs with credentials)."""
+        store_ok = self.store.ping()
+        db_ok = True
+        try:
+            with self.sessionmaker() as s:
+                s.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            db_ok = False
+        broker_ok: bool | None = None
+        if self.ingest is not None:
+            broker_ok = self.metrics.value("akita_ingest_broker_up") >= 1
+        ingest = {
+            "running": self.ingest is not None,
+            "lag_s": self.metrics.value("akita_ingest_lag_seconds"),
+            "points_per_s": self.metrics.value("akita_ingest_points_per_second"),
+            "buffer_depth": self.metrics.value("akita_ingest_buffer_depth"),
+            "dead_letters": self.metrics.value("akita_ingest_dead_letters_total"),
+        }
+        ok = store_ok and db_ok and broker_ok is not False
+        return {
+            "status": "ok" if ok else "degraded",
+            "broker": {"ok": broker_ok, "detail": {}},
+            "store": {"ok": store_ok, "detail": {"kind": type(self.store).__name__}},
+            "ingest": {"ok": None if self.ingest is None else broker_ok, "detail": ingest},
+            "database": {"ok": db_ok, "detail": {"dialect": self.engine.dialect.name}},
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        """Figures for the demo's live summary."""
+        with self.sessionmaker() as s:
+            devices_total = s.scalar(select(func.count()).select_from(DeviceRow)) or 0
+            devices_online = (
+                s.scalar(
+                    select(func.count()).select_from(DeviceRow).where(DeviceRow.state == "online")
+                )
+                or 0
+            )
+            gateways_online = (
+                s.scalar(
+                    select(func.count()).select_from(GatewayRow).where(GatewayRow.state == "online")
+                )
+                or 0
+            )
+            alerts_open = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(AlertRow)
+                    .where(AlertRow.state != AlertState.RESOLVED.value)
+                )
+                or 0
+            )
+        recent: list[Alert] = [r.alert for r in self.alerts.query(limit=10)]
+        return {
+            "points_total": int(self.metrics.value("akita_ingest_readings_total")),
+            "points_per_s": self.metrics.value("akita_ingest_points_per_second"),
+            "devices_total": devices_total,
+            "devices_online": devices_online,
+            "gateways_online": gateways_online,
+            "alerts_open": alerts_open,
+            "recent_alerts": recent,
+        }

@@ -1,0 +1,265 @@
+"""Cloud settings: one TOML file plus ``AKITA_*`` environment overrides.
+
+Sections (every one optional; defaults run a development instance on one machine)::
+
+    environment = "development"      # or "production": placeholder secrets refused
+
+    [ingest]                         # MQTT broker and ingest worker (cloud.ingest)
+    [store]     url = "sqlite:///./.akita/telemetry.db"   # or "influx://user:pw@host:8086/akita"
+    [database]  url = "sqlite:///./.akita/akita.db"       # production: PostgreSQL,
+                                     # "postgresql+psycopg://akita:...@db/akita"
+    [api]       host = "127.0.0.1"   port = 8000
+    [detect]                         # cloud.detect.config.DetectConfig
+    [alerts]                         # cloud.alerts.config.AlertConfig
+    [notify]                         # cloud.notify.config.NotifyConfig
+    [smtp]                           # e-mail channel; absent = no e-mail
+    [sms]                            # SMS gateway (provider = "webhook" | "twilio")
+    [webhook]                        # generic webhook channel (HMAC secret)
+
+Environment overrides use ``AKITA_<SECTION>__<KEY>`` (double underscore between
+levels), e.g. ``AKITA_API__PORT=9000``, ``AKITA_DATABASE__URL=postgresql+psycopg://...``,
+``AKITA_ENVIRONMENT=production``. Values are parsed as JSON when they look like JSON
+(numbers, true/false, lists, objects), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cloud.alerts.config import AlertConfig
+from cloud.detect.config import DetectConfig
+from cloud.errors import SettingsError
+
+try:
+    from cloud.ingest.settings import IngestSettings
+except ModuleNotFoundError:  # TEMP until the ingest package lands
+
+    class IngestSettings(BaseModel):  # type: ignore[no-redef]
+        host: str = "127.0.0.1"
+        port: int = 1883
+
+
+from cloud.notify.config import NotifyConfig
+
+ENV_PREFIX = "AKITA_"
+_SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "salt")
+_PLACEHOLDERS = frozenset(
+    {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "example", "xxx"}
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoreSettings(_Section):
+    url: str = Field(
+        default="sqlite:///./.akita/telemetry.db",
+        description="Time-series store: sqlite:///PATH or an InfluxDB URL",
+    )
+
+
+class DatabaseSettings(_Section):
+    url: str = Field(
+        default="sqlite:///./.akita/akita.db",
+        description="Relational store (SQLAlchemy URL). Production: postgresql+psycopg://...",
+    )
+
+
+class ApiSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Listen address; 0.0.0.0 for all")
+    port: int = Field(default=8000, ge=0, le=65535)
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics without a token (a private scrape network)"
+    )
+    tick_s: float = Field(default=1.0, gt=0, le=60, description="Detector/alert tick period")
+
+
+class SmtpConfig(_Section):
+    host: str
+    port: int = Field(default=25, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    sender: str = "akita-alerts@localhost"
+
+
+class SmsConfig(_Section):
+    provider: Literal["webhook", "twilio"]
+    url: str = Field(default="", description="Gateway URL (webhook) or API base (twilio)")
+    sender: str = ""
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class WebhookConfig(_Section):
+    secret: str | None = Field(default=None, description="HMAC secret signing each POST")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class CloudSettings(_Section):
+    environment: Literal["development", "test", "production"] = "development"
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    detect: DetectConfig = Field(default_factory=DetectConfig)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
+    notify: NotifyConfig | None = Field(
+        default=None, description="Notification routing; absent = no notifier"
+    )
+    smtp: SmtpConfig | None = None
+    sms: SmsConfig | None = None
+    webhook: WebhookConfig | None = None
+
+    @classmethod
+    def load(
+        cls, path: Path | str | None = None, *, env: Mapping[str, str] | None = None
+    ) -> CloudSettings:
+        """Read ``path`` (TOML; optional), apply ``AKITA_*`` overrides, validate.
+
+        Raises :class:`SettingsError` naming the setting on any problem.
+        """
+        data: dict[str, Any] = {}
+        source = "defaults"
+        if path is not None:
+            p = Path(path)
+            source = str(p)
+            try:
+                data = tomllib.loads(p.read_text(encoding="utf-8"))
+            except FileNotFoundError as exc:
+                raise SettingsError(f"settings file {p} does not exist") from exc
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(f"settings file {p} cannot be read: {exc}") from exc
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"settings file {p} is not valid TOML: {exc}") from exc
+        env_used = apply_env(data, os.environ if env is None else env)
+        if env_used:
+            source += " + " + ", ".join(sorted(env_used))
+        return cls.from_mapping(data, source=source)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "settings") -> CloudSettings:
+        try:
+            settings = cls.model_validate(data)
+        except ValidationError as exc:
+            raise SettingsError(f"{source}: {_describe(exc)}") from exc
+        settings.check_secrets()
+        return settings
+
+    @classmethod
+    def for_demo(
+        cls,
+        *,
+        mqtt_host: str,
+        mqtt_port: int,
+        store_url: str,
+        database_url: str,
+        api_host: str = "127.0.0.1",
+        api_port: int = 8000,
+    ) -> CloudSettings:
+        """Settings for ``akita demo``: everything on this machine."""
+        ingest = IngestSettings().model_dump()
+        ingest.update(_mqtt_overrides(mqtt_host, mqtt_port))
+        return cls.from_mapping(
+            {
+                "environment": "development",
+                "ingest": ingest,
+                "store": {"url": store_url},
+                "database": {"url": database_url},
+                "api": {"host": api_host, "port": api_port},
+            },
+            source="demo settings",
+        )
+
+    def check_secrets(self) -> None:
+        """Outside development, refuse placeholder values for any secret setting."""
+        if self.environment == "development":
+            return
+        for name, value in _walk(self.model_dump()):
+            leaf = name.rsplit(".", 1)[-1].lower()
+            if not isinstance(value, str) or not any(w in leaf for w in _SECRET_WORDS):
+                continue
+            if value.strip().lower() in _PLACEHOLDERS or value.startswith("<"):
+                raise SettingsError(
+                    f"setting {name} holds a placeholder secret; set a real value "
+                    f"(environment = {self.environment!r})"
+                )
+
+
+def _mqtt_overrides(host: str, port: int) -> dict[str, Any]:
+    fields = IngestSettings.model_fields
+    if "mqtt" in fields:
+        return {"mqtt": {"host": host, "port": port}}
+    return {"host": host, "port": port}
+
+
+def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
+    """Merge ``AKITA_SECTION__KEY=value`` variables into ``data``; return their names."""
+    used = []
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == "AKITA_CONFIG":
+            continue
+        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        target = data
+        for part in path[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise SettingsError(f"{name}: setting {'.'.join(path)} is not a section")
+            target = nxt
+        target[path[-1]] = _env_value(raw)
+        used.append(name)
+    return used
+
+
+def _env_value(raw: str) -> Any:
+    text = raw.strip()
+    if text[:1] in "[{" or text in ("true", "false", "null") or _is_number(text):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _walk(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        out: list[tuple[str, Any]] = []
+        for k, v in value.items():
+            out.extend(_walk(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list):
+        out = []
+        for i, v in enumerate(value):
+            out.extend(_walk(v, f"{prefix}[{i}]"))
+        return out
+    return [(prefix, value)]
+
+
+def _describe(exc: ValidationError, limit: int = 5) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" (value {value!r:.80})"
+        parts.append(f"setting {loc}: {err['msg']}{shown}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
