@@ -140,9 +140,12 @@ class Agent:
             s.spool_dropped = self._spool.dropped
             s.last_seq = self._spool.last_seq
         s.devices_online = sum(1 for st in self._states.values() if st.online)
-        s.garbage_frames = sum(
-            d.garbage for d in self._drivers.values() if isinstance(d, StreamDriver)
-        )
+        per_line = {  # call units share lines: count each line's noise once
+            getattr(d, "line_key", d.device.id): d.garbage
+            for d in self._drivers.values()
+            if isinstance(d, StreamDriver)
+        }
+        s.garbage_frames = sum(per_line.values())
         s.connected = bool(self._uplink and self._uplink.connected)
         return s
 

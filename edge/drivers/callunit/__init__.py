@@ -1,0 +1,1 @@
+"""Emergency-call units (AKCU line protocol, see README.md) on a serial line or TCP."""
