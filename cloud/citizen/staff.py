@@ -185,7 +185,7 @@ def stats(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_ENTITY,
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
                 detail=f"{name}={value.isoformat()} needs a time zone (e.g. +09:00 or Z)",
             )
     return reports.confirmation_stats(_sm(request), since=since, until=until)
@@ -253,7 +253,7 @@ def confirm(
 ) -> ReportPublic:
     if body.confirmed_at is not None and body.confirmed_at.tzinfo is None:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"confirmed_at={body.confirmed_at.isoformat()} needs a time zone",
         )
     sm = _sm(request)
