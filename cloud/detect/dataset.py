@@ -29,6 +29,7 @@ READING_TYPES: dict[str, Any] = {
     "vehicle": VehicleReading,
     "call_unit": CallUnitReading,
 }
+FIELDS = {k: frozenset(values_model(DeviceKind(k)).model_fields) for k in READING_TYPES}
 STRING_FIELDS = frozenset({"event", "vehicle_type", "route_id"})
 INT_FIELDS = frozenset({"fault_code", "fix_quality", "satellites"})
 
@@ -125,8 +126,8 @@ def read_readings(path: Path) -> list[Reading]:
                 ts_cache[ts_text] = parse_ts(ts_text)
             if k not in READING_TYPES:
                 raise DatasetError(f"{path}:{line}: unknown kind {k!r}")
-            if fld not in values_model(DeviceKind(k)).model_fields:
-                raise DatasetError(f"{path}:{line}: unknown field {fld!r} for kind {k}")
+        if fld not in FIELDS[kind]:
+            raise DatasetError(f"{path}:{line}: unknown field {fld!r} for kind {kind}")
         try:
             vals[fld] = _value(fld, text)
         except ValueError as exc:
