@@ -102,6 +102,7 @@ class Registry:
         self._seq: dict[str, _SeqState] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._dirty_gateways: set[str] = set()
+        self.version = 0  # bumped whenever device tags may have changed
         if sessionmaker is not None:
             self.load()
 
@@ -146,6 +147,7 @@ class Registry:
                         seq = self._seq.setdefault(g.gateway_id, _SeqState())
                         seq.last = max(seq.last, g.last_seq)
                     self._tags.clear()
+                    self.version += 1
         except SQLAlchemyError as exc:
             raise RegistryError(f"registry load failed: {exc}") from exc
 
@@ -211,6 +213,8 @@ class Registry:
                     self._devices[info.device_id] = info
                     self._device_gateway[info.device_id] = meta.gateway_id
                     self._tags.pop(info.device_id, None)
+            if changed:
+                self.version += 1
             self._gateways.setdefault(meta.gateway_id, GatewayInfo(meta.gateway_id))
         if changed:
             log.info("registry_meta gateway=%s devices_changed=%d", meta.gateway_id, len(changed))
@@ -255,6 +259,8 @@ class Registry:
             )
             if status.device_id not in self._device_gateway:
                 self._device_gateway[status.device_id] = gateway_id
+                self._tags.pop(status.device_id, None)
+                self.version += 1
         if changed and self._sessionmaker is not None:
             try:
                 with self._sessionmaker.begin() as session:

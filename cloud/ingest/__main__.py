@@ -1,0 +1,3 @@
+from cloud.ingest.cli import app
+
+app(prog_name="python -m cloud.ingest")

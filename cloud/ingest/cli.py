@@ -1,0 +1,90 @@
+"""``python -m cloud.ingest`` (and ``akita cloud ingest`` where mounted): run one worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from cloud.errors import CloudError
+
+app = typer.Typer(
+    help=(
+        "Run one ingest worker: MQTT telemetry -> validation -> time-series store.\n\n"
+        "Start several with the same --group to split the load (shared subscription).\n\n"
+        "Example:\n\n"
+        "  python -m cloud.ingest --broker-port 1883 "
+        "--store influx+http://127.0.0.1:8086/akita --db sqlite:///akita.db\n\n"
+        "Every setting can also come from AKITA_INGEST_<NAME> environment variables "
+        "(AKITA_INGEST_PASSWORD keeps the password off the command line)."
+    ),
+    no_args_is_help=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def run(
+    store: Annotated[
+        str,
+        typer.Option(help="Store URL: influx+http://host:8086/akita or sqlite:///series.db"),
+    ] = "sqlite:///akita-series.db",
+    db: Annotated[
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the registry tables (devices, gateways)"),
+    ] = None,
+    broker_host: Annotated[str | None, typer.Option(help="MQTT broker host")] = None,
+    broker_port: Annotated[int | None, typer.Option(help="MQTT broker port")] = None,
+    username: Annotated[str | None, typer.Option(help="MQTT user (ingest role)")] = None,
+    group: Annotated[str | None, typer.Option(help="Shared-subscription group")] = None,
+    client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Readings per store write")] = None,
+    batch_time: Annotated[float | None, typer.Option(help="Longest wait before a write, s")] = None,
+    tls: Annotated[bool, typer.Option(help="Connect with TLS")] = False,
+    ca_file: Annotated[str | None, typer.Option(help="CA file for --tls")] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
+) -> None:
+    """Run until SIGINT/SIGTERM; then write and acknowledge what is held, and exit."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    from cloud.ingest.settings import IngestSettings
+    from cloud.ingest.worker import IngestWorker
+    from cloud.metrics import Metrics
+    from cloud.registry import Registry
+    from cloud.store import open_store
+
+    try:
+        settings = IngestSettings.from_env(
+            broker_host=broker_host,
+            broker_port=broker_port,
+            username=username,
+            group=group,
+            client_id=client_id,
+            batch_size=batch_size,
+            batch_time_s=batch_time,
+            tls=tls or None,
+            ca_file=ca_file,
+        )
+        series = open_store(store)
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    sessionmaker = None
+    if db:
+        from cloud.db.base import create_all, make_engine, make_sessionmaker
+
+        engine = make_engine(db)
+        create_all(engine)
+        sessionmaker = make_sessionmaker(engine)
+    worker = IngestWorker(settings, series, Registry(sessionmaker), metrics=Metrics())
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    worker.start()
+    done.wait()
+    worker.stop()
+    series.close()

@@ -1,0 +1,79 @@
+"""Ingest worker settings (pydantic): broker, shared group, batching, buffer, retries."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from cloud.errors import SettingsError
+from schemas.codec import describe
+
+
+def _default_client_id() -> str:
+    # stable across restarts of the same worker, so the broker hands its unacknowledged
+    # messages back to it (persistent session)
+    return f"akita-ingest-{socket.gethostname()}"[:64]
+
+
+class IngestSettings(BaseModel):
+    """Everything one ingest worker needs. ``from_env()`` reads ``AKITA_INGEST_<FIELD>``."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    broker_host: str = "127.0.0.1"
+    broker_port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = Field(default=False, description="Connect with TLS (port 8883 in deploy/)")
+    ca_file: Path | None = Field(default=None, description="CA bundle for the broker cert")
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    tls_insecure: bool = Field(default=False, description="Skip hostname check (tests only)")
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+
+    group: str = Field(default="akita-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=64)
+    worker_name: str | None = Field(default=None, description="Tag of self-metrics points")
+    session_expiry_s: int = Field(
+        default=86_400, ge=0, description="How long the broker keeps queued messages for us"
+    )
+    receive_maximum: int = Field(
+        default=2000, ge=1, le=65535, description="Unacknowledged messages the broker may send"
+    )
+
+    batch_size: int = Field(default=5000, ge=1, description="Readings per store write")
+    batch_time_s: float = Field(default=0.2, gt=0, description="Longest wait before a write")
+    buffer_readings: int = Field(
+        default=200_000, ge=1, description="Readings held in memory before backpressure"
+    )
+    retry_initial_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=10.0, gt=0)
+
+    max_future_s: float = Field(default=300.0, ge=0, description="Refuse readings this far ahead")
+    max_age_s: float = Field(
+        default=89 * 86_400.0, gt=0, description="Refuse readings older (raw retention is 90 d)"
+    )
+    self_metrics_interval_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def name(self) -> str:
+        return self.worker_name or self.client_id
+
+    @classmethod
+    def from_env(cls, prefix: str = "AKITA_INGEST_", **overrides: Any) -> IngestSettings:
+        """Settings from environment variables (``AKITA_INGEST_BROKER_PORT=8883``), then
+        ``overrides``. A bad value raises :class:`SettingsError` naming the variable."""
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(prefix + name.upper())
+            if env is not None:
+                values[name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(f"ingest settings ({prefix}*): {describe(exc)}") from exc

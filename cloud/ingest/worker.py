@@ -1,0 +1,682 @@
+"""The ingest worker: MQTT (shared subscription, manual acks) -> validation -> store.
+
+Three threads, each doing one thing:
+
+- paho's network thread only appends incoming messages to the inbox;
+- the *processor* decodes and checks each message (``schemas.decode_batch``, seq,
+  timestamps), turns readings into points and gathers them into chunks by size
+  (``batch_size`` readings) or time (``batch_time_s``);
+- the *writer* writes a chunk to the store and only then acknowledges its messages
+  (PUBACK) in the order they arrived, records their seqs and hands the batches to
+  ``on_batch``. A killed worker therefore loses nothing: the broker redelivers every
+  message it has not acknowledged, and writes are idempotent.
+
+When the store is down the writer keeps its chunk and retries with jittered
+exponential backoff; the processor keeps filling chunks until ``buffer_readings`` are
+held, then stops taking messages. Nothing is acknowledged meanwhile, so the broker stops
+sending once ``receive_maximum`` messages are unacknowledged and queues the rest
+(backpressure all the way to the broker's ``max_queued_messages``). When the store comes
+back, the chunks are written in order, without a restart.
+
+A payload that fails validation (or that the store refuses as malformed) is published to
+``akita/v1/deadletter/<gateway>`` with the reason and acknowledged: it can never succeed,
+and holding it would block the stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from cloud.errors import StoreError
+from cloud.ingest.encode import Encoder, ms
+from cloud.ingest.settings import IngestSettings
+from cloud.metrics import Metrics
+from cloud.registry import Registry, SeqCheck, SeqVerdict
+from cloud.store.base import Point, TimeSeriesStore
+from schemas import (
+    Batch,
+    DeadLetter,
+    GatewayHealth,
+    GatewayMeta,
+    GatewayState,
+    GatewayStatus,
+    WireError,
+    decode_batch,
+    topics,
+)
+from schemas.codec import decode_model
+
+log = logging.getLogger(__name__)
+
+BatchCallback = Callable[[Batch], None]
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """What ``/health`` reports about one worker."""
+
+    broker_connected: bool
+    store_ok: bool
+    store_error: str | None
+    store_down_since: datetime | None
+    backpressure: bool
+    buffer_depth: int
+    buffer_limit: int
+    points_per_s: float
+    lag_s: float | None
+    last_write_at: datetime | None
+    dead_letters: int
+    gaps: int
+    duplicates: int
+
+    @property
+    def ok(self) -> bool:
+        return self.broker_connected and self.store_ok
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One received message on its way to the store."""
+
+    mid: int
+    qos: int
+    topic: str
+    gateway_id: str | None
+    payload: bytes
+    lines: list[str] = field(default_factory=list)
+    points: list[Point] = field(default_factory=list)
+    readings: int = 0
+    batch: Batch | None = None
+    fingerprint: tuple[object, ...] = ()
+    seq_check: SeqCheck | None = None
+    after_write: Callable[[], None] | None = None
+    first_ts_ms: int | None = None
+
+
+@dataclass
+class _Chunk:
+    entries: list[_Entry] = field(default_factory=list)
+    readings: int = 0
+    points: int = 0
+    deadline: float = 0.0
+
+
+class IngestWorker:
+    """One ingest worker; run several (processes) on the same ``group`` to scale out."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        store: TimeSeriesStore,
+        registry: Registry,
+        *,
+        metrics: Metrics | None = None,
+        on_batch: BatchCallback | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.metrics = metrics or Metrics()
+        self.on_batch = on_batch
+        self.encoder = Encoder(registry)
+        self._fast = callable(getattr(store, "write_lines", None))
+
+        self._inbox: deque[mqtt.MQTTMessage] = deque()
+        self._inbox_cv = threading.Condition()
+        self._chunks: deque[_Chunk] = deque()
+        self._chunks_cv = threading.Condition()
+        self._buffered = 0  # readings in chunks waiting for the writer
+        self._callbacks: deque[Batch] = deque()
+        self._callbacks_cv = threading.Condition()
+
+        self._stopping = threading.Event()
+        self._processor_done = threading.Event()
+        self._writer_done = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._connected = False
+        self._store_ok = True
+        self._store_error: str | None = None
+        self._store_down_since: datetime | None = None
+        self._last_write: datetime | None = None
+        self._dead_letters = 0
+        self._gaps = 0
+        self._duplicates = 0
+        # self-metrics of the current interval
+        self._interval_start = time.monotonic()
+        self._interval_readings = 0
+        self._interval_lags: list[float] = []
+        self._points_per_s = 0.0
+        self._lag_s: float | None = None
+
+        self.client = self._make_client()
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        if s.username:
+            client.username_pw_set(
+                s.username, s.password.get_secret_value() if s.password else None
+            )
+        if s.tls:
+            client.tls_set(
+                ca_certs=str(s.ca_file) if s.ca_file else None,
+                certfile=str(s.cert_file) if s.cert_file else None,
+                keyfile=str(s.key_file) if s.key_file else None,
+            )
+            client.tls_insecure_set(s.tls_insecure)
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def start(self) -> None:
+        """Connect (in the background, retrying) and start processing."""
+        s = self.settings
+        self._stopping.clear()
+        self._processor_done.clear()
+        self._writer_done.clear()
+        for name, target in (
+            ("ingest-processor", self._process_loop),
+            ("ingest-writer", self._write_loop),
+            ("ingest-callbacks", self._callback_loop),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = s.session_expiry_s
+        props.ReceiveMaximum = s.receive_maximum
+        self.client.connect_async(
+            s.broker_host, s.broker_port, s.keepalive_s, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+        log.info(
+            "ingest_start worker=%s broker=%s:%d group=%s",
+            s.name,
+            s.broker_host,
+            s.broker_port,
+            s.group,
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking messages, write and acknowledge what is held (within ``timeout``),
+        disconnect. Anything not written stays unacknowledged and is redelivered."""
+        self._stopping.set()
+        for cv in (self._inbox_cv, self._chunks_cv, self._callbacks_cv):
+            with cv:
+                cv.notify_all()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.1, deadline - time.monotonic()))
+        self._threads.clear()
+        self.registry.flush()
+        self.client.disconnect()
+        self.client.loop_stop()
+        log.info("ingest_stop worker=%s", self.settings.name)
+
+    def health(self) -> IngestHealth:
+        depth = self.buffer_depth()
+        return IngestHealth(
+            broker_connected=self._connected,
+            store_ok=self._store_ok,
+            store_error=self._store_error,
+            store_down_since=self._store_down_since,
+            backpressure=self._buffered >= self.settings.buffer_readings,
+            buffer_depth=depth,
+            buffer_limit=self.settings.buffer_readings,
+            points_per_s=self._points_per_s,
+            lag_s=self._lag_s,
+            last_write_at=self._last_write,
+            dead_letters=self._dead_letters,
+            gaps=self._gaps,
+            duplicates=self._duplicates,
+        )
+
+    def buffer_depth(self) -> int:
+        """Readings (roughly: messages count as their readings once decoded) held in memory."""
+        return self._buffered + len(self._inbox)
+
+    # --- MQTT callbacks (network thread) ------------------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.warning("broker_connect_refused worker=%s reason=%s", self.settings.name, rc)
+            return
+        self._connected = True
+        self.metrics.set("akita_ingest_broker_up", 1)
+        log.info(
+            "broker_connected worker=%s session_present=%s",
+            self.settings.name,
+            flags.session_present,
+        )
+        q1 = SubscribeOptions(qos=1)
+        client.subscribe(
+            [
+                (topics.subscription(topics.Channel.META), q1),
+                (topics.subscription(topics.Channel.STATUS), q1),
+                (topics.subscription(topics.Channel.HEALTH), SubscribeOptions(qos=0)),
+                (
+                    topics.shared(
+                        self.settings.group, topics.subscription(topics.Channel.TELEMETRY)
+                    ),
+                    q1,
+                ),
+            ]
+        )
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        self._connected = False
+        self.metrics.set("akita_ingest_broker_up", 0)
+        if not self._stopping.is_set():
+            log.warning("broker_disconnected worker=%s reason=%s", self.settings.name, rc)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._inbox_cv:
+            self._inbox.append(msg)
+            self._inbox_cv.notify()
+
+    # --- processor ----------------------------------------------------------------------
+
+    def _process_loop(self) -> None:
+        chunk = _Chunk()
+        try:
+            while not self._stopping.is_set():
+                with self._inbox_cv:
+                    if not self._inbox:
+                        wait = chunk.deadline - time.monotonic() if chunk.entries else 1.0
+                        if wait > 0:
+                            self._inbox_cv.wait(wait)
+                    taken = []
+                    while self._inbox and len(taken) < 256 and not self._stopping.is_set():
+                        taken.append(self._inbox.popleft())
+                for msg in taken:
+                    if not chunk.entries:
+                        chunk.deadline = time.monotonic() + self.settings.batch_time_s
+                    entry = self._handle_safely(msg)
+                    chunk.entries.append(entry)
+                    chunk.readings += entry.readings
+                    chunk.points += len(entry.lines) + len(entry.points)
+                self._maybe_self_metrics(chunk)
+                if chunk.entries and (
+                    chunk.points >= self.settings.batch_size or time.monotonic() >= chunk.deadline
+                ):
+                    self._hand_over(chunk)
+                    chunk = _Chunk()
+            # stopping: what is still in the inbox stays unacknowledged (redelivered)
+            if chunk.entries:
+                self._hand_over(chunk)
+        finally:
+            self._processor_done.set()
+            with self._chunks_cv:
+                self._chunks_cv.notify_all()
+
+    def _hand_over(self, chunk: _Chunk) -> None:
+        with self._chunks_cv:
+            # backpressure: hold the stream while the store is behind
+            while (
+                self._buffered >= self.settings.buffer_readings
+                and self._chunks
+                and not self._stopping.is_set()
+            ):
+                self._chunks_cv.wait(0.5)
+            self._chunks.append(chunk)
+            self._buffered += chunk.points
+            self._chunks_cv.notify_all()
+        self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
+
+    def _handle_safely(self, msg: mqtt.MQTTMessage) -> _Entry:
+        parsed = topics.parse(msg.topic)
+        entry = _Entry(msg.mid, msg.qos, msg.topic, parsed[0] if parsed else None, msg.payload)
+        if parsed is None:
+            # our own dead letters or alerts matched by a wildcard: not for us
+            return entry
+        try:
+            channel = parsed[1]
+            if channel is topics.Channel.TELEMETRY:
+                self._handle_telemetry(entry)
+            elif channel is topics.Channel.META:
+                self._handle_meta(entry)
+            elif channel is topics.Channel.STATUS:
+                self._handle_status(entry)
+            elif channel is topics.Channel.HEALTH:
+                self._handle_health(entry)
+        except WireError as exc:
+            self._dead_letter(entry, exc.reason)
+        except Exception as exc:  # a bug must not stop the stream: log, dead-letter, go on
+            log.exception("ingest_handler_error topic=%s", msg.topic)
+            self._dead_letter(entry, f"internal error {type(exc).__name__}: {exc}")
+        return entry
+
+    def _handle_telemetry(self, entry: _Entry) -> None:
+        if not entry.payload and entry.gateway_id:
+            return  # an empty retained message clearing the topic
+        batch = decode_batch(entry.payload)
+        if batch.gateway_id != entry.gateway_id:
+            raise WireError(
+                f"gateway_id: {batch.gateway_id!r} does not match topic gateway "
+                f"{entry.gateway_id!r}",
+                field="gateway_id",
+            )
+        now_ms = int(time.time() * 1000)
+        future_ms = now_ms + int(self.settings.max_future_s * 1000)
+        oldest_ms = now_ms - int(self.settings.max_age_s * 1000)
+        gateway = batch.gateway_id
+        fast = self._fast
+        encoder = self.encoder
+        lines = entry.lines
+        first: int | None = None
+        for i, r in enumerate(batch.readings):
+            t = ms(r.ts)
+            if t > future_ms:
+                raise WireError(
+                    f"readings.{i}.ts: {r.ts.isoformat()} is {(t - now_ms) / 1000:.0f} s ahead "
+                    f"of the cloud clock (limit {self.settings.max_future_s:.0f} s)",
+                    field=f"readings.{i}.ts",
+                )
+            if t < oldest_ms:
+                raise WireError(
+                    f"readings.{i}.ts: {r.ts.isoformat()} is older than "
+                    f"{self.settings.max_age_s / 86400:.0f} days (raw retention)",
+                    field=f"readings.{i}.ts",
+                )
+            if first is None:
+                first = t
+            if fast:
+                lines.append(encoder.reading_line(r.device_id, r.kind, gateway, r.values, t))
+            else:
+                entry.points.append(
+                    encoder.reading_point(r.device_id, r.kind, gateway, r.values, r.ts)
+                )
+        for status in batch.statuses:
+            self._add_point(entry, encoder.status_point(gateway, status))
+        entry.readings = len(batch.readings)
+        entry.first_ts_ms = first
+        entry.batch = batch
+        readings = batch.readings
+        entry.fingerprint = (
+            len(readings),
+            len(batch.statuses),
+            (readings[0].device_id, first) if readings else None,
+            (readings[-1].device_id, ms(readings[-1].ts)) if readings else None,
+        )
+        check = self.registry.check_seq(gateway, batch.seq, entry.fingerprint)
+        if check.verdict is SeqVerdict.CONFLICT:
+            entry.lines.clear()
+            entry.points.clear()
+            entry.readings = 0
+            entry.batch = None
+            raise WireError(
+                f"seq: {batch.seq} of gateway {gateway!r} was already received with other "
+                "content (a gateway must reuse a seq only for an unchanged re-send)",
+                field="seq",
+            )
+        entry.seq_check = check
+
+    def _add_point(self, entry: _Entry, point: Point) -> None:
+        if self._fast:
+            entry.lines.append(self.encoder.line(point))
+        else:
+            entry.points.append(point)
+
+    @staticmethod
+    def _decode(model: type[Any], payload: bytes) -> Any:
+        return decode_model(model, payload)  # size, UTF-8 and schema; raises WireError
+
+    def _handle_meta(self, entry: _Entry) -> None:
+        if not entry.payload:
+            return
+        meta: GatewayMeta = self._decode(GatewayMeta, entry.payload)
+        self._check_topic(entry, meta.gateway_id)
+        self.registry.apply_meta(meta)
+
+    def _handle_status(self, entry: _Entry) -> None:
+        if not entry.payload:
+            return
+        status: GatewayStatus = self._decode(GatewayStatus, entry.payload)
+        self._check_topic(entry, status.gateway_id)
+        online = status.state is GatewayState.ONLINE
+        if self.registry.apply_status(status):
+            self._add_point(
+                entry,
+                self.encoder.gateway_state_point(status.gateway_id, online, datetime.now(UTC)),
+            )
+
+    def _handle_health(self, entry: _Entry) -> None:
+        health: GatewayHealth = self._decode(GatewayHealth, entry.payload)
+        self._check_topic(entry, health.gateway_id)
+        self.registry.apply_health(health)
+        self._add_point(entry, self.encoder.health_point(health))
+
+    @staticmethod
+    def _check_topic(entry: _Entry, gateway_id: str) -> None:
+        if gateway_id != entry.gateway_id:
+            raise WireError(
+                f"gateway_id: {gateway_id!r} does not match topic gateway {entry.gateway_id!r}",
+                field="gateway_id",
+            )
+
+    def _dead_letter(self, entry: _Entry, reason: str) -> None:
+        entry.lines.clear()
+        entry.points.clear()
+        entry.readings = 0
+        entry.batch = None
+        entry.seq_check = None
+        payload = entry.payload
+        excerpt = repr(payload[:400])[:600]
+        record = DeadLetter(
+            received_at=datetime.now(UTC),
+            topic=entry.topic[:300],
+            reason=reason[:2000],
+            payload_excerpt=excerpt,
+            payload_size=len(payload),
+        )
+        topic = topics.deadletter(entry.gateway_id)
+        # QoS 1, published before the original's PUBACK leaves on the same connection
+        self.client.publish(topic, record.model_dump_json().encode(), qos=1)
+        self._dead_letters += 1
+        self.metrics.inc("akita_ingest_dead_letters_total")
+        self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
+        log.warning(
+            "dead_letter topic=%s size=%d reason=%s", entry.topic, len(payload), reason[:300]
+        )
+
+    def _maybe_self_metrics(self, chunk: _Chunk) -> None:
+        now = time.monotonic()
+        elapsed = now - self._interval_start
+        if elapsed < self.settings.self_metrics_interval_s:
+            return
+        self._points_per_s = self._interval_readings / elapsed
+        self._lag_s = statistics.median(self._interval_lags) if self._interval_lags else None
+        self._interval_start = now
+        self._interval_readings = 0
+        self._interval_lags = []
+        self.metrics.set("akita_ingest_points_per_second", self._points_per_s)
+        if self._lag_s is not None:
+            self.metrics.set("akita_ingest_lag_seconds", self._lag_s)
+        fields: dict[str, float | int | bool | str] = {
+            "points_per_s": float(self._points_per_s),
+            "dead_letters": self._dead_letters,
+            "gaps": self._gaps,
+            "duplicates": self._duplicates,
+            "buffer_depth": self.buffer_depth(),
+        }
+        if self._lag_s is not None:
+            fields["lag_s"] = float(self._lag_s)
+        point = self.encoder.self_point(self.settings.name, fields, datetime.now(UTC))
+        entry = _Entry(0, 0, "", None, b"")
+        self._add_point(entry, point)
+        if not chunk.entries:
+            chunk.deadline = now + self.settings.batch_time_s
+        chunk.entries.append(entry)
+        chunk.points += 1
+
+    # --- writer -------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._chunks_cv:
+                    while not self._chunks:
+                        if self._processor_done.is_set():
+                            return
+                        self._chunks_cv.wait(0.5)
+                    chunk = self._chunks[0]
+                if not self._write_chunk(chunk):
+                    return  # stopping with the store down: leave it unacknowledged
+                with self._chunks_cv:
+                    self._chunks.popleft()
+                    self._buffered -= chunk.points
+                    self._chunks_cv.notify_all()
+                self._complete(chunk)
+        finally:
+            self._writer_done.set()
+            with self._callbacks_cv:
+                self._callbacks_cv.notify_all()
+
+    def _write_chunk(self, chunk: _Chunk) -> bool:
+        """Write until stored (True) or stopping (False). Malformed entries dead-lettered."""
+        delay = self.settings.retry_initial_s
+        while True:
+            try:
+                started = time.perf_counter()
+                self._store_write(chunk.entries)
+                self.metrics.observe(
+                    "akita_ingest_batch_write_seconds", time.perf_counter() - started
+                )
+                self._mark_store(ok=True)
+                return True
+            except StoreError as exc:
+                self.metrics.inc("akita_ingest_store_errors_total", retryable=str(exc.retryable))
+                if not exc.retryable:
+                    if not self._write_one_by_one(chunk):
+                        return False
+                    self._mark_store(ok=True)
+                    return True
+                self._mark_store(ok=False, error=str(exc))
+            if self._stopping.wait(delay * random.uniform(0.5, 1.5)):
+                return False
+            delay = min(delay * 2, self.settings.retry_max_s)
+
+    def _write_one_by_one(self, chunk: _Chunk) -> bool:
+        """After a non-retryable error: find the entries the store refuses, dead-letter them."""
+        delay = self.settings.retry_initial_s
+        for entry in chunk.entries:
+            while entry.lines or entry.points:
+                try:
+                    self._store_write([entry])
+                    break
+                except StoreError as exc:
+                    if not exc.retryable:
+                        self._dead_letter(entry, f"store refused the readings: {exc}")
+                        break
+                    self._mark_store(ok=False, error=str(exc))
+                    if self._stopping.wait(delay * random.uniform(0.5, 1.5)):
+                        return False
+                    delay = min(delay * 2, self.settings.retry_max_s)
+        return True
+
+    def _store_write(self, entries: list[_Entry]) -> None:
+        if self._fast:
+            body = "\n".join(line for e in entries for line in e.lines)
+            if body:
+                self.store.write_lines(body)  # type: ignore[attr-defined]
+        else:
+            points = [p for e in entries for p in e.points]
+            if points:
+                self.store.write(points)
+
+    def _mark_store(self, *, ok: bool, error: str | None = None) -> None:
+        if ok and not self._store_ok:
+            log.info(
+                "store_recovered worker=%s down_since=%s",
+                self.settings.name,
+                self._store_down_since,
+            )
+        if not ok and self._store_ok:
+            self._store_down_since = datetime.now(UTC)
+            log.warning("store_down worker=%s reason=%s", self.settings.name, error)
+        self._store_ok = ok
+        self._store_error = None if ok else error
+        if ok:
+            self._store_down_since = None
+            self._last_write = datetime.now(UTC)
+        self.metrics.set("akita_ingest_store_up", 1 if ok else 0)
+
+    def _complete(self, chunk: _Chunk) -> None:
+        """After the durable write: acknowledge in arrival order, record seqs, notify."""
+        readings = 0
+        now_ms = time.time() * 1000
+        batches: list[Batch] = []
+        for entry in chunk.entries:
+            if entry.qos > 0:
+                self.client.ack(entry.mid, entry.qos)
+            batch = entry.batch
+            if batch is None:
+                continue
+            check = entry.seq_check
+            if check is not None:
+                self.registry.commit_seq(batch.gateway_id, batch.seq, entry.fingerprint, check)
+                if check.verdict is SeqVerdict.DUPLICATE:
+                    self._duplicates += 1
+                    self.metrics.inc("akita_ingest_duplicates_total")
+                    self.metrics.inc("akita_ingest_messages_total", result="duplicate")
+                    continue
+                if check.missing:
+                    self._gaps += check.missing
+                    self.metrics.inc("akita_ingest_seq_gaps_total", check.missing)
+            for status in batch.statuses:
+                self.registry.apply_device_status(batch.gateway_id, status)
+            self.metrics.inc("akita_ingest_messages_total", result="stored")
+            readings += entry.readings
+            if entry.first_ts_ms is not None:
+                self._interval_lags.append((now_ms - entry.first_ts_ms) / 1000)
+            batches.append(batch)
+        self._interval_readings += readings
+        self.metrics.inc("akita_ingest_readings_total", readings)
+        self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
+        if batches and self.on_batch is not None:
+            with self._callbacks_cv:
+                self._callbacks.extend(batches)
+                self._callbacks_cv.notify()
+        if time.monotonic() - getattr(self, "_last_flush", 0.0) > 2.0:
+            self._last_flush = time.monotonic()
+            self.registry.flush()
+
+    # --- on_batch -----------------------------------------------------------------------
+
+    def _callback_loop(self) -> None:
+        while True:
+            with self._callbacks_cv:
+                while not self._callbacks:
+                    if self._writer_done.is_set():
+                        return
+                    self._callbacks_cv.wait(0.5)
+                batch = self._callbacks.popleft()
+            try:
+                if self.on_batch is not None:
+                    self.on_batch(batch)
+            except Exception:  # detection must not stop ingest: log and go on
+                log.exception("on_batch_error gateway=%s seq=%d", batch.gateway_id, batch.seq)

@@ -1,0 +1,170 @@
+"""The ingest worker against real Mosquitto and InfluxDB."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.ingest import IngestSettings, IngestWorker
+from cloud.metrics import Metrics
+from cloud.registry import Registry
+from cloud.store import open_store
+from cloud.store.influx import InfluxStore
+from schemas import (
+    Batch,
+    DeviceInfo,
+    DeviceState,
+    DeviceStatus,
+    GatewayHealth,
+    GatewayMeta,
+    GatewayState,
+    GatewayStatus,
+    encode_model,
+    topics,
+)
+from tests.cloud.ingest.helpers import Publisher, batch, count, flows, recent, wait_until
+from tests.servers import Influx, Mosquitto
+
+
+@pytest.fixture
+def influx_store(influx: Influx, influx_db: str) -> Iterator[InfluxStore]:
+    store = open_store(f"influx+http://127.0.0.1:{influx.port}/{influx_db}")
+    assert isinstance(store, InfluxStore)
+    store.init_db()
+    yield store
+    store.close()
+
+
+def settings(mosquitto: Mosquitto, unique: str, **kw: object) -> IngestSettings:
+    return IngestSettings(
+        broker_port=mosquitto.port,
+        client_id=f"ingest-{unique}",
+        group=f"g{unique}",
+        batch_time_s=0.05,
+        self_metrics_interval_s=0.5,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_stream_is_stored_tagged_and_handed_on(
+    mosquitto: Mosquitto,
+    influx: Influx,
+    influx_db: str,
+    influx_store: InfluxStore,
+    unique: str,
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/cloud.db")
+    create_all(engine)
+    registry = Registry(make_sessionmaker(engine))
+    gw = f"gw{unique}"
+    t0 = recent()
+    pub = Publisher(mosquitto.port, f"pub-{unique}")
+    # retained registry and birth message, published before the worker exists
+    meta = GatewayMeta(
+        gateway_id=gw,
+        ts=t0,
+        devices=[
+            DeviceInfo(device_id=f"wb-{gw}-{i}", kind="water_block", site="Sanno", district="C")
+            for i in range(50)
+        ],
+    )
+    pub.publish(topics.meta(gw), encode_model(meta), retain=True)
+    pub.publish(
+        topics.status(gw),
+        encode_model(GatewayStatus(gateway_id=gw, state=GatewayState.ONLINE, ts=t0)),
+        retain=True,
+    )
+    seen: list[Batch] = []
+    metrics = Metrics()
+    worker = IngestWorker(
+        settings(mosquitto, unique), influx_store, registry, metrics=metrics, on_batch=seen.append
+    )
+    worker.start()
+    try:
+        wait_until(lambda: registry.gateway(gw) and registry.gateway(gw).state == "online")
+        batches = [batch(gw, seq, 50, t0) for seq in range(20)]
+        offline = DeviceStatus(
+            device_id=f"wb-{gw}-3", ts=t0, state=DeviceState.OFFLINE, reason="no reply"
+        )
+        batches.append(batch(gw, 20, 10, t0).model_copy(update={"statuses": [offline]}))
+        pub.publish_batches(batches)
+        wait_until(lambda: count(influx, influx_db) == 1010, timeout=15)
+        assert flows(influx, influx_db) == sorted(
+            r.values.flow
+            for b in batches
+            for r in b.readings  # type: ignore[union-attr]
+        )
+        tags = influx.query(
+            'SHOW TAG VALUES FROM "water_block" WITH KEY IN ("site", "gateway")', influx_db
+        )
+        assert sorted(v[1] for v in tags["results"][0]["series"][0]["values"]) == ["Sanno", gw]
+        wait_until(lambda: len(seen) == 21)
+        assert [b.seq for b in seen] == list(range(21))
+        status = influx.query('SELECT "online", "reason" FROM "device_status"', influx_db)
+        assert status["results"][0]["series"][0]["values"][0][1:] == [False, "no reply"]
+        assert registry.device_state(f"wb-{gw}-3").state == "offline"
+
+        health = GatewayHealth(
+            gateway_id=gw,
+            ts=datetime.now(UTC),
+            uptime_s=12.5,
+            spool_depth=3,
+            spool_dropped=0,
+            devices_total=50,
+            devices_online=49,
+            poll_errors=2,
+            last_seq=20,
+        )
+        pub.publish(topics.health(gw), encode_model(health), qos=0)
+        # Last Will: the gateway went away
+        pub.publish(
+            topics.status(gw),
+            encode_model(GatewayStatus(gateway_id=gw, state=GatewayState.OFFLINE, ts=t0)),
+            retain=True,
+        )
+        wait_until(lambda: registry.gateway(gw).state == "offline")  # type: ignore[union-attr]
+
+        def gateway_rows() -> list[list[object]]:
+            q = 'SELECT "online", "spool_depth" FROM "gateway_health"'
+            series = influx.query(q, influx_db)["results"][0].get("series", [])
+            rows = series[0]["values"] if series else []
+            return rows if False in [r[1] for r in rows] else []
+
+        values = wait_until(gateway_rows)
+        assert True in [v[1] for v in values]  # birth, and every health report
+        assert 3 in [v[2] for v in values]
+        wait_until(lambda: count(influx, influx_db, "ingest", "points_per_s") > 0)
+        g = registry.gateway(gw)
+        assert g is not None and (g.last_seq, g.gaps, g.duplicates) == (20, 0, 0)
+        assert metrics.value("akita_ingest_readings_total") == 1010
+        assert worker.health().ok
+    finally:
+        worker.stop()
+        pub.close()
+    # write-through: a fresh registry (the API's, a restarted worker's) sees the same
+    again = Registry(make_sessionmaker(engine))
+    assert again.tags_for(f"wb-{gw}-1")["site"] == "Sanno"
+    assert again.gateway(gw).state == "offline"  # type: ignore[union-attr]
+
+
+def test_sqlite_store_works_through_the_generic_path(
+    mosquitto: Mosquitto, unique: str, tmp_path: Path
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/series.db")
+    worker = IngestWorker(settings(mosquitto, unique), store, Registry())
+    worker.start()
+    pub = Publisher(mosquitto.port, f"pub-{unique}")
+    try:
+        t0 = recent()
+        pub.publish_batches([batch("gw1", seq, 50, t0) for seq in range(4)])
+        wait_until(lambda: len(store.series("wb-gw1-7", "flow", t0, datetime.now(UTC))) == 4)
+        assert store.latest("wb-gw1-7")["flow"].value == 3007.0
+    finally:
+        worker.stop()
+        pub.close()
+        store.close()
