@@ -18,7 +18,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -144,7 +143,16 @@ class Dispatcher:
         self._pending = 0
         self._idle = threading.Condition()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="notify")
+        # one FIFO lane per sender thread, chosen by recipient: a recipient's messages
+        # arrive in order (注意 before 警戒) while other recipients proceed in parallel
+        self._lanes: list[queue.Queue[_Job | None]] = [queue.Queue() for _ in range(config.workers)]
+        self._senders = [
+            threading.Thread(target=self._send_loop, args=(lane,), name=f"notify-send-{i}",
+                             daemon=True)
+            for i, lane in enumerate(self._lanes)
+        ]  # fmt: skip
+        for t in self._senders:
+            t.start()
         self._planner = threading.Thread(target=self._plan_loop, name="notify-plan", daemon=True)
         self._planner.start()
 
@@ -180,7 +188,10 @@ class Dispatcher:
         self._stop.set()
         self._inbox.put(None)
         self._planner.join(timeout)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for lane in self._lanes:
+            lane.put(None)
+        for t in self._senders:
+            t.join(timeout)
 
     def __enter__(self) -> Dispatcher:
         return self
@@ -382,7 +393,8 @@ class Dispatcher:
         assert message is not None
         with self._idle:
             self._pending += 1
-        self._pool.submit(self._send, _Job(delivery_id, alert, action, recipient, message, stage))
+        lane = self._lanes[int(key[:8], 16) % len(self._lanes)]
+        lane.put(_Job(delivery_id, alert, action, recipient, message, stage))
 
     # -- sending ------------------------------------------------------------------------
 
@@ -405,6 +417,13 @@ class Dispatcher:
             )
         else:
             raise NotifyError(f"channel {r.channel} is not configured", retryable=False)
+
+    def _send_loop(self, lane: queue.Queue[_Job | None]) -> None:
+        while True:
+            job = lane.get()
+            if job is None:
+                return
+            self._send(job)
 
     def _send(self, job: _Job) -> None:
         retry = self.config.retry
