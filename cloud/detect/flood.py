@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from cloud.detect.base import Detection, DeviceContext
 from cloud.detect.config import FloodConfig
 from cloud.detect.flags import Flags
@@ -47,6 +45,23 @@ class _Sensor:
         self.stage = 0  # 0 = below caution, 1..3 = STAGES[i-1]
         self.samples: deque[tuple[float, float]] = deque()
         self.rising = False
+
+
+def _fit(samples: deque[tuple[float, float]], t_now: float) -> tuple[float, float]:
+    """Least-squares line through the samples: (slope cm/h, fitted depth at ``t_now``)."""
+    n = len(samples)
+    sx = sy = sxx = sxy = 0.0
+    for t, y in samples:
+        x = (t - t_now) / 3600.0
+        sx += x
+        sy += y
+        sxx += x * x
+        sxy += x * y
+    den = n * sxx - sx * sx
+    if den <= 0:
+        return 0.0, sy / n
+    slope = (n * sxy - sx * sy) / den
+    return slope, (sy - slope * sx) / n
 
 
 class FloodDetector:
@@ -109,15 +124,14 @@ class FloodDetector:
     def _rise(self, out: list[Detection], s: _Sensor, dev: str, ts: datetime, depth: float) -> None:
         c = self.cfg
         t = ts.timestamp()
-        s.samples.append((t, depth))
-        while s.samples[0][0] < t - c.rise_window_s:
-            s.samples.popleft()
-        if len(s.samples) < c.rise_min_samples:
+        samples = s.samples
+        samples.append((t, depth))
+        while samples[0][0] < t - c.rise_window_s:
+            samples.popleft()
+        # a dry road is the common case: no fit needed until there is water to rise
+        if len(samples) < c.rise_min_samples or (depth < c.rise_min_depth_cm and not s.rising):
             return
-        arr = np.array(s.samples)
-        x = (arr[:, 0] - t) / 3600.0
-        fit = np.polyfit(x, arr[:, 1], 1)
-        slope, intercept = float(fit[0]), float(fit[1])  # cm/h, fitted depth now
+        slope, intercept = _fit(samples, t)
         on = slope >= c.rise_rate_cm_per_h and depth >= c.rise_min_depth_cm
         if s.rising and slope >= c.rise_rate_cm_per_h / 2:
             on = True

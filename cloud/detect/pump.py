@@ -27,6 +27,7 @@ class _Station:
         "bad_current",
         "code",
         "current",
+        "high",
         "hours",
         "level",
         "rising",
@@ -37,6 +38,7 @@ class _Station:
 
     def __init__(self) -> None:
         self.level: float | None = None
+        self.high = 0.0
         self.code = 0
         self.running = [False, False]
         self.current: list[float | None] = [None, None]
@@ -71,11 +73,13 @@ class PumpDetector:
         return out
 
     def feed_one(self, out: list[Detection], dev: str, ts: datetime, v: Any) -> None:
+        c = self.cfg
         s = self.stations.get(dev)
         site = self.sites.get(dev, {})
         if s is None:
             s = self.stations[dev] = _Station()
             s.start_level = _site_float(site, "start_level_m", "pump_start_m", "start_m")
+            s.high = _site_float(site, "high_level_m", "alarm_level_m") or c.level_high_m
         t = ts.timestamp()
         prev_level = s.level
         for i, (run, cur) in enumerate(
@@ -126,7 +130,7 @@ class PumpDetector:
         c = self.cfg
         level = s.level
         assert level is not None
-        high = _site_float(site, "high_level_m", "alarm_level_m") or c.level_high_m
+        high = s.high
         on = self.flags.active(dev, "wet_well_high")
         is_high = level > high or (on and level > high - c.level_hysteresis_m)
         if is_high != on:

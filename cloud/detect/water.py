@@ -30,10 +30,11 @@ class _Profile:
 
     def __init__(self, bins: int, history: int) -> None:
         self.hist = np.full((history, bins), np.nan)
-        self.med = np.full(bins, np.nan)
-        self.mad = np.full(bins, np.nan)
-        self._acc = np.zeros(bins)
-        self._cnt = np.zeros(bins)
+        # per-sample work touches plain lists (numpy scalar indexing costs more than it saves)
+        self.med: list[float] = [math.nan] * bins
+        self.mad: list[float] = [math.nan] * bins
+        self._acc = [0.0] * bins
+        self._cnt = [0] * bins
         self._day: int | None = None
         self.days = 0
         self.streak = 0
@@ -59,18 +60,21 @@ class _Profile:
         return (flow - med) / scale
 
     def _roll(self, day: int) -> None:
+        acc, cnt = np.array(self._acc), np.array(self._cnt, dtype=float)
         with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(self._cnt > 0, self._acc / np.maximum(self._cnt, 1), np.nan)
+            means = np.where(cnt > 0, acc / np.maximum(cnt, 1), np.nan)
         self.hist = np.roll(self.hist, -1, axis=0)
         self.hist[-1] = means
         self.days += 1
-        self._acc[:] = 0
-        self._cnt[:] = 0
+        bins = len(self._acc)
+        self._acc = [0.0] * bins
+        self._cnt = [0] * bins
         self._day = day
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slots stay NaN
-            self.med = np.nanmedian(self.hist, axis=0)
-            self.mad = np.nanmedian(np.abs(self.hist - self.med), axis=0)
+            med = np.nanmedian(self.hist, axis=0)
+            self.med = med.tolist()
+            self.mad = np.nanmedian(np.abs(self.hist - med), axis=0).tolist()
 
 
 class _Block:
