@@ -20,11 +20,14 @@ from dashboards.water import active_alerts
 UID = "akita-pump-stations"
 PUMP_ALERT_KINDS = ("pump_fail_to_start", "pump_short_cycle")
 
-# Standard set points of the city's manhole pump stations (m above well floor):
-# duty pump cuts out at STOP, cuts in at START, high-level alarm at HIGH. Stations
-# with other set points show them in their site sheet; the lines here are the norm.
-STOP_LEVEL_M = 0.5
+# Standard set points of the city's manhole pump stations (m above the well floor):
+# both pumps stop at STOP, the lead pump starts at START, the second pump assists at
+# ASSIST, high-level alarm at HIGH. A station's own set points (site facts
+# start_level_m/stop_level_m/assist_level_m) differ by a few centimetres; the lines
+# drawn are the standard ones because Grafana thresholds are per panel, not per series.
+STOP_LEVEL_M = 0.4
 START_LEVEL_M = 1.2
+ASSIST_LEVEL_M = 1.6
 HIGH_LEVEL_M = 2.0
 
 # A start is a sample whose motor current is more than this above the previous
@@ -39,7 +42,7 @@ def _starts(pump: int) -> InfluxQL:
 SELECT count("step") AS "pump {pump}" FROM (
   SELECT difference("pump{pump}_current") AS "step" FROM "raw"."manhole_pump"
   WHERE {F} AND $timeFilter GROUP BY "device"
-) WHERE "step" > {START_STEP_A} GROUP BY time(1h), "device" fill(0)
+) WHERE "step" > {START_STEP_A} AND $timeFilter GROUP BY time(1h), "device" fill(0)
 """).alias("$tag_device $col")
 
 
@@ -96,11 +99,11 @@ GROUP BY time($__interval), "device" fill(previous)""").alias("$tag_device $col"
     level = InfluxQL(f"""
 SELECT mean("level") FROM "raw"."manhole_pump" WHERE {F} AND $timeFilter
 GROUP BY time($__interval), "device" fill(null)""").alias("$tag_device")
-    run_hours_per_day = InfluxQL(f"""
-SELECT non_negative_difference(last("pump1_run_hours")) AS "pump 1",
-       non_negative_difference(last("pump2_run_hours")) AS "pump 2"
+    duty = InfluxQL(f"""
+SELECT non_negative_derivative(last("pump1_run_hours"), 1h) AS "pump 1",
+       non_negative_derivative(last("pump2_run_hours"), 1h) AS "pump 2"
 FROM "raw"."manhole_pump" WHERE {F} AND $timeFilter
-GROUP BY time(1d, 15h), "device" fill(none)""").alias("$tag_device $col")
+GROUP BY time($__interval), "device" fill(none)""").alias("$tag_device $col")
     run_hours_total = InfluxQL(f"""
 SELECT last("pump1_run_hours") AS "pump 1 (h)", last("pump2_run_hours") AS "pump 2 (h)"
 FROM "raw"."manhole_pump" WHERE {F} AND $timeFilter GROUP BY "device" """)
@@ -112,9 +115,15 @@ FROM "raw"."manhole_pump" WHERE {F} AND $timeFilter GROUP BY "device" """)
                 "Wet-well level against set points",
                 level,
                 unit="lengthm",
-                stages=[(STOP_LEVEL_M, "blue"), (START_LEVEL_M, "orange"), (HIGH_LEVEL_M, "red")],
+                stages=[
+                    (STOP_LEVEL_M, "blue"),
+                    (START_LEVEL_M, "yellow"),
+                    (ASSIST_LEVEL_M, "orange"),
+                    (HIGH_LEVEL_M, "red"),
+                ],
                 description=f"Dashed lines: stop {STOP_LEVEL_M} m, start {START_LEVEL_M} m, "
-                f"high-level alarm {HIGH_LEVEL_M} m (the city's standard set points).",
+                f"assist {ASSIST_LEVEL_M} m, high-level alarm {HIGH_LEVEL_M} m (the city's "
+                "standard set points).",
             )
         )
         .with_panel(
@@ -128,7 +137,15 @@ FROM "raw"."manhole_pump" WHERE {F} AND $timeFilter GROUP BY "device" """)
                 "between two samples. Many starts per hour mean short cycling.",
             )
         )
-        .with_panel(series_panel("Run hours per day", run_hours_per_day, unit="h", bars=True))
+        .with_panel(
+            series_panel(
+                "Duty (run hours per hour)",
+                duty,
+                unit="percentunit",
+                description="Growth of each pump's run-hour counter per hour: 100 % = ran "
+                "the whole time. The lead pump alternates, so both should track each other.",
+            )
+        )
         .with_panel(table_panel("Run hours (counter)", run_hours_total))
         .with_panel(table_panel("Active pump alerts", active_alerts(PUMP_ALERT_KINDS), width=24))
     )

@@ -70,7 +70,7 @@ GROUP BY "gateway" """).alias("$tag_gateway")
 SELECT count("online") AS "online" FROM (
   SELECT last("online") AS "online" FROM "raw"."gateway_health" WHERE {G} AND $timeFilter
   GROUP BY "gateway"
-) WHERE "online" = true""")
+) WHERE "online" = true AND $timeFilter""")
         )
         .span(6)
         .height(6)
@@ -84,7 +84,7 @@ SELECT count("online") AS "online" FROM (
 SELECT sum("n") AS "online" FROM (
   SELECT last("devices_online") AS "n" FROM "raw"."gateway_health" WHERE {G} AND $timeFilter
   GROUP BY "gateway"
-)""")
+) WHERE $timeFilter""")
         )
         .span(6)
         .height(6)
@@ -110,7 +110,7 @@ GROUP BY time($__interval), "worker" fill(null)""").alias("$tag_worker buffer")
 SELECT "online", "reason" FROM (
   SELECT last("online") AS "online", last("reason") AS "reason" FROM "raw"."device_status"
   WHERE {G} AND {tag_filter("device")} AND $timeFilter GROUP BY "device", "gateway"
-) WHERE "online" = false GROUP BY "device", "gateway" """)
+) WHERE "online" = false AND $timeFilter GROUP BY "device", "gateway" """)
     return (
         dash.with_panel(gateways)
         .with_panel(online_count)

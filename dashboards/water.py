@@ -27,11 +27,12 @@ _HOURLY = f"""
   WHERE {F} AND $timeFilter GROUP BY time(1h), "device"
 """
 NIGHT_FLOW = f"""
-SELECT min("f") AS "night flow" FROM ({_HOURLY}) GROUP BY time(1d, 15h), "device" fill(none)
+SELECT min("f") AS "night flow" FROM ({_HOURLY}) WHERE $timeFilter
+GROUP BY time(1d, 15h), "device" fill(none)
 """
 NIGHT_FLOW_BASELINE = f"""
 SELECT moving_average(min("f"), 7) AS "baseline (7-night mean)" FROM ({_HOURLY})
-GROUP BY time(1d, 15h), "device" fill(none)
+WHERE $timeFilter GROUP BY time(1d, 15h), "device" fill(none)
 """
 
 
@@ -44,7 +45,7 @@ SELECT "alert_id", "state", "title", "value" FROM (
          last("state") AS "state", last("title") AS "title", last("value") AS "value"
   FROM "raw"."alert" WHERE "kind" =~ /^({kind_re})$/ AND {filt} AND $timeFilter
   GROUP BY "device", "kind"
-) WHERE "active" = true GROUP BY "device", "kind"
+) WHERE "active" = true AND $timeFilter GROUP BY "device", "kind"
 """).table()
 
 
