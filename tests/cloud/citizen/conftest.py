@@ -115,6 +115,12 @@ def make_service(directory: Path, smtp: Smtp) -> CloudService:
 
 
 @pytest.fixture
+def service_factory() -> Any:
+    """:func:`make_service`, for tests that run the app under their own server."""
+    return make_service
+
+
+@pytest.fixture
 def citizen(tmp_path: Path, smtp: Smtp) -> Iterator[Citizen]:
     service = make_service(tmp_path, smtp)
     app = create_app(service)
