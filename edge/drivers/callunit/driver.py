@@ -96,6 +96,7 @@ class CallUnitDriver(StreamDriver):
     def __init__(self, device: Device) -> None:
         self._error: str | None = None
         self._line: _SharedLine | None = None
+        self._stats_line: _SharedLine | None = None  # kept after close, for the counters
         super().__init__(device)
         self.line_key = line_key(device)
         self._line: _SharedLine | None = None
@@ -103,7 +104,7 @@ class CallUnitDriver(StreamDriver):
 
     @property  # type: ignore[override]
     def garbage(self) -> int:
-        return self._line.garbage if self._line is not None else 0
+        return self._stats_line.garbage if self._stats_line is not None else 0
 
     @garbage.setter
     def garbage(self, value: int) -> None:
@@ -113,7 +114,7 @@ class CallUnitDriver(StreamDriver):
     def last_error(self) -> str | None:
         if self._error is not None:
             return self._error
-        return self._line.last_error if self._line is not None else None
+        return self._stats_line.last_error if self._stats_line is not None else None
 
     @last_error.setter
     def last_error(self, value: str | None) -> None:
@@ -137,7 +138,7 @@ class CallUnitDriver(StreamDriver):
                 shared.task = asyncio.create_task(shared.run())
         self._queue = asyncio.Queue()
         shared.units[self.device.unit_id] = self._queue
-        self._line = shared
+        self._line = self._stats_line = shared
 
     async def close(self) -> None:
         shared, self._line = self._line, None
