@@ -371,8 +371,6 @@ class IngestWorker:
         return entry
 
     def _handle_telemetry(self, entry: _Entry) -> None:
-        if not entry.payload and entry.gateway_id:
-            return  # an empty retained message clearing the topic
         batch = decode_batch(entry.payload)
         if batch.gateway_id != entry.gateway_id:
             raise WireError(
@@ -404,6 +402,10 @@ class IngestWorker:
                 )
             if first is None:
                 first = t
+            if not any(v is not None for v in r.values.__dict__.values()):
+                raise WireError(
+                    f"readings.{i}.values: no field reported (got {{}})", field=f"readings.{i}"
+                )
             if fast:
                 lines.append(encoder.reading_line(r.device_id, r.kind, gateway, r.values, t))
             else:
@@ -500,7 +502,7 @@ class IngestWorker:
         self.metrics.inc("akita_ingest_dead_letters_total")
         self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
         log.warning(
-            "dead_letter topic=%s size=%d reason=%s", entry.topic, len(payload), reason[:300]
+            "dead_letter topic=%s size=%d reason=%r", entry.topic, len(payload), reason[:300]
         )
 
     def _maybe_self_metrics(self, chunk: _Chunk) -> None:
