@@ -187,12 +187,12 @@ class CloudService:
         log.info("cloud_started store=%r ingest=%s", self.store, self.ingest is not None)
 
     def _start_ingest(self) -> None:
-        from cloud.ingest.worker import IngestWorker
+        from cloud.ingest import IngestWorker
 
         self.ingest = IngestWorker(
             self.settings.ingest,
-            store=self.store,
-            registry=self.registry,
+            self.store,
+            self.registry,
             metrics=self.metrics,
             on_batch=self.handle_batch,
         )
@@ -221,6 +221,7 @@ class CloudService:
     def health(self) -> dict[str, Any]:
         """Component status for ``/health`` (no secrets, no URLs with credentials)."""
         store_ok = self.store.ping()
+        store: dict[str, Any] = {"kind": type(self.store).__name__}
         db_ok = True
         try:
             with self.sessionmaker() as s:
@@ -228,21 +229,40 @@ class CloudService:
         except SQLAlchemyError:
             db_ok = False
         broker_ok: bool | None = None
-        if self.ingest is not None:
-            broker_ok = self.metrics.value("akita_ingest_broker_up") >= 1
-        ingest = {
-            "running": self.ingest is not None,
-            "lag_s": self.metrics.value("akita_ingest_lag_seconds"),
-            "points_per_s": self.metrics.value("akita_ingest_points_per_second"),
-            "buffer_depth": self.metrics.value("akita_ingest_buffer_depth"),
-            "dead_letters": self.metrics.value("akita_ingest_dead_letters_total"),
-        }
+        ingest_ok: bool | None = None
+        ingest: dict[str, Any] = {"running": False}
+        worker = self.ingest
+        if worker is not None:
+            h = worker.health()
+            broker_ok, ingest_ok = h.broker_connected, h.ok
+            store_ok = store_ok and h.store_ok
+            store.update(
+                writes_ok=h.store_ok,
+                error=h.store_error,
+                down_since=h.store_down_since.isoformat() if h.store_down_since else None,
+                last_write_at=h.last_write_at.isoformat() if h.last_write_at else None,
+            )
+            ingest = {
+                "running": True,
+                "lag_s": h.lag_s,
+                "points_per_s": h.points_per_s,
+                "buffer_depth": h.buffer_depth,
+                "buffer_limit": h.buffer_limit,
+                "backpressure": h.backpressure,
+                "dead_letters": h.dead_letters,
+                "gaps": h.gaps,
+                "duplicates": h.duplicates,
+            }
         ok = store_ok and db_ok and broker_ok is not False
+        broker = {
+            "host": self.settings.ingest.broker_host,
+            "port": self.settings.ingest.broker_port,
+        }
         return {
             "status": "ok" if ok else "degraded",
-            "broker": {"ok": broker_ok, "detail": {}},
-            "store": {"ok": store_ok, "detail": {"kind": type(self.store).__name__}},
-            "ingest": {"ok": None if self.ingest is None else broker_ok, "detail": ingest},
+            "broker": {"ok": broker_ok, "detail": broker if worker is not None else {}},
+            "store": {"ok": store_ok, "detail": store},
+            "ingest": {"ok": ingest_ok, "detail": ingest},
             "database": {"ok": db_ok, "detail": {"dialect": self.engine.dialect.name}},
         }
 

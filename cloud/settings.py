@@ -4,7 +4,8 @@ Sections (every one optional; defaults run a development instance on one machine
 
     environment = "development"      # or "production": placeholder secrets refused
 
-    [ingest]                         # MQTT broker and ingest worker (cloud.ingest)
+    [ingest]                         # cloud.ingest.settings.IngestSettings: broker_host,
+                                     # broker_port, username, password, tls, group, ...
     [store]     url = "sqlite:///./.akita/telemetry.db"   # or "influx://user:pw@host:8086/akita"
     [database]  url = "sqlite:///./.akita/akita.db"       # production: PostgreSQL,
                                      # "postgresql+psycopg://akita:...@db/akita"
@@ -31,21 +32,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from cloud.alerts.config import AlertConfig
 from cloud.detect.config import DetectConfig
 from cloud.errors import SettingsError
-
-try:
-    from cloud.ingest.settings import IngestSettings
-except ModuleNotFoundError:  # TEMP until the ingest package lands
-
-    class IngestSettings(BaseModel):  # type: ignore[no-redef]
-        host: str = "127.0.0.1"
-        port: int = 1883
-
-
+from cloud.ingest.settings import IngestSettings
 from cloud.notify.config import NotifyConfig
 
 ENV_PREFIX = "AKITA_"
@@ -167,8 +159,7 @@ class CloudSettings(_Section):
         api_port: int = 8000,
     ) -> CloudSettings:
         """Settings for ``akita demo``: everything on this machine."""
-        ingest = IngestSettings().model_dump()
-        ingest.update(_mqtt_overrides(mqtt_host, mqtt_port))
+        ingest = {"broker_host": mqtt_host, "broker_port": mqtt_port}
         return cls.from_mapping(
             {
                 "environment": "development",
@@ -193,13 +184,6 @@ class CloudSettings(_Section):
                     f"setting {name} holds a placeholder secret; set a real value "
                     f"(environment = {self.environment!r})"
                 )
-
-
-def _mqtt_overrides(host: str, port: int) -> dict[str, Any]:
-    fields = IngestSettings.model_fields
-    if "mqtt" in fields:
-        return {"mqtt": {"host": host, "port": port}}
-    return {"host": host, "port": port}
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
@@ -241,6 +225,8 @@ def _is_number(text: str) -> bool:
 
 
 def _walk(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, SecretStr):
+        return [(prefix, value.get_secret_value())]
     if isinstance(value, dict):
         out: list[tuple[str, Any]] = []
         for k, v in value.items():
