@@ -159,7 +159,9 @@ class Device(_Cfg):
     bus: str | None = Field(default=None, description="Name of a [[buses]] entry (modbus_rtu)")
     serial_port: str | None = Field(default=None, description="Serial device (nmea, call_unit)")
     baudrate: int = Field(default=9600, gt=0)
-    unit_id: int = Field(default=1, ge=0, le=255, description="Modbus slave / AKCU unit id")
+    unit_id: int = Field(
+        default=1, ge=0, le=65535, description="Modbus slave (0-255) / AKCU unit id (1-65535)"
+    )
     # how to poll it (seconds of device time; see [gateway] clock_file)
     poll_interval_s: float = Field(default=1.0, gt=0, le=86_400)
     timeout_s: float = Field(default=1.0, gt=0, le=60)
@@ -186,6 +188,10 @@ class Device(_Cfg):
             raise ValueError(f"driver {d.value} needs 'host' and 'port'")
         if d is Driver.MODBUS_RTU and not self.bus:
             raise ValueError("driver modbus_rtu needs 'bus' (the name of a [[buses]] entry)")
+        if d in MODBUS_DRIVERS and self.unit_id > 255:
+            raise ValueError(f"unit_id {self.unit_id} is not a Modbus slave id (0..255)")
+        if d is Driver.CALL_UNIT and self.unit_id < 1:
+            raise ValueError("unit_id must be 1..65535 for a call unit")
         if d in MODBUS_DRIVERS and not self.registers:
             raise ValueError(f"driver {d.value} needs at least one [[devices.registers]] entry")
         if d in STREAM_DRIVERS:
