@@ -14,7 +14,7 @@ import select
 import threading
 import time
 import tty
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,3 +145,27 @@ async def rtu_server(context: ModbusServerContext, cable: PtyCable) -> AsyncIter
         yield
     finally:
         await server.shutdown()
+
+
+@contextlib.contextmanager
+def server_thread(context: ModbusServerContext) -> Iterator[int]:
+    """A pymodbus TCP server on its own thread and loop (for sync callers and subprocesses)."""
+    ready = threading.Event()
+    state: dict[str, Any] = {}
+
+    async def main() -> None:
+        state["loop"] = asyncio.get_running_loop()
+        state["stop"] = asyncio.Event()
+        async with tcp_server(context) as port:
+            state["port"] = port
+            ready.set()
+            await state["stop"].wait()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "modbus server thread did not start"
+    try:
+        yield int(state["port"])
+    finally:
+        state["loop"].call_soon_threadsafe(state["stop"].set)
+        thread.join(10)

@@ -1,0 +1,142 @@
+"""Sample configs, the systemd unit, config errors and ``akita edge check``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomli_w
+from typer.testing import CliRunner
+
+from edge.cli import app
+from edge.config import load_config
+from edge.errors import ConfigError
+from schemas.devices import DeviceKind
+from tests.edge.peers import server_context, server_thread
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sample_configs_validate_and_cover_every_device_kind() -> None:
+    kinds = set()
+    files = sorted((ROOT / "deploy" / "edge").glob("*.toml"))
+    assert files
+    for path in files:
+        cfg = load_config(path)
+        kinds |= {d.kind for d in cfg.devices}
+    assert kinds == set(DeviceKind)
+
+
+def test_systemd_unit_is_hardened_and_runs_the_agent() -> None:
+    unit = (ROOT / "deploy" / "systemd" / "akita-edge.service").read_text()
+    lines = {line.strip() for line in unit.splitlines()}
+    assert any(x.startswith("ExecStart=") and "edge run --config" in x for x in lines)
+    for need in (
+        "DynamicUser=yes",
+        "StateDirectory=akita",
+        "Restart=on-failure",
+        "KillSignal=SIGTERM",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "RestartPreventExitStatus=2",
+    ):
+        assert need in lines, need
+    assert any(x.startswith("TimeoutStopSec=") for x in lines)
+    # the spool must live in the state directory systemd gives the dynamic user
+    for path in (ROOT / "deploy" / "edge").glob("*.toml"):
+        assert str(load_config(path).gateway.spool_path).startswith("/var/lib/akita/")
+
+
+def base(devices: list[dict[str, object]]) -> dict[str, object]:
+    return {"gateway": {"id": "gw-t"}, "devices": devices}
+
+
+MODBUS = {
+    "id": "wb-1",
+    "kind": "water_block",
+    "driver": "modbus_tcp",
+    "host": "127.0.0.1",
+    "port": 1502,
+}
+
+
+@pytest.mark.parametrize(
+    ("device", "expect"),
+    [
+        (
+            {**MODBUS, "registers": [{"field": "flow", "address": 0, "type": "float"}]},
+            "devices[0] (id 'wb-1') -> registers.0.type",
+        ),
+        (
+            {**MODBUS, "registers": [{"field": "level", "address": 0}]},
+            "devices[0] (id 'wb-1') -> registers[0].field: water_block has no field 'level'",
+        ),
+        (
+            {
+                **MODBUS,
+                "registers": [
+                    {"field": "flow", "address": 0, "type": "float32"},
+                    {"field": "pressure", "address": 1},
+                ],
+            },
+            "devices[0] (id 'wb-1') -> registers[1].address: 1 overlaps registers[0]",
+        ),
+        (
+            {**MODBUS, "poll_interval_s": "often", "registers": [{"field": "flow", "address": 0}]},
+            "devices[0] (id 'wb-1') -> poll_interval_s",
+        ),
+        (
+            {
+                "id": "p-1",
+                "kind": "manhole_pump",
+                "driver": "modbus_rtu",
+                "bus": "nope",
+                "registers": [{"field": "level", "address": 0}],
+            },
+            "devices[0] (id 'p-1') -> bus: no [[buses]] entry named 'nope'",
+        ),
+    ],
+)
+def test_config_errors_name_file_device_and_field(
+    tmp_path: Path, device: dict[str, object], expect: str
+) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text(tomli_w.dumps(base([device])))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert expect in str(err.value)
+    result = CliRunner().invoke(app, ["check", "--config", str(path)])
+    assert result.exit_code == 2
+    assert str(path) in result.output and expect in result.output
+
+
+def test_check_reads_every_device_once_and_prints_a_table(tmp_path: Path) -> None:
+    ctx = server_context([1])
+    ctx[1].setValues(3, 0, [1234, 56])
+    with server_thread(ctx) as port:
+        ok_dev = {
+            **MODBUS,
+            "port": port,
+            "registers": [
+                {"field": "flow", "address": 0, "scale": 0.1},
+                {"field": "totaliser", "address": 1},
+            ],
+        }
+        path = tmp_path / "good.toml"
+        path.write_text(tomli_w.dumps(base([ok_dev])))
+        good = CliRunner().invoke(app, ["check", "--config", str(path)])
+        bad_dev = {**ok_dev, "id": "wb-2", "registers": [{"field": "flow", "address": 450}]}
+        path2 = tmp_path / "bad.toml"
+        path2.write_text(tomli_w.dumps(base([ok_dev, bad_dev])))
+        bad = CliRunner().invoke(app, ["check", "--config", str(path2)])
+    assert good.exit_code == 0, good.output
+    assert "wb-1" in good.output and "flow=123.4" in good.output and "totaliser=56" in good.output
+    assert bad.exit_code == 1
+    assert "ILLEGAL_DATA_ADDRESS" in bad.output and "wb-2" in bad.output
+
+
+def test_help_teaches() -> None:
+    result = CliRunner().invoke(app, ["run", "--help"])
+    assert result.exit_code == 0
+    assert "SIGTERM" in result.output and "Example" in result.output
