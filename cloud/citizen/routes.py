@@ -342,7 +342,7 @@ async def subscription_change(request: Request, token: str) -> Response:
     name="citizen_unsubscribe_page",
 )
 def unsubscribe_page(request: Request, token: str) -> HTMLResponse:
-    sub = subscriptions.find(_sm(request), token)
+    sub = subscriptions.find_for_unsubscribe(_sm(request), token)
     if sub is None:
         return _not_found(request, "登録")
     return render(request, "unsubscribe.html", "配信の停止", sub=sub, **_urls(request, token))

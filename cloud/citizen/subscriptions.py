@@ -8,19 +8,24 @@ log lines carry the subscription id only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import logging
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.citizen.catalog import in_city
 from cloud.citizen.errors import FormError
+from cloud.db.citizen import LinkKeyRow, create_tables
 from cloud.db.models import SubscriptionRow
 
 log = logging.getLogger(__name__)
@@ -195,11 +200,9 @@ def find(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
         ).first()
 
 
-def _update(sm: sessionmaker[Session], token: str, **values: object) -> SubscriptionRow | None:
+def _update(sm: sessionmaker[Session], sub_id: int, **values: object) -> SubscriptionRow | None:
     with sm() as s, s.begin():
-        row = s.scalars(
-            select(SubscriptionRow).where(SubscriptionRow.token_hash == token_hash(token))
-        ).first()
+        row = s.get(SubscriptionRow, sub_id)
         if row is None:
             return None
         for k, v in values.items():
@@ -211,7 +214,7 @@ def confirm(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
     row = find(sm, token)
     if row is None or row.confirmed_at is not None or row.unsubscribed_at is not None:
         return row
-    row = _update(sm, token, confirmed_at=datetime.now(UTC))
+    row = _update(sm, row.id, confirmed_at=datetime.now(UTC))
     if row is not None:
         log.info("subscription_confirmed id=%s", row.id)
     return row
@@ -226,18 +229,81 @@ def change(
     lon: float | None,
     radius_m: float | None,
 ) -> SubscriptionRow | None:
-    row = _update(sm, token, kinds=list(kinds), area=area, lat=lat, lon=lon, radius_m=radius_m)
+    row = find(sm, token)
+    if row is None:
+        return None
+    row = _update(sm, row.id, kinds=list(kinds), area=area, lat=lat, lon=lon, radius_m=radius_m)
     if row is not None:
         log.info("subscription_changed id=%s kinds=%s", row.id, row.kinds)
     return row
 
 
 def unsubscribe(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
-    row = find(sm, token)
+    """Stop the subscription named by its token or by a signed unsubscribe token."""
+    row = find_for_unsubscribe(sm, token)
     if row is None or row.unsubscribed_at is not None:
         return row
     # the contact address is erased: after unsubscribing the city has no reason to keep it
-    row = _update(sm, token, unsubscribed_at=datetime.now(UTC), address="")
+    row = _update(sm, row.id, unsubscribed_at=datetime.now(UTC), address="")
     if row is not None:
         log.info("subscription_unsubscribed id=%s", row.id)
+    return row
+
+
+# ---- signed unsubscribe links for alert messages -----------------------------------------
+# Alert messages must carry a one-step unsubscribe link, but the subscriber's token is not
+# stored. Instead each message carries ``u<id>.<HMAC(key, id + token hash)>``: it can only
+# unsubscribe (not show or change) that one subscription. The key is random per install,
+# kept in ``citizen_link_keys``.
+
+_UNSUB_RE = re.compile(r"^u(\d{1,12})\.([A-Za-z0-9_-]{43})$")
+_keys: dict[str, bytes] = {}
+_keys_lock = threading.Lock()
+
+
+def _link_key(sm: sessionmaker[Session]) -> bytes:
+    engine = sm.kw["bind"]
+    cache_key = str(engine.url)
+    with _keys_lock:
+        if cache_key in _keys:
+            return _keys[cache_key]
+        create_tables(engine)
+        for _ in range(2):
+            with sm() as s:
+                row = s.get(LinkKeyRow, 1)
+                if row is not None:
+                    _keys[cache_key] = bytes.fromhex(row.key)
+                    return _keys[cache_key]
+            try:
+                with sm() as s, s.begin():
+                    s.add(LinkKeyRow(id=1, key=secrets.token_hex(32), created_at=datetime.now(UTC)))
+            except IntegrityError:
+                continue  # another process made it first: read theirs
+        raise RuntimeError("citizen link key could not be created")  # pragma: no cover
+
+
+def unsubscribe_token_for(sm: sessionmaker[Session], sub: SubscriptionRow) -> str:
+    """The token for ``/citizen/subscriptions/{token}/unsubscribe`` in alert messages."""
+    msg = f"unsubscribe:{sub.id}:{sub.token_hash}".encode()
+    mac = hmac.new(_link_key(sm), msg, hashlib.sha256).digest()
+    return f"u{sub.id}." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def token_for(sm: sessionmaker[Session]) -> Callable[[SubscriptionRow], str]:
+    """The ``token_for`` hook of ``cloud.notify.dispatcher.Dispatcher``."""
+    return lambda sub: unsubscribe_token_for(sm, sub)
+
+
+def find_for_unsubscribe(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
+    """The subscription of a subscriber token or of a valid signed unsubscribe token."""
+    row = find(sm, token)
+    if row is not None:
+        return row
+    m = _UNSUB_RE.match(token or "")
+    if m is None:
+        return None
+    with sm() as s:
+        row = s.get(SubscriptionRow, int(m.group(1)))
+    if row is None or not hmac.compare_digest(unsubscribe_token_for(sm, row), token):
+        return None
     return row

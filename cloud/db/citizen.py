@@ -58,11 +58,26 @@ class ReportPhotoRow(Base):
     report: Mapped[ReportRow] = relationship(back_populates="photo")
 
 
+class LinkKeyRow(Base):
+    """The install's random key for HMAC-signed unsubscribe links in alert messages
+    (the subscriber's own token is not stored, so alert messages cannot carry it)."""
+
+    __tablename__ = "citizen_link_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), doc="hex")
+    created_at: Mapped[datetime]
+
+
 def create_tables(engine: Engine) -> None:
     """Create the citizen tables (and the subscriptions table they sit beside) if missing."""
     from cloud.db.models import SubscriptionRow
 
     Base.metadata.create_all(
         engine,
-        tables=[SubscriptionRow.__table__, ReportRow.__table__, ReportPhotoRow.__table__],
+        tables=[
+            SubscriptionRow.__table__,
+            ReportRow.__table__,
+            ReportPhotoRow.__table__,
+            LinkKeyRow.__table__,
+        ],
     )

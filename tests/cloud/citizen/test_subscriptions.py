@@ -165,3 +165,59 @@ def test_phone_numbers(raw: str, expect: str | None) -> None:
 def test_masking() -> None:
     assert mask_address("email", "taro@example.jp") == "t***@example.jp"
     assert mask_address("sms", "+819012345678") == "+81****5678"
+
+
+def test_alert_messages_get_a_signed_one_step_unsubscribe_link(citizen) -> None:  # type: ignore[no-untyped-def]
+    """The notify router builds each resident's unsubscribe link with our ``token_for``;
+    that link stops the subscription in one POST but cannot show or change it."""
+    from datetime import UTC, datetime
+
+    from cloud.citizen.subscriptions import token_for
+    from cloud.notify.config import NotifyConfig
+    from cloud.notify.routing import Router
+    from schemas.alert import Alert
+
+    manage = subscribe(citizen, "alert@example.jp", area="大町").removesuffix("/confirm")
+    other = subscribe(citizen, "other@example.jp", area="大町").removesuffix("/confirm")
+    citizen.client.post(manage + "/confirm")
+    citizen.client.post(other + "/confirm")
+    now = datetime.now(UTC)
+    alert = Alert(
+        id="a1",
+        kind="flood_stage",
+        severity="Severe",
+        area="大町",
+        title="冠水 警戒",
+        public=True,
+        started_at=now,
+        updated_at=now,
+    )
+    router = Router(
+        NotifyConfig(public_base_url="https://bousai.city.test"),
+        citizen.sm,
+        token_for=token_for(citizen.sm),
+    )
+    links = {r.address: r.unsubscribe_url for r in router.residents(alert)}
+    assert set(links) == {"alert@example.jp", "other@example.jp"}
+    url = links["alert@example.jp"]
+    assert url and url.startswith("https://bousai.city.test/citizen/subscriptions/u")
+    path = urlsplit(url).path
+    signed = path.split("/")[3]
+    assert token_hash(signed) not in {manage.split("/")[3], other.split("/")[3]}
+
+    # it cannot show or change the subscription: those need the subscriber's own token
+    assert citizen.client.get(path.removesuffix("/unsubscribe")).status_code == 404
+    # tampering with the id or the signature is refused
+    sub_id, mac = signed[1:].split(".")
+    forged = f"u{int(sub_id) + 1}.{mac}"
+    assert citizen.client.post(f"/citizen/subscriptions/{forged}/unsubscribe").status_code == 404
+    # GET shows one button; one POST stops it
+    assert "配信を停止する" in citizen.client.get(path).text
+    r = citizen.client.post(path)
+    assert r.status_code == 200 and "配信を停止しました" in r.text
+    with citizen.sm() as s:
+        rows = {r.id: r for r in s.scalars(select(SubscriptionRow))}
+    assert rows[int(sub_id)].unsubscribed_at is not None
+    assert [r.unsubscribed_at for i, r in rows.items() if i != int(sub_id)] == [None]
+    # and the router stops sending to it
+    assert [r.address for r in router.residents(alert)] == ["other@example.jp"]
