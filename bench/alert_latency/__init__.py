@@ -1,0 +1,1 @@
+"""Alert latency benchmark: device event -> SMTP, and ingest arrival -> alert (see __main__)."""
