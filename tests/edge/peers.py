@@ -56,10 +56,10 @@ def server_context(unit_ids: list[int], size: int = 400) -> ModbusServerContext:
 
 @contextlib.asynccontextmanager
 async def tcp_server(
-    context: ModbusServerContext, framer: FramerType = FramerType.SOCKET
+    context: ModbusServerContext, framer: FramerType = FramerType.SOCKET, port: int = 0
 ) -> AsyncIterator[int]:
-    """A pymodbus TCP server (or RTU-over-TCP with framer RTU) on a free port."""
-    port = free_port()
+    """A pymodbus TCP server (or RTU-over-TCP with framer RTU) on ``port`` or a free one."""
+    port = port or free_port()
     server = ModbusTcpServer(context, framer=framer, address=("127.0.0.1", port))
     await server.serve_forever(background=True)
     await _wait_listening(port)
