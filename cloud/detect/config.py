@@ -37,7 +37,16 @@ class LeakConfig(_Cfg):
     night_end_h: float = Field(default=6.0, gt=0, le=24, description="Night window end")
     window_min: float = Field(default=60.0, gt=0, description="Rolling mean window (minutes)")
     min_samples: int = Field(default=6, ge=1, description="Samples a night needs to count")
-    learn_nights: int = Field(default=7, ge=3, description="Nights before the first verdict")
+    learn_nights: int = Field(
+        default=7, ge=3, description="Nights before the full model (level + weekday offsets)"
+    )
+    young_nights: int = Field(
+        default=2, ge=1, description="Nights before the coarse young-block rule may judge"
+    )
+    young_rise_frac: float = Field(
+        default=0.3, gt=0, description="Young rule: rise over the median night, as a fraction"
+    )
+    young_persist: int = Field(default=2, ge=1, description="Young rule: consecutive nights")
     history_nights: int = Field(default=56, ge=7, description="Nights kept for sigma/offsets")
     level_alpha: float = Field(default=0.1, gt=0, le=1, description="Baseline EWMA weight")
     k_step: float = Field(default=5.0, gt=0, description="One-night residual alarm (sigmas)")
@@ -126,6 +135,9 @@ class VehicleConfig(_Cfg):
     stop_speed_kmh: float = Field(default=2.0, ge=0)
     stop_radius_m: float = Field(default=30.0, gt=0)
     long_stop_s: float = Field(default=900.0, gt=0, description="Stop longer than this")
+    terminal_radius_m: float = Field(
+        default=300.0, ge=0, description="Stops this near a terminal or depot are layovers"
+    )
     routes: dict[str, list[tuple[float, float]]] = Field(
         default_factory=dict, description="route_id -> [[lat, lon], ...]"
     )

@@ -45,7 +45,7 @@ class DetectorEngine:
         self.water = WaterDetector(config.water)
         self.pump = PumpDetector(config.pump, self.sites)
         self.flood = FloodDetector(config.flood, self.sites)
-        self.vehicle = VehicleDetector(config.vehicle, routes)
+        self.vehicle = VehicleDetector(config.vehicle, routes, self.sites)
         self.call_unit = CallUnitDetector(config.call_unit, config.common)
         self.offline = OfflineDetector(config.common)
         self.seq = SeqGaps()

@@ -2,12 +2,16 @@
 
 Kept apart from :mod:`cloud.detect.water` because the BattLeDIM replay drives it alone.
 
-Model: night value = level + day-of-week offset + noise. The level and the offsets are
-learned from the block's own nights (median start, then a clipped EWMA); sigma is the
-MAD of recent residuals with a floor. A leak is either one night far above the baseline
-(abrupt: ``k_step`` sigmas and ``min_rise_frac`` of the level) or a CUSUM of residuals
-(incipient). After an alarm the level is re-based onto the new normal so a second leak
-on top of the first is a new step; a night back near the pre-leak level clears it.
+Before ``learn_nights`` nights the block is young: a leak is then ``young_persist``
+consecutive nights ``young_rise_frac`` above the median of the nights so far (coarse,
+because weekday offsets are unknown yet; persistence keeps a busy Friday + Saturday from
+alarming). Model: night value = level + day-of-week offset + noise. The level and the
+offsets are learned from the block's own nights (median start, then a clipped EWMA);
+sigma is the MAD of recent residuals with a floor. A leak is either one night far above
+the baseline (abrupt: ``k_step`` sigmas and ``min_rise_frac`` of the level) or a CUSUM
+of residuals (incipient). After an alarm the level is re-based onto the new normal so a
+second leak on top of the first is a new step; a night back near the pre-leak level
+clears it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,8 @@ class LeakTracker:
         "pre_level",
         "resid",
         "values",
+        "young_excess",
+        "young_streak",
     )
 
     def __init__(self, cfg: LeakConfig) -> None:
@@ -73,6 +79,8 @@ class LeakTracker:
         self.cusum = 0.0
         self.active = False
         self.pre_level = 0.0
+        self.young_streak = 0
+        self.young_excess = 0.0
 
     # ---- accumulation --------------------------------------------------------------
     def add(self, t: float, flow: float) -> LeakVerdict | None:
@@ -140,6 +148,35 @@ class LeakTracker:
         self.level = float(np.median(vals - self.offsets[dows]))
         self.resid.extend((vals - self.offsets[dows] - self.level).tolist())
 
+    def _young(self, night_t: float, value: float, prior: list[float]) -> LeakVerdict:
+        c = self.cfg
+        if self.active:
+            # the baseline restarted at the leak level; a night back near the old one clears
+            if value < self.pre_level + c.clear_frac * self.young_excess:
+                self.active = False
+                self._restart(1)
+                return LeakVerdict(night_t, value, None, None, None, "clear")
+            return LeakVerdict(night_t, value, None, None, None, excess=self.young_excess)
+        if len(prior) < c.young_nights:
+            return LeakVerdict(night_t, value, None, None, None)
+        base = float(np.median(prior))
+        r = value - base
+        self.young_streak = self.young_streak + 1 if r > c.young_rise_frac * abs(base) else 0
+        if self.young_streak < c.young_persist:
+            return LeakVerdict(night_t, value, base, r, None)
+        self.active = True
+        self.pre_level = base
+        self.young_excess = r
+        # learn the new normal from the leak nights only, so old nights do not skew offsets
+        self._restart(c.young_persist)
+        return LeakVerdict(night_t, value, base, r, None, "onset", "young", r)
+
+    def _restart(self, keep: int) -> None:
+        kept = list(self.values)[-keep:]
+        self.values.clear()
+        self.values.extend(kept)
+        self.young_streak = 0
+
     def sigma(self) -> float:
         c = self.cfg
         level = self.level or 0.0
@@ -151,11 +188,13 @@ class LeakTracker:
 
     def _judge(self, night_t: float, dow: int, value: float) -> LeakVerdict:
         c = self.cfg
+        prior = [v for _, v in self.values]
         self.values.append((dow, value))
         if self.level is None:
+            verdict = self._young(night_t, value, prior)
             if len(self.values) >= c.learn_nights:
                 self._learn()
-            return LeakVerdict(night_t, value, None, None, None)
+            return verdict
         expected = self.level + float(self.offsets[dow])
         r = value - expected
         s = self.sigma()

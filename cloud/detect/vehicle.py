@@ -26,7 +26,7 @@ EARTH_M_PER_DEG = 111_320.0
 class RouteShape:
     """A route polyline prepared for fast point-to-polyline distance."""
 
-    __slots__ = ("a", "ab", "ab2", "kx", "lat0", "lon0")
+    __slots__ = ("a", "ab", "ab2", "kx", "lat0", "lon0", "terminals")
 
     def __init__(self, points: Sequence[Sequence[float]]) -> None:
         if len(points) < 2:
@@ -39,6 +39,9 @@ class RouteShape:
         self.a = xy[:-1]
         self.ab = xy[1:] - xy[:-1]
         self.ab2 = np.maximum((self.ab**2).sum(axis=1), 1e-9)
+        # an out-and-back route turns at the vertex farthest from its start
+        far = int(np.argmax(((xy - xy[0]) ** 2).sum(axis=1)))
+        self.terminals = [tuple(pts[0]), tuple(pts[-1]), tuple(pts[far])]
 
     def _xy(self, lat: Any, lon: Any) -> np.ndarray:
         return np.column_stack(
@@ -78,9 +81,13 @@ class VehicleDetector:
     name = "vehicle"
 
     def __init__(
-        self, config: VehicleConfig, routes: Mapping[str, Sequence[Sequence[float]]] | None = None
+        self,
+        config: VehicleConfig,
+        routes: Mapping[str, Sequence[Sequence[float]]] | None = None,
+        sites: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.cfg = config
+        self.sites = sites if sites is not None else {}
         self.flags = Flags(self.name)
         self.vehicles: dict[str, _Vehicle] = {}
         self.routes: dict[str, RouteShape] = {}
@@ -142,8 +149,10 @@ class VehicleDetector:
             ):
                 s.anchor, s.anchor_t = (lat, lon), t
                 self._end_stop(out, dev, ts)
-            elif t - s.anchor_t >= c.long_stop_s and not self.flags.active(
-                dev, "vehicle_long_stop"
+            elif (
+                t - s.anchor_t >= c.long_stop_s
+                and not self.flags.active(dev, "vehicle_long_stop")
+                and not self._layover(dev, s, lat, lon, v.plow_down)
             ):
                 self.flags.set(
                     out,
@@ -159,6 +168,22 @@ class VehicleDetector:
         elif speed is not None:
             s.anchor = None
             self._end_stop(out, dev, ts)
+
+    def _layover(
+        self, dev: str, s: _Vehicle, lat: float, lon: float, plow_down: bool | None
+    ) -> bool:
+        """Standing at a terminal or the depot, or a parked plow, is not an anomaly."""
+        if plow_down is False:
+            return True
+        r = self.cfg.terminal_radius_m
+        places: list[Any] = []
+        shape = self.routes.get(s.route_id) if s.route_id else None
+        if shape is not None:
+            places += shape.terminals
+        depot = self.sites.get(dev, {}).get("depot")
+        if isinstance(depot, list | tuple) and len(depot) == 2:
+            places.append(depot)
+        return any(haversine_m(p[0], p[1], lat, lon) <= r for p in places)
 
     def _end_stop(self, out: list[Detection], dev: str, ts: datetime) -> None:
         if self.flags.active(dev, "vehicle_long_stop"):
