@@ -2,12 +2,12 @@
 
 The city's real feed comes from its bus operator; this produces the small sample
 feed shipped in ``cloud/opendata/sample_gtfs/`` from a simulator export's
-``devices.json`` (contract C: ``routes`` polylines and per-bus ``route_id`` /
-``cruise_kmh`` facts), so the sample stays consistent with the simulated routes.
+``devices.json`` (contract C: ``routes`` polylines and per-bus ``route_id`` facts), so
+the sample stays consistent with the simulated routes.
 
 Each route gets its polyline points as stops, an outbound trip (direction 0, from the
 first point) and an inbound trip (direction 1), timed like the simulator's
-timetable (cruise speed, a 20 s dwell every ~400 m, 5 min layover at the ends), and
+timetable (26 km/h, a 20 s dwell every ~400 m, 5 min layover at the ends), and
 run as frequency-based service (``exact_times=0``) 06:00-22:00 with a headway of the
 out-and-back cycle divided by the buses on the route.
 
@@ -28,6 +28,8 @@ from typing import Any
 
 from cloud.opendata.gtfs_static import format_gtfs_time, haversine_m
 
+# the simulator draws each bus's cruise speed from 22-30 km/h; a timetable runs at the mean
+NOMINAL_KMH = 26.0
 STOP_SPACING_M = 400.0
 DWELL_S = 20.0
 LAYOVER_S = 300.0
@@ -68,16 +70,16 @@ def _leg_times(points: Sequence[Sequence[float]], cruise_ms: float) -> list[int]
 def build_feed(devices_json: Mapping[str, Any]) -> dict[str, str]:
     """File name -> text of a GTFS feed for the bus routes in a devices.json."""
     facts: Mapping[str, Mapping[str, Any]] = devices_json.get("sites", {})
-    buses: dict[str, list[float]] = {}
+    buses: dict[str, int] = {}
     for dev in devices_json.get("devices", []):
         if dev.get("kind") == "vehicle" and dev.get("vehicle_type") == "bus":
             f = facts.get(dev["device_id"], {})
             if f.get("route_id"):
-                buses.setdefault(f["route_id"], []).append(float(f.get("cruise_kmh", 26.0)))
+                buses[f["route_id"]] = buses.get(f["route_id"], 0) + 1
     routes, stops, trips, stop_times, freqs = [], [], [], [], []
     for rid in sorted(buses):
         pts = devices_json["routes"][rid]
-        cruise = sum(buses[rid]) / len(buses[rid]) / 3.6
+        cruise = NOMINAL_KMH / 3.6
         routes.append(
             {
                 "route_id": rid,
@@ -98,7 +100,7 @@ def build_feed(devices_json: Mapping[str, Any]) -> dict[str, str]:
             )
         leg = _leg_times(pts, cruise)
         cycle = 2 * (leg[-1] + LAYOVER_S)
-        headway = max(60, round(cycle / len(buses[rid])))
+        headway = max(60, round(cycle / buses[rid]))
         for direction, order in ((0, list(range(len(pts)))), (1, list(range(len(pts)))[::-1])):
             tid = f"{rid}-{'out' if direction == 0 else 'in'}"
             trips.append(

@@ -130,8 +130,16 @@ class Loader:
         for gw, devs in sorted(ex.gateways.items()):
             self.registry.apply_meta(GatewayMeta(gateway_id=gw, ts=ex.start, devices=devs))
 
-    def readings(self, ex: Export, *, lines: bool) -> int:
-        """All readings; ``lines=True`` writes InfluxDB line protocol in bulk."""
+    def readings(
+        self,
+        ex: Export,
+        *,
+        lines: bool,
+        kinds: set[str] | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """The export's readings (of ``kinds``, up to ``until``); ``lines=True`` writes
+        InfluxDB line protocol in bulk, otherwise store points."""
         enc = Encoder(self.registry)
         gateway = {d.device_id: ex.facts[d.device_id]["gateway"] for d in ex.devices}
         batch: list[Any] = []
@@ -145,6 +153,8 @@ class Loader:
             batch.clear()
 
         for ts, dev, kind, values in readings(ex.csv):
+            if (kinds is not None and kind not in kinds) or (until is not None and ts > until):
+                continue
             if lines:
                 batch.append(enc.reading_line(dev, kind, gateway[dev], values, ms(ts)))
             else:
