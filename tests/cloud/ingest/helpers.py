@@ -24,7 +24,7 @@ def batch(gateway: str, seq: int, n: int, t0: datetime, *, device_prefix: str = 
                 "device_id": f"{device_prefix}-{gateway}-{i % 50}",
                 "kind": "water_block",
                 "ts": t0 + timedelta(milliseconds=seq * 1000 + i),
-                "values": {"flow": float(seq * 1000 + i), "pressure": 0.3},
+                "values": {"flow": float(seq * n + i), "pressure": 0.3},
             }
         )
         for i in range(n)
