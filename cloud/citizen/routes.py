@@ -226,7 +226,7 @@ async def subscribe(request: Request) -> HTMLResponse:
     )
 
 
-def _urls(request: Request, token: str) -> dict[str, str]:
+def _urls(request: Request, token: str) -> dict[str, Any]:
     return {
         "manage_url": request.url_for("citizen_subscription", token=token).path,
         "confirm_url": request.url_for("citizen_confirm", token=token).path,

@@ -72,12 +72,6 @@ def create_tables(engine: Engine) -> None:
     """Create the citizen tables (and the subscriptions table they sit beside) if missing."""
     from cloud.db.models import SubscriptionRow
 
-    Base.metadata.create_all(
-        engine,
-        tables=[
-            SubscriptionRow.__table__,
-            ReportRow.__table__,
-            ReportPhotoRow.__table__,
-            LinkKeyRow.__table__,
-        ],
-    )
+    names = (SubscriptionRow, ReportRow, ReportPhotoRow, LinkKeyRow)
+    tables = [Base.metadata.tables[m.__tablename__] for m in names]
+    Base.metadata.create_all(engine, tables=tables)
