@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -101,16 +104,26 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     service.start(ingest=not no_ingest)
+    api = create_app(service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        # uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the service is
+        # stopped here, in the app's shutdown, not after uvicorn.run returns
+        yield
+        await asyncio.to_thread(service.stop)
+
+    api.router.lifespan_context = lifespan
     try:
         uvicorn.run(
-            create_app(service),
+            api,
             host=host or settings.api.host,
             port=port if port is not None else settings.api.port,
             log_config=None,
             log_level=log_level.lower(),
         )
     finally:
-        service.stop()
+        service.stop()  # idempotent; covers a failure before the app started
 
 
 @app.command("init-db")

@@ -85,6 +85,7 @@ class CloudService:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.started_at: datetime | None = None
+        self._stopped = False
 
     # -- optional parts ------------------------------------------------------------------
 
@@ -199,6 +200,10 @@ class CloudService:
         self.ingest.start()
 
     def stop(self) -> None:
+        """Stop the tick thread and the ingest, close the store. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=10)
