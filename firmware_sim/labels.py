@@ -63,6 +63,9 @@ def flood_labels(plan: FleetPlan) -> list[Label]:
     for dev in plan.of_kind(DeviceKind.FLOOD_SENSOR):
         m = dev.model
         assert isinstance(m, FloodSensorModel)
+        peak = sum(s.peak for s in plan.weather.storms) * 1.15 * m.rain_factor
+        if peak <= m.drain_mmh:
+            continue  # the drain takes the heaviest rain: depth stays 0
         m.reset()
         depths = [m.sample(t)["depth"] for t in times]
         m.reset()
@@ -78,6 +81,8 @@ def heat_labels(plan: FleetPlan) -> list[Label]:
     for dev in plan.of_kind(DeviceKind.CALL_UNIT):
         m = dev.model
         assert isinstance(m, CallUnitModel)
+        if m.wbgt_upper_bound(plan.start, plan.end) < SEVERE_WARNING_C:
+            continue
         msgs = [x for x in m.messages(plan.start, plan.end) if x.type == "HB"]
         if not msgs:
             continue

@@ -26,7 +26,7 @@ from schemas.devices import DeviceKind, VehicleType
 from schemas.wire import DeviceInfo
 
 SCALES: dict[str, dict[str, int]] = {
-    "small": {"water": 3, "pump": 3, "flood": 4, "bus": 4, "plow": 3, "call": 6, "routes": 2},
+    "small": {"water": 3, "pump": 3, "flood": 4, "bus": 2, "plow": 2, "call": 6, "routes": 2},
     "city": {
         "water": 41,
         "pump": 200,
@@ -317,7 +317,8 @@ def build_fleet(
             weather=weather,
             t0=start,
             hb_interval_s=POLL_S[DeviceKind.CALL_UNIT],
-            hb_phase_s=float(rng.uniform(0, POLL_S[DeviceKind.CALL_UNIT])),
+            # whole minutes: units share weather look-ups (a cache) at the same instants
+            hb_phase_s=60.0 * int(rng.integers(0, int(POLL_S[DeviceKind.CALL_UNIT] // 60))),
             has_ac=bool(rng.uniform() < 0.55),
             offset_c=float(rng.normal(0, 0.8)),
             battery0=float(rng.uniform(70, 100)),

@@ -41,7 +41,7 @@ class Site:
     def area(self) -> str:
         """Town name (町名) from the address: '秋田市土崎港西3-10-1' -> '土崎港西'."""
         rest = self.address.removeprefix("秋田市")
-        return re.split(r"[0-9０-９一二三四五六七八九十]|字", rest, maxsplit=1)[0][:80] or rest[:80]
+        return re.split(r"[0-9０-９]|字", rest, maxsplit=1)[0][:80] or rest[:80]
 
 
 @cache

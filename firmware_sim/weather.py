@@ -8,6 +8,7 @@ the scenario; a site's rain is the city rain times a per-site factor (cells are 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from firmware_sim import noise
@@ -67,13 +68,45 @@ class Weather:
     snowfalls: list[Pulse] = field(default_factory=list)  # cm/h
     heat_waves: list[HeatWave] = field(default_factory=list)
 
-    def rain(self, t: float, site_factor: float = 1.0) -> float:
-        """Rain intensity, mm/h, at a site (city rain times the site's factor)."""
-        r = sum(s.at(t) for s in self.storms)
+    _cache: dict[tuple[int, float], float] = field(default_factory=dict, repr=False)
+
+    def _memo(self, slot: int, t: float, fn: Callable[[float], float]) -> float:
+        # Thousands of devices ask for the same city weather at the same instants.
+        key = (slot, t)
+        v = self._cache.get(key)
+        if v is None:
+            if len(self._cache) > 500_000:
+                self._cache.clear()
+            v = self._cache[key] = fn(t)
+        return v
+
+    def city_rain(self, t: float) -> float:
+        return self._memo(0, t, self._city_rain)
+
+    def _city_rain(self, t: float) -> float:
+        r = 0.0
+        for s in self.storms:
+            if s.start < t < s.start + s.duration:
+                r += s.at(t)
         if r <= 0.0:
             return 0.0
         # convective cells make the intensity ragged on a ~10 min scale
-        return max(0.0, r * site_factor * (1.0 + 0.15 * noise.smooth(self.key, t, 600.0)))
+        return r * (1.0 + 0.15 * noise.smooth(self.key, t, 600.0))
+
+    def dry_until(self, t: float) -> float:
+        """When the next storm begins, if no storm is on at ``t`` (else ``t``)."""
+        nxt = math.inf
+        for s in self.storms:
+            if s.start <= t < s.start + s.duration:
+                return t
+            if s.start > t:
+                nxt = min(nxt, s.start)
+        return nxt
+
+    def rain(self, t: float, site_factor: float = 1.0) -> float:
+        """Rain intensity, mm/h, at a site (city rain times the site's factor)."""
+        r = self.city_rain(t)
+        return r * site_factor if r > 0.0 else 0.0
 
     def snow_rate(self, t: float) -> float:
         """Snowfall, cm/h."""
@@ -84,6 +117,9 @@ class Weather:
         return sum(s.integral(t) for s in self.snowfalls)
 
     def temp_out(self, t: float) -> float:
+        return self._memo(1, t, self._temp_out)
+
+    def _temp_out(self, t: float) -> float:
         mean = MONTHLY_MEAN_C[self.month - 1]
         h = local_hour(t)
         diurnal = DIURNAL_AMP_C * math.cos(2.0 * math.pi * (h - 14.0) / 24.0)
@@ -101,6 +137,9 @@ class Weather:
         )
 
     def rh_out(self, t: float) -> float:
+        return self._memo(2, t, self._rh_out)
+
+    def _rh_out(self, t: float) -> float:
         if self.rain(t) > 1.0 or self.snow_rate(t) > 0.2:
             return 95.0
         temp = self.temp_out(t)

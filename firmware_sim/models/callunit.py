@@ -74,6 +74,20 @@ class CallUnitModel(DeviceModel):
         rh = min(95.0, max(15.0, 100.0 * e / saturation_hpa(temp)))
         return temp, rh
 
+    def wbgt_upper_bound(self, a: float, b: float) -> float:
+        """An upper bound of the room's WBGT over ``[a, b]`` (to skip hopeless scans)."""
+        w = self.weather
+        assert w is not None
+        m = MONTHLY_MEAN_C[w.month - 1]
+        heat = max(
+            (h.extra_c for h in w.heat_waves if h.start < b and h.start + h.duration > a),
+            default=0.0,
+        )
+        out_max = m + 3.5 + heat + 1.2 + 2.0
+        free = 0.55 * m + 0.45 * out_max + 0.45 * heat + 1.5 + self.offset_c
+        temp = max(free, 21.1) + 0.8
+        return indoor_wbgt(temp, 95.0)
+
     def wbgt(self, t: float) -> float:
         temp, rh = self.room(t)
         return indoor_wbgt(round(temp, 1), round(rh, 1))

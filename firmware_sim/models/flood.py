@@ -47,6 +47,14 @@ class FloodSensorModel(DeviceModel):
         if not self._started:
             self.reset()
         while self._t + DT <= t:
+            if self._depth_mm == 0.0 and self.weather is not None:
+                dry = self.weather.dry_until(self._t)
+                if dry > self._t:  # nothing happens until the next storm: skip ahead
+                    target = min(t, dry)
+                    steps = int((target - self._t) // DT)
+                    if steps > 0:
+                        self._t += steps * DT
+                        continue
             rate = self.concentration * (self.rain(self._t) - self.drain_mmh)
             self._depth_mm = max(0.0, self._depth_mm + rate * DT / 3600.0)
             self._t += DT

@@ -1,0 +1,249 @@
+"""Run a scenario's fleet behind real protocol servers, in one process.
+
+``start_fleet`` builds the scenario, writes the sim clock (contract B), the labels, the
+device list and one edge config per gateway, then serves every device:
+
+- water blocks and pump stations: one Modbus TCP listener per gateway, unit id per device;
+- flood sensors: one Modbus RTU bus (a pty pair) per gateway, unit id per sensor;
+- vehicles: one NMEA stream per vehicle: a pty at small scale, a TCP port at city scale;
+- call units: one AKCU concentrator line per gateway: a pty (small) or TCP port (city).
+
+Example (what ``akita demo`` does)::
+
+    fleet = await start_fleet("demo", speed=60, workdir=Path("run"), mqtt_port=1883)
+    ...  # start one edge agent per fleet.edge_configs
+    await fleet.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.config import Driver
+from firmware_sim.edgeconf import Endpoint, build_config, write_config
+from firmware_sim.export import devices_json
+from firmware_sim.models.callunit import CallUnitModel
+from firmware_sim.models.vehicle import VehicleModel
+from firmware_sim.plan import SimDevice
+from firmware_sim.registers import MAPS
+from firmware_sim.scenarios import Run, build
+from firmware_sim.servers.akcu import AkcuLine
+from firmware_sim.servers.endpoints import PtyEndpoint, TcpEndpoint
+from firmware_sim.servers.modbus import LazySlaveContext, RtuPtyBus, TcpListener
+from firmware_sim.servers.nmea import fix_sentences
+from schemas.clock import SimClock
+from schemas.devices import DeviceKind
+
+log = logging.getLogger(__name__)
+NMEA_REPORT_S = 10.0  # simulated seconds between fixes (bus trackers: 10-30 s)
+NMEA_MIN_REAL_S = 0.5  # ... but no faster than this on the wall clock
+TICK_REAL_S = 0.25
+
+
+@dataclass
+class DeviceSummary:
+    device_id: str
+    kind: str
+    gateway: str
+    endpoint: str
+
+
+@dataclass
+class RunningFleet:
+    run: Run
+    clock: SimClock
+    clock_path: Path
+    labels_path: Path
+    devices_path: Path
+    edge_configs: list[Path]
+    devices: list[DeviceSummary]
+    listeners: list[TcpListener] = field(default_factory=list)
+    rtu_buses: list[RtuPtyBus] = field(default_factory=list)
+    streams: list[tuple[VehicleModel, PtyEndpoint | TcpEndpoint]] = field(default_factory=list)
+    lines: list[AkcuLine] = field(default_factory=list)
+    contexts: list[LazySlaveContext] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def scenario(self) -> str:
+        return self.run.scenario.name
+
+    def modbus_reads(self) -> int:
+        return sum(c.reads for c in self.contexts)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for lis in self.listeners:
+            await lis.stop()
+        for bus in self.rtu_buses:
+            await bus.stop()
+        for _, ep in self.streams:
+            await ep.stop()
+        for line in self.lines:
+            await line.endpoint.stop()
+        log.info("fleet_stopped scenario=%s", self.scenario)
+
+    async def __aenter__(self) -> RunningFleet:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def _pump(self) -> None:
+        """Drive the line protocols: NMEA fixes and call-unit messages, in simulated time."""
+        nmea_every = max(NMEA_REPORT_S / self.clock.speed, NMEA_MIN_REAL_S)
+        next_nmea = time.monotonic()
+        while True:
+            try:
+                now = self.clock.now_ts()
+                for line in self.lines:
+                    line.tick(now)
+                if time.monotonic() >= next_nmea:
+                    next_nmea += nmea_every
+                    for model, ep in self.streams:
+                        if ep.has_listener and model.online(now):
+                            ep.write(fix_sentences(model, now).encode("ascii"))
+            except Exception:  # the loop must survive one bad device; log why
+                log.exception("fleet_tick_failed scenario=%s", self.scenario)
+            await asyncio.sleep(TICK_REAL_S)
+
+
+async def start_fleet(
+    scenario: str,
+    *,
+    seed: int = 1,
+    scale: str = "small",
+    speed: float = 1.0,
+    workdir: Path,
+    host: str = "127.0.0.1",
+    mqtt_host: str = "127.0.0.1",
+    mqtt_port: int = 1883,
+    spool_dir: Path | None = None,
+    days: float | None = None,
+) -> RunningFleet:
+    """Build ``scenario`` and serve its fleet; see the module docstring."""
+    run = build(scenario, seed=seed, scale=scale, days=days)
+    plan = run.plan
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    spool = (spool_dir or workdir / "spool").resolve()
+    clock = SimClock(origin_real=time.time(), origin_sim=plan.start, speed=speed)
+    clock_path = workdir / "clock.json"
+    clock.write(clock_path)
+    now = clock.now_ts
+    city = scale == "city"
+
+    fleet = RunningFleet(
+        run=run,
+        clock=clock,
+        clock_path=clock_path,
+        labels_path=workdir / "labels.json",
+        devices_path=workdir / "devices.json",
+        edge_configs=[],
+        devices=[],
+    )
+    try:
+        for gw, members in sorted(plan.gateways().items()):
+            placed: list[tuple[SimDevice, Endpoint]] = []
+            buses: dict[str, str] = {}
+            tcp_units = [
+                d for d in members if d.kind in (DeviceKind.WATER_BLOCK, DeviceKind.MANHOLE_PUMP)
+            ]
+            if tcp_units:
+                ctxs = {
+                    i: LazySlaveContext(d.model, MAPS[d.kind], now)
+                    for i, d in enumerate(tcp_units, 1)
+                }
+                lis = TcpListener(f"{gw}-modbus", host, ctxs)
+                port = await lis.start()
+                fleet.listeners.append(lis)
+                fleet.contexts.extend(ctxs.values())
+                for i, d in enumerate(tcp_units, 1):
+                    placed.append((d, Endpoint(Driver.MODBUS_TCP, host=host, port=port, unit_id=i)))
+            rtu_units = [d for d in members if d.kind is DeviceKind.FLOOD_SENSOR]
+            if rtu_units:
+                ctxs = {
+                    i: LazySlaveContext(d.model, MAPS[d.kind], now)
+                    for i, d in enumerate(rtu_units, 1)
+                }
+                bus = RtuPtyBus(f"{gw}-rtu", ctxs)
+                path = await bus.start()
+                buses[bus.name] = path
+                fleet.rtu_buses.append(bus)
+                fleet.contexts.extend(ctxs.values())
+                for i, d in enumerate(rtu_units, 1):
+                    placed.append((d, Endpoint(Driver.MODBUS_RTU, unit_id=i, bus=bus.name)))
+            for d in (x for x in members if x.kind is DeviceKind.VEHICLE):
+                assert isinstance(d.model, VehicleModel)
+                if city:
+                    tep = TcpEndpoint(d.id, host)
+                    await tep.start()
+                    fleet.streams.append((d.model, tep))
+                    placed.append((d, Endpoint(Driver.NMEA, host=host, port=tep.port)))
+                else:
+                    pep = PtyEndpoint(d.id)
+                    await pep.start()
+                    fleet.streams.append((d.model, pep))
+                    placed.append((d, Endpoint(Driver.NMEA, serial_port=pep.path)))
+            cus = [d for d in members if d.kind is DeviceKind.CALL_UNIT]
+            if cus:
+                models: dict[int, CallUnitModel] = {}
+                for i, d in enumerate(cus, 1):
+                    assert isinstance(d.model, CallUnitModel)
+                    d.model.unit_id = i
+                    d.facts["unit_id"] = i
+                    models[i] = d.model
+                ep: PtyEndpoint | TcpEndpoint
+                if city:
+                    ep = TcpEndpoint(f"{gw}-akcu", host)
+                    await ep.start()
+                    where = {"host": host, "port": ep.port}
+                else:
+                    ep = PtyEndpoint(f"{gw}-akcu")
+                    await ep.start()
+                    where = {"serial_port": ep.path}
+                fleet.lines.append(AkcuLine(f"{gw}-akcu", ep, models))
+                for i, d in enumerate(cus, 1):
+                    placed.append((d, Endpoint(Driver.CALL_UNIT, unit_id=i, **where)))  # type: ignore[arg-type]
+            cfg = build_config(
+                gw,
+                placed,
+                buses,
+                clock_file=clock_path,
+                spool_dir=spool,
+                mqtt_host=mqtt_host,
+                mqtt_port=mqtt_port,
+            )
+            fleet.edge_configs.append(write_config(cfg, workdir / "edge" / f"{gw}.toml"))
+            for d, ep_ in placed:
+                fleet.devices.append(DeviceSummary(d.id, d.kind.value, gw, ep_.describe()))
+    except BaseException:
+        await fleet.stop()
+        raise
+    fleet.labels_path.write_text(_dumps(run.labels_json()), encoding="utf-8")
+    fleet.devices_path.write_text(_dumps(devices_json(run)), encoding="utf-8")
+    fleet._task = asyncio.create_task(fleet._pump(), name=f"fleet-{scenario}")
+    log.info(
+        "fleet_started scenario=%s scale=%s devices=%d gateways=%d speed=%s",
+        scenario,
+        scale,
+        len(fleet.devices),
+        len(fleet.edge_configs),
+        speed,
+    )
+    return fleet
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=1) + "\n"
