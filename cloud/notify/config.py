@@ -141,8 +141,10 @@ class NotifyConfig(BaseModel):
     )
     default_domain: Domain = "ops"
     resident_topics: dict[str, Literal["flood", "heat"]] = Field(
-        default_factory=lambda: {"flood": "flood", "heat": "heat"},
-        description="Alert kind prefix -> resident topic; only public alerts go to residents",
+        # the stage alerts only: a rate-of-rise forecast (flood_rising) would double the
+        # messages of the same flood; map it here to publish it too
+        default_factory=lambda: {"flood_stage": "flood", "heat_wbgt": "heat"},
+        description="Alert kind (prefix) -> resident topic; only public alerts go to residents",
     )
     resident_notify_downgrades: bool = Field(
         default=False, description="Also message residents when a stage falls"
