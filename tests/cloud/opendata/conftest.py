@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,13 +31,15 @@ class OpenData:
     loader: Loader
 
 
-@pytest.fixture
-def opendata(tmp_path: Path) -> Iterator[OpenData]:
+@contextlib.contextmanager
+def running_opendata(tmp_path: Path, detect: dict[str, Any] | None = None) -> Iterator[OpenData]:
+    """The real cloud service (SQLite store and database) and its app, not started."""
     settings = CloudSettings.from_mapping(
         {
             "environment": "test",
             "store": {"url": f"sqlite:///{tmp_path / 'telemetry.db'}"},
             "database": {"url": f"sqlite:///{tmp_path / 'akita.db'}"},
+            **({"detect": detect} if detect else {}),
         }
     )
     service = CloudService(settings)
@@ -45,3 +49,9 @@ def opendata(tmp_path: Path) -> Iterator[OpenData]:
             yield OpenData(service, client, Loader(service.store, service.registry, service.alerts))
     finally:
         service.stop()
+
+
+@pytest.fixture
+def opendata(tmp_path: Path) -> Iterator[OpenData]:
+    with running_opendata(tmp_path) as od:
+        yield od
