@@ -156,6 +156,9 @@ class CloudService:
             self.metrics.inc("akita_detections_total", len(detections))
         return self.alerts.handle(detections, now)
 
+    def _on_batch(self, batch: Batch) -> None:
+        self.handle_batch(batch)
+
     def tick(self, now: datetime | None = None) -> list[AlertChange]:
         """Time-based detections and alert hold-offs; the tick thread calls this."""
         now = now or _utcnow()
@@ -195,7 +198,7 @@ class CloudService:
             self.store,
             self.registry,
             metrics=self.metrics,
-            on_batch=self.handle_batch,
+            on_batch=self._on_batch,
         )
         self.ingest.start()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
@@ -21,7 +21,7 @@ from schemas.alert import AlertState, Severity
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 AlertIdPath = Annotated[str, Path(min_length=1, max_length=64, description="Alert id")]
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "Unknown alert"},
     409: {"description": "Not allowed from the alert's state"},
 }

@@ -222,3 +222,30 @@ def test_maintenance_crud_and_silence(
         {**body, "starts_at": "2026-06-01T00:00:00"},
     ):
         assert client.post("/maintenance", json=wrong, headers=operator).status_code == 422
+
+
+def test_store_down_shows_in_health_and_answers_503(tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    # nothing listens on this port: the store is down from the start
+    svc = make_service(tmp_path, store_url=f"influx+http://127.0.0.1:{free_port()}/akita")
+    try:
+        token = create_token(svc.sessionmaker, name="v", role=Role.VIEWER)
+        with TestClient(create_app(svc, extra_routers=[])) as client:
+            r = client.get("/health")
+            assert r.status_code == 503 and r.json()["store"]["ok"] is False
+            assert r.json()["status"] == "degraded"
+            latest = client.get("/devices/fl-1/latest", headers=bearer(token))
+            assert latest.status_code == 503 and "store" in latest.json()["detail"]
+            params = {"device": "fl-1", "field": "depth"}
+            assert client.get("/series", params=params, headers=bearer(token)).status_code == 503
+    finally:
+        svc.stop()
+
+
+def test_snapshot_for_the_demo(service: CloudService) -> None:
+    seed_flood_device(service, "fl-sn-1", T0)
+    snap = service.snapshot()
+    assert snap["devices_total"] == 1 and snap["alerts_open"] == 2
+    assert {a.kind for a in snap["recent_alerts"]} == {"flood_stage", "flood_rising"}
+    assert snap["points_total"] == 0  # written by the test, not through the ingest

@@ -64,7 +64,7 @@ def test_no_server_errors(label: str, mode: GenerationMode, client: TestClient) 
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(
-        max_examples=10,
+        max_examples=8,
         deadline=None,
         derandomize=True,
         database=None,
