@@ -159,17 +159,30 @@ class Dispatcher:
     # -- wiring ----------------------------------------------------------------------
 
     def attach(self, manager: Any) -> None:
-        """Subscribe to an AlertManager and use its ``record`` for the audit trail."""
-        manager.subscribe(self.on_change)
+        """Subscribe to an AlertManager, use its ``record`` for the audit trail, and pick
+        up the alerts already active (after a restart: escalation continues, residents
+        are not told again about a stage they already had)."""
         if self._recorder is None and hasattr(manager, "record"):
             self._recorder = manager.record
+        for rec in getattr(manager, "active_records", list)():
+            alert = rec.alert
+            self._staff_rank[alert.id] = alert.severity.rank
+            topic = self.router.topic(alert)
+            if topic is not None:
+                self._resident_rank[alert.id] = stage_rank(topic, stage_of(topic, alert, rec.extra))
+            self._observe(alert, "open", alert.updated_at)
+        manager.subscribe(self.on_change)
+
+    def _observe(self, alert: Alert, action: str, at: datetime) -> None:
+        groups: list[str] = []
+        if action in ("open", "update") and self.escalator.is_critical(alert):
+            route = self.router.route(alert)  # only for critical alerts: keeps ingest cheap
+            groups = list(route.groups) if route else []
+        self.escalator.observe(alert, action, groups, at)
 
     def on_change(self, change: ChangeLike) -> None:
         """AlertManager listener: never blocks the caller (ingest)."""
-        route = self.router.route(change.alert)
-        self.escalator.observe(
-            change.alert, change.action, list(route.groups) if route else [], change.at
-        )
+        self._observe(change.alert, change.action, change.at)
         self._put(("change", change))
 
     def tick(self, now: datetime) -> list[EscalationStep]:

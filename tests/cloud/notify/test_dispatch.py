@@ -318,3 +318,27 @@ def test_contact_details_never_reach_the_logs(rig: Rig, caplog: pytest.LogCaptur
     for secret in (ONCALL_PHONE, ONCALL_MAIL, CHIEF_MAIL, FLOOD_MAIL, "town@example.jp",
                    "tok-town", "twilio-auth-token"):  # fmt: skip
         assert secret not in text
+
+
+def test_a_restarted_dispatcher_continues_escalation_without_repeating(
+    rig: Rig, db: sessionmaker[Session], smtp_server: SmtpSink
+) -> None:
+    rig.subscribe("tok-town", "town@example.jp", area="新屋扇町")
+    rig.manager.handle([button(T0), flood(T0, "warning", 22.0)], T0)
+    assert rig.dispatcher.flush(20)
+    rig.dispatcher.close()  # the process restarts; the alerts stay open in the database
+    assert len(rig.smtp.to("town@example.jp")) == 1
+    manager = AlertManager(db, AlertConfig(hold_off_s=60, min_open_s=0), clock=lambda: T0)
+    with Dispatcher(
+        sessionmaker=db,
+        config=NotifyConfig.model_validate(CONFIG),
+        email=EmailChannel(smtp_server.settings()),
+    ) as restarted:
+        restarted.attach(manager)
+        t1 = T0 + timedelta(minutes=1)
+        manager.handle([flood(t1, "caution", 15.0)], t1)  # a fall: not announced
+        steps = restarted.tick(T0 + timedelta(minutes=10))
+        assert [(s.action, s.escalate_to) for s in steps] == [("escalate", "care-chiefs")]
+        assert restarted.flush(20)
+    assert len(rig.smtp.to("town@example.jp")) == 1
+    assert len(rig.smtp.to(CHIEF_MAIL)) == 1
