@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -166,8 +166,10 @@ def create(
     *,
     now: datetime | None = None,
 ) -> SubscriptionRow:
-    """Store the subscription and send the confirmation in one transaction: when sending
-    fails the row is rolled back (the error propagates), so nothing half-done remains."""
+    """Store the (unconfirmed) subscription, then send the confirmation; when sending fails
+    the row is deleted again and the error propagates, so nothing half-done remains. The
+    send happens outside the transaction so a slow mail server never holds a database
+    write lock (SQLite) that the alert lifecycle needs."""
     now = now or datetime.now(UTC)
     token = secrets.token_urlsafe(32)
     with sm() as s, s.begin():
@@ -185,8 +187,12 @@ def create(
             created_at=now,
         )
         s.add(row)
-        s.flush()
+    try:
         send_confirmation(token)
+    except BaseException:
+        with sm() as s, s.begin():
+            s.execute(delete(SubscriptionRow).where(SubscriptionRow.id == row.id))
+        raise
     log.info("subscription_created id=%s channel=%s kinds=%s", row.id, row.channel, row.kinds)
     return row
 
