@@ -1,0 +1,1 @@
+"""Edge gateway benchmark: CPU, RSS and spool throughput (``python -m bench.edge``)."""
