@@ -100,15 +100,17 @@ class Citizen:
     smtp: Smtp
 
 
-def make_service(directory: Path, smtp: Smtp) -> CloudService:
+def make_service(directory: Path, smtp: Smtp, **sections: Any) -> CloudService:
     """The real cloud service (SQLite database and store in ``directory``) with e-mail
-    going to the test SMTP server. Not started: no MQTT ingest or tick thread needed."""
+    going to the test SMTP server; ``sections`` adds settings sections (e.g. ``sms``).
+    Not started: no MQTT ingest or tick thread needed."""
     settings = CloudSettings.from_mapping(
         {
             "environment": "test",
             "store": {"url": f"sqlite:///{directory / 'telemetry.db'}"},
             "database": {"url": f"sqlite:///{directory / 'akita.db'}"},
             "smtp": {"host": smtp.host, "port": smtp.port, "sender": "bousai@city.test"},
+            **sections,
         }
     )
     return CloudService(settings)
