@@ -99,7 +99,6 @@ class CallUnitDriver(StreamDriver):
         self._stats_line: _SharedLine | None = None  # kept after close, for the counters
         super().__init__(device)
         self.line_key = line_key(device)
-        self._line: _SharedLine | None = None
         self._queue: asyncio.Queue[Message | None] | None = None
 
     @property  # type: ignore[override]

@@ -154,7 +154,7 @@ def acquire(device: Device, bus: Bus | None) -> Link:
         assert bus is not None
         key = f"serial:{bus.port}"
         if key not in _shared:
-            client = AsyncModbusSerialClient(
+            serial_client = AsyncModbusSerialClient(
                 bus.port,
                 framer=FramerType.RTU,
                 baudrate=bus.baudrate,
@@ -165,7 +165,7 @@ def acquire(device: Device, bus: Bus | None) -> Link:
                 retries=0,
                 reconnect_delay=0,
             )
-            _shared[key] = Link(key, client, pause_s=bus.pause_s)
+            _shared[key] = Link(key, serial_client, pause_s=bus.pause_s)
     link = _shared[key]
     link.users += 1
     return link
