@@ -36,6 +36,9 @@ DEFAULT_KIND_PREFIXES: dict[str, str] = {
     "call_unit": "care",
 }
 
+Topic = Literal["flood", "heat"]
+DEFAULT_RESIDENT_TOPICS: dict[str, Topic] = {"flood_stage": "flood", "heat_wbgt": "heat"}
+
 DEVICE_KIND_DOMAINS: dict[str, str] = {
     "water_block": "water",
     "manhole_pump": "sewer",
@@ -140,10 +143,10 @@ class NotifyConfig(BaseModel):
         default_factory=dict, description="Explicit alert kind -> domain (wins over defaults)"
     )
     default_domain: Domain = "ops"
-    resident_topics: dict[str, Literal["flood", "heat"]] = Field(
+    resident_topics: dict[str, Topic] = Field(
         # the stage alerts only: a rate-of-rise forecast (flood_rising) would double the
         # messages of the same flood; map it here to publish it too
-        default_factory=lambda: {"flood_stage": "flood", "heat_wbgt": "heat"},
+        default_factory=lambda: dict(DEFAULT_RESIDENT_TOPICS),
         description="Alert kind (prefix) -> resident topic; only public alerts go to residents",
     )
     resident_notify_downgrades: bool = Field(

@@ -54,8 +54,10 @@ class ChangeLike(Protocol):
 
 
 class ShelterLike(Protocol):
-    name: str
-    address: str
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
 
     def distance_m(self, lat: float, lon: float) -> float: ...
 
@@ -441,7 +443,9 @@ class Dispatcher:
     def _send(self, job: _Job) -> None:
         retry = self.config.retry
         key = job.recipient.key(self.config.recipient_salt)[:12]
-        status, reason, error, attempts = "failed", "retries", None, 0
+        status, attempts = "failed", 0
+        reason: str | None = "retries"
+        error: str | None = None
         try:
             for attempt in range(1, retry.attempts + 1):
                 attempts = attempt
