@@ -98,8 +98,13 @@ class PumpConfig(_Cfg):
     fail_start_codes: tuple[int, ...] = Field(
         default=(11, 12, 19), description="PLC fault codes meaning 'commanded, did not start'"
     )
-    short_cycle_window_s: float = Field(default=3600.0, gt=0, description="Start count window")
-    short_cycle_starts: int = Field(default=8, ge=2, description="Starts per window = short cycle")
+    short_cycle_window_s: float = Field(default=3600.0, gt=0, description="Short-run window")
+    short_cycle_starts: int = Field(
+        default=6, ge=2, description="Short runs in the window = short-cycling"
+    )
+    short_run_s: float = Field(
+        default=90.0, gt=0, description="A run shorter than this is a short cycle"
+    )
     current_min_a: float = Field(default=2.0, ge=0, description="Running pump must draw this")
     current_max_a: float = Field(default=40.0, gt=0, description="Overcurrent above this")
     current_idle_max_a: float = Field(default=1.0, ge=0, description="Stopped pump draws below")

@@ -86,7 +86,7 @@ def scores_table(title: str, scores: dict[str, KindScore]) -> Table:
             str(ks.detected) if ks.scored else "—",
             _fmt(ks.recall),
             str(ks.onsets),
-            _fmt(ks.precision),
+            _fmt(ks.precision) if ks.scored else "—",
             _delay(mean_s),
             _fmt(mean_n, 1),
             _delay(p95_s),
@@ -139,24 +139,24 @@ def load_config(path: Path | None) -> DetectConfig:
 
 
 def export_scenario(name: str, out_dir: Path, *, seed: int, scale: str, days: float | None) -> Path:
-    """Have the simulator write a labelled export (contract C) and return its CSV path."""
-    if importlib.util.find_spec("firmware_sim") is None:
-        raise typer.BadParameter("the simulator (firmware_sim) is not installed")
+    """Have the simulator write a labelled export (contract C) and return its CSV path.
+
+    Uses ``firmware_sim.export.export`` when the simulator is importable here, else
+    ``akita sim export`` in a subprocess (same files either way).
+    """
     out = out_dir / f"{name}.csv"
-    cmd = [
-        sys.executable,
-        "-m",
-        "akita.cli",
-        "sim",
-        "export",
-        name,
-        "--out",
-        str(out),
-        "--seed",
-        str(seed),
-        "--scale",
-        scale,
-    ]
+    try:
+        sim_export = importlib.import_module("firmware_sim.export")
+    except ImportError:
+        sim_export = None
+    if sim_export is not None and hasattr(sim_export, "export"):
+        try:
+            sim_export.export(name, out, seed=seed, scale=scale, days=days)
+        except (KeyError, ValueError) as exc:
+            raise typer.BadParameter(f"scenario {name!r}: {exc}") from exc
+        return out
+    cmd = [sys.executable, "-m", "akita.cli", "sim", "export", name, "--out", str(out)]
+    cmd += ["--seed", str(seed), "--scale", scale]
     if days is not None:
         cmd += ["--days", str(days)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

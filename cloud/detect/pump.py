@@ -31,6 +31,7 @@ class _Station:
         "hours",
         "level",
         "rising",
+        "run_since",
         "running",
         "start_level",
         "starts",
@@ -43,7 +44,8 @@ class _Station:
         self.running = [False, False]
         self.current: list[float | None] = [None, None]
         self.bad_current = [0, 0]
-        self.starts: deque[float] = deque()
+        self.starts: deque[float] = deque()  # end times of short runs
+        self.run_since: list[float | None] = [None, None]
         self.start_level: float | None = None  # learned: level at which pumps start
         self.rising = 0
         self.hours: deque[tuple[float, float, float]] = deque()
@@ -87,9 +89,13 @@ class PumpDetector:
         ):
             if run is not None:
                 if run and not s.running[i]:
-                    s.starts.append(t)
+                    s.run_since[i] = t
                     if s.level is not None and site.get("start_level_m") is None:
                         s.start_level = s.level
+                elif not run and s.running[i]:
+                    since = s.run_since[i]
+                    if since is not None and t - since < c.short_run_s:
+                        s.starts.append(t)
                 s.running[i] = run
             if cur is not None:
                 s.current[i] = cur
@@ -191,7 +197,8 @@ class PumpDetector:
                 cycling,
                 severity=Severity.MODERATE,
                 title="Pumps short-cycling",
-                message=f"{n} starts in {c.short_cycle_window_s / 60:.0f} min",
+                message=f"{n} runs shorter than {c.short_run_s:.0f} s in "
+                f"{c.short_cycle_window_s / 60:.0f} min",
                 value=float(n),
             )
 

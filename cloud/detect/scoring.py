@@ -11,8 +11,8 @@ first matching onset minus the label start, in seconds and in the device's sampl
 ``gps_dropout`` labels score ``vehicle_stale`` onsets; a ``gateway_offline`` label
 (device_id = gateway) is matched by ``device_offline`` onsets of any of its devices.
 Context labels (``info.context``) are not scored. Kinds no label names are reported
-as alarm rates only, split into onsets inside some fault label of the device
-(explained) and outside (unexplained).
+as alarm rates only, split into onsets inside some label (fault or context) of the
+device, its gateway or the whole city (explained) and outside (unexplained).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import Export, Label
 from cloud.detect.engine import DetectorEngine
 
+CITY = "city"  # device_id of city-wide context labels (heavy rain, snowfall, heat wave)
 LABEL_TO_KIND = {"gps_dropout": "vehicle_stale", "gateway_offline": "device_offline"}
 STAGE_RANK = {
     "flood_stage": {"caution": 1, "warning": 2, "danger": 3},
@@ -207,7 +208,9 @@ def score(
     onsets_by_kind: dict[str, list[Detection]] = defaultdict(list)
     for d in onsets:
         onsets_by_kind[d.kind].append(d)
-    fault_windows: Mapping[str, list[Label]] = _windows_by_device(labels)
+    # unlabelled kinds: an alarm inside any label (fault or context) of the device, its
+    # gateway or the whole city ("city") is explained, not false
+    fault_windows: Mapping[str, list[Label]] = _windows_by_device(export.labels)
     result: dict[str, KindScore] = {}
     for kind in sorted(set(by_kind) | set(onsets_by_kind) | set(kinds)):
         ks = KindScore(kind=kind, scored=kind in by_kind)
@@ -231,7 +234,9 @@ def score(
             else:
                 ks.missed.append(f"{lab.device_id}@{lab.start.isoformat()}")
         ks.true_onsets = len(matched)
-        ks.explained = sum(1 for d in ds if _inside(fault_windows, d, export.end))
+        ks.explained = sum(
+            1 for d in ds if _inside(fault_windows, d, export.end, _gateway_of(export, d.device_id))
+        )
         result[kind] = ks
     return result
 

@@ -54,7 +54,13 @@ def test_short_cycling() -> None:
         out += pump(engine, i * 60, pump1_running=i % 2 == 1, pump1_current=9.0 * (i % 2))
     cyc = [d for d in out if d.kind == "pump_short_cycle"]
     assert len(cyc) == 1 and cyc[0].active
-    assert cyc[0].ts == at(11 * 60)  # the sixth start
+    assert cyc[0].ts == at(12 * 60)  # the sixth 60-s run ends
+    # long runs, however frequent, are not short-cycling (a storm keeps pumps busy)
+    engine = DetectorEngine()
+    out = []
+    for i in range(40):
+        out += pump(engine, i * 60, pump1_running=i % 4 != 0, pump1_current=9.0)
+    assert "pump_short_cycle" not in kinds(out)
 
 
 def test_over_and_under_current_against_running_state() -> None:
