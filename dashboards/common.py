@@ -157,9 +157,7 @@ def geomap_panel(
         .datasource(DATASOURCE)
         .span(width)
         .height(height)
-        .view(
-            geomap.MapViewConfig().id("coords").lat(AKITA_CENTER[0]).lon(AKITA_CENTER[1]).zoom(11)
-        )  # type: ignore[arg-type]
+        .view(_akita_view())
         .controls(geomap.ControlsOptions().show_zoom(True).show_attribution(True))
         .basemap(cb.MapLayerOptions().type("osm-standard").name("OpenStreetMap"))
         .layers([layer])
@@ -172,6 +170,14 @@ def geomap_panel(
     for tr in transformations:
         p = p.with_transformation(tr)
     return p
+
+
+def _akita_view() -> geomap.MapViewConfig:
+    view = geomap.MapViewConfig().id("coords").zoom(11)
+    # the SDK types lat/lon as int (a schema quirk); Grafana takes degrees as floats
+    view._internal.lat = AKITA_CENTER[0]  # type: ignore[assignment]
+    view._internal.lon = AKITA_CENTER[1]  # type: ignore[assignment]
+    return view
 
 
 def table_panel(
