@@ -136,10 +136,14 @@ def _detect_settings(service: Any) -> tuple[dict[str, Any], tuple[float, float, 
     return sites, (stages[0], stages[1], stages[2])
 
 
-@router.get("/", summary="Open data index: datasets, formats, licence and attribution")
+@router.get(
+    "/",
+    name="opendata_index",
+    summary="Open data index: datasets, formats, licence and attribution",
+)
 def index(request: Request) -> JSONResponse:
     cfg = _config(request)
-    base = str(request.url_for("index")).rstrip("/")
+    base = str(request.url_for("opendata_index")).rstrip("/")
     datasets = [
         {
             "id": "gtfs-rt-vehicle-positions",
