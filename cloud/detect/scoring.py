@@ -265,9 +265,12 @@ def _windows_by_device(labels: list[Label]) -> dict[str, list[Label]]:
     return out
 
 
-def _inside(windows: Mapping[str, list[Label]], d: Detection, end: datetime) -> bool:
+def _inside(
+    windows: Mapping[str, list[Label]], d: Detection, end: datetime, gateway: str | None
+) -> bool:
     grace = timedelta(seconds=GRACE_S.get(d.kind, DEFAULT_GRACE_S))
     lead = timedelta(seconds=EXPLAIN_LEAD_S)
-    return any(
-        lab.start - lead <= d.ts <= (lab.end or end) + grace for lab in windows.get(d.device_id, [])
-    )
+    labels = windows.get(d.device_id, []) + windows.get(CITY, [])
+    if gateway:
+        labels = labels + windows.get(gateway, [])
+    return any(lab.start - lead <= d.ts <= (lab.end or end) + grace for lab in labels)
