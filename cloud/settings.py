@@ -44,6 +44,7 @@ ENV_PREFIX = "AKITA_"
 _SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "salt")
 _PLACEHOLDERS = frozenset(
     {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "example", "xxx"}
+    | {"akita"}  # shipped defaults (e.g. notify.recipient_salt) are public, hence placeholders
 )
 
 

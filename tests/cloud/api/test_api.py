@@ -132,6 +132,7 @@ def _check_devices_and_series(
     latest = client.get("/devices/fl-ds-1/latest", headers=viewer)
     assert latest.status_code == 200, latest.text
     fields = latest.json()["fields"]
+    assert set(fields) == {"depth", "rain_intensity"}  # not the `alert` measurement's fields
     assert fields["depth"]["value"] == 22.0 and fields["rain_intensity"]["value"] == 5.0
     assert datetime.fromisoformat(fields["depth"]["ts"]) == T0 + timedelta(minutes=4)
 

@@ -90,6 +90,7 @@ def test_unreadable_files(tmp_path: Path) -> None:
         ("smtp.password", ""),
         ("webhook.secret", "<set me>"),
         ("sms.password", "secret"),
+        ("notify.recipient_salt", "akita"),
     ],
 )
 def test_placeholder_secrets_refused_outside_development(section: str, secret: str) -> None:
