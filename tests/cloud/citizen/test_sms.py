@@ -51,7 +51,10 @@ def test_sms_subscription_gets_its_link_by_sms(
         tmp_path,
         smtp,
         sms={"provider": "webhook", "url": url, "sender": "AKITA-CITY"},
-        notify={"public_base_url": "https://bousai.city.test"},
+        notify={
+            "public_base_url": "https://bousai.city.test",
+            "recipient_salt": "citizen-sms-test-5f0c9b2e",
+        },
     )
     try:
         with TestClient(create_app(service)) as client:
