@@ -52,6 +52,7 @@ def service(
                     "password": "tw-token-for-tests"},
             "notify": {
                 "public_base_url": "https://alerts.city.akita.example",
+                "recipient_salt": f"salt-{unique}",
                 "groups": [{"name": "care", "members": [
                     {"channel": "sms", "address": ONCALL_PHONE},
                     {"channel": "email", "address": "care.oncall@city.akita.example"}]}],
