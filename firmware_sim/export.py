@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_sim.models.callunit import CallUnitModel
-from firmware_sim.plan import POLL_S, FleetPlan
+from firmware_sim.plan import POLL_S, FleetPlan, SimDevice
 from firmware_sim.scenarios import Run, build
 from firmware_sim.timebase import iso_ms
 from schemas.devices import CallUnitEvent, DeviceKind
@@ -32,10 +32,12 @@ def fmt(value: Any) -> str:
     return _csv(str(value))
 
 
-def _rows_for_window(plan: FleetPlan, t: float) -> list[tuple[float, str, str, str, str]]:
+def _rows_for_window(
+    plan: FleetPlan, t: float, devices: list[SimDevice]
+) -> list[tuple[float, str, str, str, str]]:
     rows: list[tuple[float, str, str, str, str]] = []
     offset = t - plan.start
-    for dev in plan.devices:
+    for dev in devices:
         kind = dev.kind
         if kind is DeviceKind.CALL_UNIT:
             m = dev.model
@@ -58,9 +60,10 @@ def _rows_for_window(plan: FleetPlan, t: float) -> list[tuple[float, str, str, s
     return rows
 
 
-def write_csv(run: Run, path: Path) -> int:
-    """Write the readings; returns the number of rows."""
+def write_csv(run: Run, path: Path, *, kinds: set[DeviceKind] | None = None) -> int:
+    """Write the readings (of ``kinds`` only, if given); returns the number of rows."""
     plan = run.plan
+    devices = [d for d in plan.devices if kinds is None or d.kind in kinds]
     for d in plan.devices:  # stateful models start from the scenario's start
         reset = getattr(d.model, "reset", None)
         if reset is not None:
@@ -72,7 +75,7 @@ def write_csv(run: Run, path: Path) -> int:
         while t < plan.end:
             stamp: dict[float, str] = {}
             lines = []
-            for ts, dev, kind, field, value in _rows_for_window(plan, t):
+            for ts, dev, kind, field, value in _rows_for_window(plan, t, devices):
                 if ts >= plan.end:
                     continue
                 iso = stamp.get(ts)
@@ -106,11 +109,18 @@ def sidecar(path: Path, suffix: str) -> Path:
 
 
 def export(
-    scenario: str, out: Path, *, seed: int = 1, scale: str = "small", days: float | None = None
+    scenario: str,
+    out: Path,
+    *,
+    seed: int = 1,
+    scale: str = "small",
+    days: float | None = None,
+    kinds: set[DeviceKind] | None = None,
 ) -> tuple[Path, Path, Path, int]:
+    """Write the dataset; ``kinds`` limits the CSV rows to some device kinds."""
     run = build(scenario, seed=seed, scale=scale, days=days)
     out.parent.mkdir(parents=True, exist_ok=True)
-    n = write_csv(run, out)
+    n = write_csv(run, out, kinds=kinds)
     labels = sidecar(out, ".labels.json")
     devices = sidecar(out, ".devices.json")
     labels.write_text(_dumps(run.labels_json()), encoding="utf-8")

@@ -131,14 +131,18 @@ async def start_fleet(
     mqtt_port: int = 1883,
     spool_dir: Path | None = None,
     days: float | None = None,
+    sim_offset_s: float = 0.0,
 ) -> RunningFleet:
-    """Build ``scenario`` and serve its fleet; see the module docstring."""
+    """Build ``scenario`` and serve its fleet; see the module docstring.
+
+    ``sim_offset_s`` starts the clock that far into the scenario (to jump to a fault).
+    """
     run = build(scenario, seed=seed, scale=scale, days=days)
     plan = run.plan
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     spool = (spool_dir or workdir / "spool").resolve()
-    clock = SimClock(origin_real=time.time(), origin_sim=plan.start, speed=speed)
+    clock = SimClock(origin_real=time.time(), origin_sim=plan.start + sim_offset_s, speed=speed)
     clock_path = workdir / "clock.json"
     clock.write(clock_path)
     now = clock.now_ts
@@ -199,11 +203,12 @@ async def start_fleet(
             cus = [d for d in members if d.kind is DeviceKind.CALL_UNIT]
             if cus:
                 models: dict[int, CallUnitModel] = {}
-                for i, d in enumerate(cus, 1):
+                for d in cus:
                     assert isinstance(d.model, CallUnitModel)
-                    d.model.unit_id = i
-                    d.facts["unit_id"] = i
-                    models[i] = d.model
+                    unit = int(d.id.rsplit("-", 1)[1])  # cu-0123 -> unit 123, city-unique
+                    d.model.unit_id = unit
+                    d.facts["unit_id"] = unit
+                    models[unit] = d.model
                 ep: PtyEndpoint | TcpEndpoint
                 if city:
                     ep = TcpEndpoint(f"{gw}-akcu", host)
@@ -214,8 +219,9 @@ async def start_fleet(
                     await ep.start()
                     where = {"serial_port": ep.path}
                 fleet.lines.append(AkcuLine(f"{gw}-akcu", ep, models))
-                for i, d in enumerate(cus, 1):
-                    placed.append((d, Endpoint(Driver.CALL_UNIT, unit_id=i, **where)))  # type: ignore[arg-type]
+                for d in cus:
+                    ep_unit = Endpoint(Driver.CALL_UNIT, unit_id=d.facts["unit_id"], **where)  # type: ignore[arg-type]
+                    placed.append((d, ep_unit))
             cfg = build_config(
                 gw,
                 placed,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from firmware_sim.geo import Polyline
 from firmware_sim.labels import Label, flood_labels, heat_labels
 from firmware_sim.models.base import Window
 from firmware_sim.models.callunit import CallUnitModel, Press
@@ -184,7 +185,7 @@ def _short_cycle(plan: FleetPlan, rng: np.random.Generator) -> list[Label]:
     out = []
     for dev in _choose(rng, plan.of_kind(DeviceKind.MANHOLE_PUMP), _count(plan, 1, 3)):
         m: PumpStationModel = dev.model
-        at = _day_time(plan, rng, 0, 4, 8)
+        at = _day_time(plan, rng, 0, 8, 11)
         m.short_cycle = Window(at)
         out.append(Label("pump_short_cycle", dev.id, at, None, {"cause": "stop float stuck high"}))
     return out
@@ -216,9 +217,18 @@ def _gps(plan: FleetPlan, rng: np.random.Generator) -> list[Label]:
         out.append(Label("gps_dropout", dev.id, at, end, {}))
     for dev in chosen[k:]:
         m = dev.model
-        at = _day_time(plan, rng, 0, 13, 16)
-        end = at + float(rng.uniform(20, 30)) * 60
-        m.detours.append(Detour(Window(at, end), offset_m=float(rng.uniform(500, 800))))
+        route = Polyline(plan.routes[m.route_id])
+        for _ in range(60):  # a detour whose parallel road does not touch the route elsewhere
+            at = _day_time(plan, rng, 0, 13, 16)
+            end = at + float(rng.uniform(20, 30)) * 60
+            detour = Detour(Window(at, end), offset_m=float(rng.uniform(500, 800)))
+            m.detours = [detour]
+            probe = [
+                at + detour.ramp_s + i * 30.0
+                for i in range(int((end - at - 2 * detour.ramp_s) / 30))
+            ]
+            if all(route.distance_to(*m.true_position(t)[:2]) > 300 for t in probe):
+                break
         out.append(Label("off_route", dev.id, at, end, {"route_id": m.route_id}))
     return out
 

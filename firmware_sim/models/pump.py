@@ -72,17 +72,26 @@ class PumpStationModel(DeviceModel):
     short_cycle: Window | None = None
     power_fail: Window | None = None
     _s: PumpState | None = field(default=None, repr=False)
+    _dwf_slot: int = field(default=-1, repr=False)
+    _dwf: float = field(default=0.0, repr=False)
 
     def reset(self) -> None:
         self._s = PumpState(
             t=self.t0, level=(self.start_level + self.stop_level) / 2, running=[False, False]
         )
 
+    def dry_weather_flow(self, t: float) -> float:
+        """Sewage inflow without rain, m³/s; held per minute (it changes slowly)."""
+        slot = int(t // 60.0)
+        if slot != self._dwf_slot:
+            tm = slot * 60.0
+            dwf = self.dwf_m3s * pattern((local_hour(tm) - 1.0) % 24.0, is_weekend(tm))
+            self._dwf = dwf * (1.0 + 0.1 * noise.smooth(self.key, tm, 1200.0))
+            self._dwf_slot = slot
+        return self._dwf
+
     def inflow(self, t: float, st: PumpState) -> float:
-        we = is_weekend(t)
-        dwf = self.dwf_m3s * pattern((local_hour(t) - 1.0) % 24.0, we)
-        dwf *= 1.0 + 0.1 * noise.smooth(self.key, t, 1200.0)
-        return max(0.0, dwf + self.rain_m3s_per_mmh * st.rain_lag)
+        return max(0.0, self.dry_weather_flow(t) + self.rain_m3s_per_mmh * st.rain_lag)
 
     def _failing(self, t: float, pump: int) -> bool:
         return any(w.covers(t) and pump in pumps for w, pumps in self.fail_to_start)

@@ -142,9 +142,17 @@ class VehicleModel(DeviceModel):
         assert self.path is not None
         m = self.motion(t)
         x, y, heading, ux, uy = self.path.at(m.s)
-        off = sum(d.offset(t) for d in self.detours)
-        if off:
-            x, y = x + uy * off, y - ux * off  # to the right of the direction of travel
+        for d in self.detours:
+            off = d.offset(t)
+            if off:
+                # a diversion: turn right off the route, drive a parallel road for up to
+                # 1.2 km, then come back to where the timetable would have the bus
+                bx, by, _, vx, vy = self.path.at(self.motion(d.window.start).s)
+                along = min(1200.0, self.cruise_ms * max(0.0, t - d.window.start - d.ramp_s))
+                dx = bx + vy * d.offset_m + vx * along
+                dy = by - vx * d.offset_m + vy * along
+                w = off / d.offset_m
+                x, y = (1 - w) * x + w * dx, (1 - w) * y + w * dy
         lat, lon = to_latlon(x, y)
         return lat, lon, m.speed_ms * 3.6, heading
 
