@@ -190,11 +190,14 @@ class CloudSettings(_Section):
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
     """Merge ``AKITA_SECTION__KEY=value`` variables into ``data``; return their names."""
     used = []
+    top_level = {f for f, info in CloudSettings.model_fields.items() if _is_scalar(info)}
     for name, raw in env.items():
-        if not name.startswith(ENV_PREFIX) or name == "AKITA_CONFIG":
+        if not name.startswith(ENV_PREFIX):
             continue
         path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        if not path:
+        # other tools' variables (AKITA_CONFIG, AKITA_INGEST_BROKER_PORT of a standalone
+        # worker, ...) have no "__" and are not ours: only AKITA_ENVIRONMENT is
+        if not path or (len(path) == 1 and path[0] not in top_level):
             continue
         target = data
         for part in path[:-1]:
@@ -205,6 +208,10 @@ def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
         target[path[-1]] = _env_value(raw)
         used.append(name)
     return used
+
+
+def _is_scalar(info: Any) -> bool:
+    return not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel))
 
 
 def _env_value(raw: str) -> Any:

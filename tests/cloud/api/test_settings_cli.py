@@ -40,7 +40,13 @@ button_press = 0
 def test_toml_and_env_overrides(tmp_path: Path) -> None:
     path = tmp_path / "cloud.toml"
     path.write_text(TOML, encoding="utf-8")
-    env = {"AKITA_API__PORT": "9001", "AKITA_ALERTS__MIN_OPEN_S": "5", "HOME": "/root"}
+    env = {
+        "AKITA_API__PORT": "9001",
+        "AKITA_ALERTS__MIN_OPEN_S": "5",
+        "HOME": "/root",
+        "AKITA_INGEST_BROKER_PORT": "1",  # a standalone worker's variable: not ours
+        "AKITA_CONFIG": str(path),
+    }
     s = CloudSettings.load(path, env=env)
     assert s.environment == "production" and s.ingest.broker_port == 8883
     assert s.api.port == 9001 and s.api.host == "127.0.0.1"
