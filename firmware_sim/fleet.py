@@ -132,11 +132,16 @@ async def start_fleet(
     spool_dir: Path | None = None,
     days: float | None = None,
     sim_offset_s: float = 0.0,
+    streams: str | None = None,
 ) -> RunningFleet:
     """Build ``scenario`` and serve its fleet; see the module docstring.
 
     ``sim_offset_s`` starts the clock that far into the scenario (to jump to a fault).
+    ``streams`` is ``"pty"`` or ``"tcp"`` for the NMEA and call-unit lines (default:
+    pty at small scale, TCP at city scale, where thousands of ptys would not do).
     """
+    if streams not in (None, "pty", "tcp"):
+        raise ValueError(f"streams must be 'pty' or 'tcp' (got {streams!r})")
     run = build(scenario, seed=seed, scale=scale, days=days)
     plan = run.plan
     workdir = workdir.resolve()
@@ -146,7 +151,7 @@ async def start_fleet(
     clock_path = workdir / "clock.json"
     clock.write(clock_path)
     now = clock.now_ts
-    city = scale == "city"
+    use_tcp = streams == "tcp" if streams is not None else scale == "city"
 
     fleet = RunningFleet(
         run=run,
@@ -190,7 +195,7 @@ async def start_fleet(
                     placed.append((d, Endpoint(Driver.MODBUS_RTU, unit_id=i, bus=bus.name)))
             for d in (x for x in members if x.kind is DeviceKind.VEHICLE):
                 assert isinstance(d.model, VehicleModel)
-                if city:
+                if use_tcp:
                     tep = TcpEndpoint(d.id, host)
                     await tep.start()
                     fleet.streams.append((d.model, tep))
@@ -210,7 +215,7 @@ async def start_fleet(
                     d.facts["unit_id"] = unit
                     models[unit] = d.model
                 ep: PtyEndpoint | TcpEndpoint
-                if city:
+                if use_tcp:
                     ep = TcpEndpoint(f"{gw}-akcu", host)
                     await ep.start()
                     where = {"host": host, "port": ep.port}

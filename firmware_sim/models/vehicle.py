@@ -141,7 +141,7 @@ class VehicleModel(DeviceModel):
         """``(lat, lon, speed_kmh, heading)`` without GPS error."""
         assert self.path is not None
         m = self.motion(t)
-        x, y, heading, ux, uy = self.path.at(m.s)
+        x, y, heading, _ux, _uy = self.path.at(m.s)
         for d in self.detours:
             off = d.offset(t)
             if off:

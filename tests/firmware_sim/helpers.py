@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from collections import defaultdict
@@ -57,7 +58,7 @@ def metres_to_polyline(lat: float, lon: float, pts: list[list[float]]) -> float:
     ky, kx = 111_132.0, 111_320.0 * math.cos(math.radians(lat))
     px, py = lon * kx, lat * ky
     best = math.inf
-    for (a_lat, a_lon), (b_lat, b_lon) in zip(pts, pts[1:], strict=False):
+    for (a_lat, a_lon), (b_lat, b_lon) in itertools.pairwise(pts):
         ax, ay, bx, by = a_lon * kx, a_lat * ky, b_lon * kx, b_lat * ky
         dx, dy = bx - ax, by - ay
         l2 = dx * dx + dy * dy

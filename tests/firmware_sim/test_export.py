@@ -6,6 +6,7 @@ checks that what the labels claim is what the data shows.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -187,12 +188,12 @@ def test_flood_stage_labels_are_exactly_the_crossings(tmp_path: Path) -> None:
     for dev in sensors:
         depth = data.get(dev, "depth")
         for stage, cm in data.devices["sites"][dev]["stages_cm"].items():
-            ups = [t for (t0, v0), (t, v) in zip(depth, depth[1:], strict=False) if v0 < cm <= v]
+            ups = [t for (t0, v0), (t, v) in itertools.pairwise(depth) if v0 < cm <= v]
             mine = [x for x in labels if x["device_id"] == dev and x["info"]["stage"] == stage]
             assert [ts(x["start"]) for x in mine] == ups[: len(mine)], (dev, stage)
             assert len(mine) >= 1 if ups else not mine
         rain = dict(data.get(dev, "rain_intensity"))
-        rising = [t for (t0, v0), (t, v) in zip(depth, depth[1:], strict=False) if v > v0 + 0.5]
+        rising = [t for (t0, v0), (t, v) in itertools.pairwise(depth) if v > v0 + 0.5]
         drain = data.devices["sites"][dev]["drain_mmh"]
         assert all(rain[t] > 0.6 * drain for t in rising)  # depth rises only in heavy rain
     assert any(x["kind"] == "heavy_rain" and x["info"]["context"] for x in data.labels["labels"])
