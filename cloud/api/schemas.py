@@ -6,10 +6,10 @@ models are what it accepts (they forbid unknown fields, so a typo is a 422).
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from cloud.api.auth import NAME_PATTERN, Role
 from schemas.alert import Alert, AlertState, Severity
@@ -18,6 +18,24 @@ from schemas.wire import ID_PATTERN
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def bounded_utc(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00+14:00 has no UTC equivalent
+        raise ValueError("out of range once converted to UTC") from exc
+    if not EARLIEST <= utc <= LATEST:
+        raise ValueError("must be between 1970-01-01 and 2200-01-01 (UTC)")
+    return utc
+
+
+# An aware time that exists in UTC and lies in 1970..2200: what the stores can hold.
+ApiDatetime = Annotated[AwareDatetime, AfterValidator(bounded_utc)]
 
 
 # -- health ------------------------------------------------------------------------------
@@ -127,8 +145,8 @@ class AlertActionRequest(_In):
 class MaintenanceCreate(_In):
     site: str | None = Field(default=None, min_length=1, max_length=80)
     device_id: str | None = Field(default=None, pattern=ID_PATTERN)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: ApiDatetime
+    ends_at: ApiDatetime
     reason: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")
@@ -141,8 +159,8 @@ class MaintenanceCreate(_In):
 
 
 class MaintenanceUpdate(_In):
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: ApiDatetime | None = None
+    ends_at: ApiDatetime | None = None
     reason: str | None = Field(default=None, max_length=500)
 
 

@@ -16,6 +16,7 @@ from cloud.api.schemas import (
     GatewayPublic,
     LatestPublic,
     SeriesPublic,
+    bounded_utc,
 )
 from cloud.db.models import DeviceRow
 from cloud.errors import StoreError
@@ -29,8 +30,6 @@ WINDOW_PATTERN = r"^[1-9][0-9]{0,5}(s|m|h|d)$"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_POINTS = 10_000
 MAX_RAW_SPAN = timedelta(days=7)
-_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-_LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _NUMERIC_AGGREGATES = {"mean", "min", "max"}
 
 
@@ -159,9 +158,13 @@ def list_gateways(service: ServiceDep, _user: CurrentUser) -> list[GatewayPublic
     ]
 
 
-def _check_time(param: str, value: datetime) -> None:
-    if not _EARLIEST <= value <= _LATEST:
-        raise invalid(param, "must be between 1970-01-01 and 2200-01-01 (UTC)", value.isoformat())
+def _utc(param: str, value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise invalid(param, "needs a UTC offset, e.g. 2026-06-01T00:00:00Z", value.isoformat())
+    try:
+        return bounded_utc(value)
+    except ValueError as exc:
+        raise invalid(param, str(exc), value.isoformat()) from exc
 
 
 @router.get(
@@ -188,13 +191,8 @@ def series(
         Query(description="Aggregate per window (needs window)"),
     ] = "mean",
 ) -> SeriesPublic:
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise invalid(name, "needs a UTC offset, e.g. 2026-06-01T00:00:00Z", value.isoformat())
-    end_ = (end or datetime.now(UTC)).astimezone(UTC)
-    start_ = start.astimezone(UTC) if start else end_ - timedelta(hours=1)
-    _check_time("end", end_)
-    _check_time("start", start_)
+    end_ = _utc("end", end) if end is not None else datetime.now(UTC)
+    start_ = _utc("start", start) if start is not None else end_ - timedelta(hours=1)
     if start_ >= end_:
         raise invalid("start", "must be before end", start_.isoformat())
     win = parse_window(window) if window else None

@@ -169,6 +169,8 @@ def _check_devices_and_series(
     assert error({"field": "speed"}) == (422, "field")
     assert error({"start": T0.replace(tzinfo=None).isoformat()}) == (422, "start")  # no offset
     assert error({"start": "1900-01-01T00:00:00Z"}) == (422, "start")
+    assert error({"start": "0001-01-01T00:00:00+14:00"}) == (422, "start")  # no UTC equivalent
+    assert error({"end": "9999-12-31T23:59:59-14:00"}) == (422, "end")
     assert error({"start": (T0 - timedelta(days=8)).isoformat()}) == (422, "window")  # raw > 7 days
 
 
