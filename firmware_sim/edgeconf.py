@@ -35,6 +35,8 @@ class Endpoint:
         where = self.serial_port or (f"{self.host}:{self.port}" if self.host else "")
         if self.bus:
             where = f"bus {self.bus}"
+        if self.driver is Driver.NMEA:
+            return f"{self.driver.value} {where}"
         return f"{self.driver.value} {where} unit {self.unit_id}"
 
 
