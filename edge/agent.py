@@ -128,6 +128,7 @@ class Agent:
         self._resend: list[Any] = []
         self._first_wait = 0.0
         self._draining = False
+        self._stopping = False
         self._started = time.monotonic()
 
     # -- public ------------------------------------------------------------------------------
@@ -192,6 +193,7 @@ class Agent:
             await stop.wait()
         finally:
             log.info("agent_stopping gateway=%s", self.gateway_id)
+            self._stopping = True
             for t in workers:
                 t.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -222,7 +224,7 @@ class Agent:
         with contextlib.suppress(DeviceError):
             await drv.open()
         next_t = math.ceil(self.clock.now_ts() / interval) * interval
-        while True:
+        while not self._stopping:
             await self.clock.sleep_until(next_t)
             ts = self.clock.now_ts()
             try:
@@ -381,10 +383,13 @@ class Agent:
         delay = self.config.gateway.batch_max_delay_s
         while True:
             timeout = delay
-            if self._spool is not None and self._spool.waiting:
+            connected = self._uplink is not None and self._uplink.connected
+            if connected and self._spool is not None and self._spool.waiting:
                 timeout = max(0.005, self._first_wait + delay - time.monotonic())
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 self._send_some()

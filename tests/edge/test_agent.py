@@ -12,8 +12,11 @@ import asyncio
 import json
 import os
 import select
+import sqlite3
 import threading
+import time
 import tty
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from edge.agent import Agent
 from edge.config import parse_config
 from edge.drivers.callunit.protocol import sentence
 from schemas import topics
+from schemas.clock import SimClock
 from schemas.codec import decode_batch
 from tests.edge.peers import server_context, tcp_server
 from tests.servers import Mosquitto, free_port
@@ -229,3 +233,56 @@ def test_agent_reports_health_reasons_button_and_recovery(
     }
     health = sub.on("/health")[-1][0]
     assert health["devices_total"] == 5 and health["poll_errors"] > 0
+
+
+def test_clock_file_times_and_paces_polls_in_simulated_time(tmp_path: Path) -> None:
+    origin = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
+    clock = tmp_path / "clock.json"
+    speed = 20.0
+
+    async def go() -> float:
+        ctx = server_context([1])
+        ctx[1].setValues(3, 0, [7])
+        async with tcp_server(ctx) as port:
+            cfg = parse_config(
+                {
+                    "gateway": {
+                        "id": "gw-clock",
+                        "spool_path": str(tmp_path / "spool.db"),
+                        "clock_file": str(clock),
+                    },
+                    # no broker: readings stay in the spool, where the test reads them
+                    "mqtt": {"host": "127.0.0.1", "port": free_port()},
+                    "devices": [
+                        {
+                            "id": "wb-1",
+                            "kind": "water_block",
+                            "driver": "modbus_tcp",
+                            "host": "127.0.0.1",
+                            "port": port,
+                            "poll_interval_s": 10.0,
+                            "timeout_s": 5.0,
+                            "report": "period",
+                            "report_period_s": 10.0,
+                            "registers": [{"field": "totaliser", "address": 0}],
+                        }
+                    ],
+                }
+            )
+            SimClock(origin_real=time.time(), origin_sim=origin, speed=speed).write(clock)
+            stop = asyncio.Event()
+            task = asyncio.create_task(Agent(cfg).run(stop))
+            await asyncio.sleep(2.0)
+            stop.set()
+            await task
+        return time.time()
+
+    started = time.time()
+    ended = asyncio.run(go())
+    with sqlite3.connect(tmp_path / "spool.db") as db:
+        rows = [json.loads(b) for (b,) in db.execute("SELECT body FROM items WHERE status = 0")]
+    stamps = [datetime.fromisoformat(r["ts"]).timestamp() for r in rows]
+    assert len(stamps) >= 2
+    assert all(origin <= t <= origin + (ended - started) * speed for t in stamps)
+    slots = [int(t // 10) for t in stamps]
+    assert slots == sorted(set(slots))  # one poll per 10 simulated seconds

@@ -99,6 +99,10 @@ class Link:
         except ConnectionException as exc:
             raise LinkError("connection lost") from exc
         except ModbusIOException as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # pymodbus turns our cancellation into an I/O error; give it back
+                raise asyncio.CancelledError from exc
             if self._rx:
                 raise LinkError(f"garbage frame ({self._rx} bytes, no valid response)") from exc
             raise LinkError("timeout") from exc

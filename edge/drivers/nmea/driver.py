@@ -63,7 +63,8 @@ class NmeaDriver(StreamDriver):
         kinds: set[str] = set()
         while True:
             try:
-                raw = await asyncio.wait_for(line.readline(), EPOCH_WAIT_S if pending else None)
+                async with asyncio.timeout(EPOCH_WAIT_S if pending else None):
+                    raw = await line.readline()
             except TimeoutError:
                 yield {**self._static(), **pending}
                 pending, kinds, pending_time = {}, set(), None
