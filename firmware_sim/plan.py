@@ -343,7 +343,7 @@ def _assign_gateways(devices: list[SimDevice], scale: str) -> None:
         members = [d for d in devices if d.info.district == district]
         chunks = max(1, math.ceil(len(members) / limit))
         for j, d in enumerate(members):
-            d.gateway = f"gw-{district}-{j * chunks // len(members) + 1:02d}"
+            d.gateway = f"gw-{district}-{j % chunks + 1:02d}"  # each gateway gets a mix
 
 
 def nearest_route_distance(route: list[tuple[float, float]], lat: float, lon: float) -> float:

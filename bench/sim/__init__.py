@@ -1,0 +1,1 @@
+"""Benchmark of the city-scale simulator: start-up time, RSS, Modbus reads/s served."""
