@@ -412,7 +412,8 @@ class Agent:
                 young = time.monotonic() - self._first_wait < gw.batch_max_delay_s
                 if young and spool.waiting < gw.batch_max_readings and not self._draining:
                     return  # let the batch fill up; the send loop wakes within the delay
-            b = spool.take_batch(self.gateway_id, iso_ms(time.time()), gw.batch_max_readings)
+            sent_at = iso_ms(self.clock.now_ts())  # simulated time too, like the readings
+            b = spool.take_batch(self.gateway_id, sent_at, gw.batch_max_readings)
             if b is None:
                 return
             self._inflight[uplink.publish_batch(b.payload)] = b.seq

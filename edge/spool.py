@@ -30,6 +30,8 @@ from pathlib import Path
 
 from edge.errors import SpoolError
 
+MAX_STATUSES = 1000  # a Batch carries at most this many statuses (schemas.wire.Batch)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -167,7 +169,7 @@ class Spool:
                 if self._waiting_prio:
                     rows = self._db.execute(
                         "SELECT id, status, body FROM items WHERE prio = 1 ORDER BY id LIMIT ?",
-                        (max_items,),
+                        (min(max_items, MAX_STATUSES),),
                     ).fetchall()
                     prio = bool(rows)
                 if not rows:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
+import tty
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -24,6 +26,7 @@ import psutil
 import tomli_w
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.drivers.callunit.protocol import sentence
 from edge.spool import Item, Spool
 from schemas import topics
 from tests.servers import free_port, running_mosquitto
@@ -31,7 +34,7 @@ from tests.servers import free_port, running_mosquitto
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def config(path: Path, mqtt_port: int, modbus_port: int, n: int) -> None:
+def config(path: Path, mqtt_port: int, modbus_port: int, n: int, pty_path: str) -> None:
     devices = [
         {
             "id": f"mp-{u:03d}",
@@ -71,6 +74,16 @@ def config(path: Path, mqtt_port: int, modbus_port: int, n: int) -> None:
         }
         for u in range(1, n + 1)
     ]
+    devices.append(
+        {
+            "id": "cu-bench",
+            "kind": "call_unit",
+            "driver": "call_unit",
+            "serial_port": pty_path,
+            "unit_id": 1,
+            "poll_interval_s": 300.0,
+        }
+    )
     cfg = {
         "gateway": {"id": "gw-bench", "spool_path": str(path.parent / "spool.db")},
         "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
@@ -84,6 +97,7 @@ class ReadingCounter:
 
     def __init__(self, port: int) -> None:
         self.readings = 0
+        self.buttons: list[float] = []
         c = mqtt.Client(CallbackAPIVersion.VERSION2)
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(topics.telemetry("gw-bench"), qos=1)
         c.on_message = self._on
@@ -92,7 +106,10 @@ class ReadingCounter:
         self.client = c
 
     def _on(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
-        self.readings += len(json.loads(msg.payload)["readings"])
+        readings = json.loads(msg.payload)["readings"]
+        self.readings += len(readings)
+        now = time.monotonic()
+        self.buttons += [now for r in readings if r["values"].get("event") == "button"]
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -112,7 +129,9 @@ def run_agent(n: int, duration: float, warmup: float) -> dict[str, float]:
             )
             try:
                 assert farm.stdout is not None and farm.stdout.readline().strip() == b"ready"
-                config(d / "edge.toml", mosq.port, port, n)
+                master, slave = os.openpty()
+                tty.setraw(slave)
+                config(d / "edge.toml", mosq.port, port, n, os.ttyname(slave))
                 log = (d / "edge.log").open("wb")
                 agent = subprocess.Popen(
                     [
@@ -134,11 +153,20 @@ def run_agent(n: int, duration: float, warmup: float) -> dict[str, float]:
                 time.sleep(warmup)
                 c0, t0, r0 = proc.cpu_times(), time.monotonic(), counter.readings
                 rss_peak = 0
+                pressed: list[float] = []
                 while time.monotonic() - t0 < duration:
-                    time.sleep(1.0)
+                    time.sleep(1.0 + 0.37 * (len(pressed) % 3))  # off the poll tick
                     rss_peak = max(rss_peak, proc.memory_info().rss)
+                    if len(pressed) < 20:
+                        line = sentence(f"AKCU,1,{len(pressed)},BTN,25.0,50.0")
+                        pressed.append(time.monotonic())
+                        os.write(master, line)
                 c1, t1, r1 = proc.cpu_times(), time.monotonic(), counter.readings
+                time.sleep(1.0)
                 counter.close()
+                os.close(master)
+                os.close(slave)
+                lat = sorted((b - p) * 1000 for p, b in zip(pressed, counter.buttons, strict=False))
                 rss = proc.memory_info().rss
                 agent.terminate()
                 agent.wait(30)
@@ -154,6 +182,10 @@ def run_agent(n: int, duration: float, warmup: float) -> dict[str, float]:
         "window_s": t1 - t0,
         "log_lines": float(len(stats.splitlines())),
         "delivered_per_s": (r1 - r0) / (t1 - t0),
+        "presses": float(len(pressed)),
+        "buttons_seen": float(len(counter.buttons)),
+        "button_p50_ms": lat[len(lat) // 2] if lat else float("nan"),
+        "button_max_ms": lat[-1] if lat else float("nan"),
     }
 
 
@@ -224,6 +256,11 @@ def main() -> None:
         f"agent over {a['window_s']:.0f} s: CPU {a['cpu_pct_one_core']:.2f} % of one core "
         f"(target <= 4 %), RSS {a['rss_mb']:.1f} MB, peak {a['rss_peak_mb']:.1f} MB "
         f"(target <= 60 MB); {a['delivered_per_s']:.1f} readings/s reached a subscriber"
+    )
+    print(
+        f"button press -> broker -> subscriber: {a['buttons_seen']:.0f}/{a['presses']:.0f} "
+        f"arrived, latency p50 {a['button_p50_ms']:.0f} ms, max {a['button_max_ms']:.0f} ms "
+        "(target <= 250 ms)"
     )
 
 
