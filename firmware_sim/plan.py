@@ -191,7 +191,7 @@ def build_fleet(
         lat, lon = _jitter(rng, site, 50, 300)
         mean = float(rng.uniform(40, 250))
         drop_at_peak = float(rng.uniform(0.6, 1.1))
-        m = WaterBlockModel(
+        wm = WaterBlockModel(
             device_id=f"wb-{i:03d}",
             key=noise.child_key(rng),
             t0=start,
@@ -200,15 +200,18 @@ def build_fleet(
             k_headloss=drop_at_peak / (1.6 * mean) ** 1.852,
             totaliser0=float(rng.uniform(1e5, 5e6)),
         )
-        info = _info(m.device_id, DeviceKind.WATER_BLOCK, site, lat, lon)
-        facts = {"mean_flow_m3h": round(mean, 3), "p_static_mpa": round(m.p_static_bar / 10, 4)}
-        devices.append(SimDevice(info, m, facts=facts))
+        info = _info(wm.device_id, DeviceKind.WATER_BLOCK, site, lat, lon)
+        facts: dict[str, Any] = {
+            "mean_flow_m3h": round(mean, 3),
+            "p_static_mpa": round(wm.p_static_bar / 10, 4),
+        }
+        devices.append(SimDevice(info, wm, facts=facts))
 
     for i, site in enumerate(_pick(rng, all_sites, n["pump"]), 1):
         lat, lon = _jitter(rng, site, 50, 400)
         q = float(rng.uniform(0.009, 0.016))
         start_l = float(rng.uniform(1.1, 1.3))
-        m = PumpStationModel(
+        pm = PumpStationModel(
             device_id=f"ps-{i:03d}",
             key=noise.child_key(rng),
             weather=weather,
@@ -225,20 +228,20 @@ def build_fleet(
             rated_a=(float(rng.uniform(7, 12)), float(rng.uniform(7, 12))),
             run_hours0=(float(rng.uniform(2e3, 2e4)), float(rng.uniform(2e3, 2e4))),
         )
-        info = _info(m.device_id, DeviceKind.MANHOLE_PUMP, site, lat, lon)
+        info = _info(pm.device_id, DeviceKind.MANHOLE_PUMP, site, lat, lon)
         facts = {
-            "start_level_m": round(m.start_level, 3),
-            "stop_level_m": round(m.stop_level, 3),
-            "assist_level_m": round(m.assist_level, 3),
-            "high_level_m": round(m.high_level, 3),
-            "area_m2": round(m.area_m2, 3),
+            "start_level_m": round(pm.start_level, 3),
+            "stop_level_m": round(pm.stop_level, 3),
+            "assist_level_m": round(pm.assist_level, 3),
+            "high_level_m": round(pm.high_level, 3),
+            "area_m2": round(pm.area_m2, 3),
             "pump_m3h": round(q * 3600, 2),
         }
-        devices.append(SimDevice(info, m, facts=facts))
+        devices.append(SimDevice(info, pm, facts=facts))
 
     for i, site in enumerate(_pick(rng, flood_sites, n["flood"]), 1):
         lat, lon = _jitter(rng, site, 100, 500)
-        m = FloodSensorModel(
+        fm = FloodSensorModel(
             device_id=f"fs-{i:03d}",
             key=noise.child_key(rng),
             weather=weather,
@@ -248,13 +251,13 @@ def build_fleet(
             rain_factor=float(rng.uniform(0.7, 1.25)),
             stages_cm=dict(DEFAULT_STAGES_CM),
         )
-        info = _info(m.device_id, DeviceKind.FLOOD_SENSOR, site, lat, lon)
+        info = _info(fm.device_id, DeviceKind.FLOOD_SENSOR, site, lat, lon)
         facts = {
-            "stages_cm": m.stages_cm,
-            "drain_mmh": round(m.drain_mmh, 2),
-            "concentration": round(m.concentration, 2),
+            "stages_cm": fm.stages_cm,
+            "drain_mmh": round(fm.drain_mmh, 2),
+            "concentration": round(fm.concentration, 2),
         }
-        devices.append(SimDevice(info, m, facts=facts))
+        devices.append(SimDevice(info, fm, facts=facts))
 
     routes: dict[str, list[tuple[float, float]]] = {}
     route_sites = _bus_routes(rng, sites, n["routes"])
@@ -274,7 +277,7 @@ def build_fleet(
         pts = routes[rid]
         path = Polyline(pts + pts[-2::-1])
         cruise = float(rng.uniform(22, 30)) / 3.6
-        m = VehicleModel(
+        bm = VehicleModel(
             device_id=f"bus-{i:03d}",
             key=noise.child_key(rng),
             vehicle_type="bus",
@@ -282,14 +285,16 @@ def build_fleet(
             path=path,
             cruise_ms=cruise,
         )
-        assert m._tt is not None
-        m.phase_s = m._tt.period * k / per_route[rid]
+        assert bm._tt is not None
+        bm.phase_s = bm._tt.period * k / per_route[rid]
         outer = route_sites[route_ids.index(rid)][-1]
         lat, lon = AKITA_STATION
-        info = _info(m.device_id, DeviceKind.VEHICLE, outer, lat, lon, vehicle_type=VehicleType.BUS)
+        info = _info(
+            bm.device_id, DeviceKind.VEHICLE, outer, lat, lon, vehicle_type=VehicleType.BUS
+        )
         info = info.model_copy(update={"site": "秋田駅西口", "area": "中通"})
         devices.append(
-            SimDevice(info, m, facts={"route_id": rid, "cruise_kmh": round(cruise * 3.6, 1)})
+            SimDevice(info, bm, facts={"route_id": rid, "cruise_kmh": round(cruise * 3.6, 1)})
         )
 
     for i, site in enumerate(_pick(rng, all_sites, n["plow"]), 1):
@@ -297,7 +302,7 @@ def build_fleet(
         rid = f"beat-{i:04d}"
         beat = _beat(rng, lat, lon)
         routes[rid] = beat
-        m = VehicleModel(
+        vm = VehicleModel(
             device_id=f"plow-{i:04d}",
             key=noise.child_key(rng),
             vehicle_type="snowplow",
@@ -305,13 +310,13 @@ def build_fleet(
             path=Polyline(beat),
         )
         info = _info(
-            m.device_id, DeviceKind.VEHICLE, site, lat, lon, vehicle_type=VehicleType.SNOWPLOW
+            vm.device_id, DeviceKind.VEHICLE, site, lat, lon, vehicle_type=VehicleType.SNOWPLOW
         )
-        devices.append(SimDevice(info, m, facts={"route_id": rid, "depot": [lat, lon]}))
+        devices.append(SimDevice(info, vm, facts={"route_id": rid, "depot": [lat, lon]}))
 
     for i, site in enumerate(_pick(rng, all_sites, n["call"]), 1):
         lat, lon = _jitter(rng, site, 100, 900)
-        m = CallUnitModel(
+        cm = CallUnitModel(
             device_id=f"cu-{i:04d}",
             key=noise.child_key(rng),
             weather=weather,
@@ -323,8 +328,8 @@ def build_fleet(
             offset_c=float(rng.normal(0, 0.8)),
             battery0=float(rng.uniform(70, 100)),
         )
-        info = _info(m.device_id, DeviceKind.CALL_UNIT, site, lat, lon)
-        devices.append(SimDevice(info, m, facts={"has_ac": m.has_ac}))
+        info = _info(cm.device_id, DeviceKind.CALL_UNIT, site, lat, lon)
+        devices.append(SimDevice(info, cm, facts={"has_ac": cm.has_ac}))
 
     _assign_gateways(devices, scale)
     for d in devices:

@@ -16,6 +16,7 @@ from firmware_sim.geo import Polyline
 from firmware_sim.labels import Label, flood_labels, heat_labels
 from firmware_sim.models.base import Window
 from firmware_sim.models.callunit import CallUnitModel, Press
+from firmware_sim.models.flood import FloodSensorModel
 from firmware_sim.models.pump import PumpStationModel
 from firmware_sim.models.vehicle import Detour, VehicleModel
 from firmware_sim.models.water import Burst, Leak, WaterBlockModel
@@ -34,7 +35,7 @@ class Scenario:
     description: str
     date: tuple[int, int, int]
     days: float
-    weather: Callable[[np.random.Generator, float, int], Weather]
+    weather: Callable[[np.random.Generator, float, int, int], Weather]
     inject: Callable[[FleetPlan, np.random.Generator], list[Label]]
 
 
@@ -260,7 +261,8 @@ def _snowplows(plan: FleetPlan, rng: np.random.Generator) -> list[Label]:
             cleared = total
         t += 600.0
     for dev in plan.of_kind(DeviceKind.VEHICLE, VehicleType.SNOWPLOW):
-        m: VehicleModel = dev.model
+        m = dev.model
+        assert isinstance(m, VehicleModel)
         for d in dispatches:
             begin = d + float(rng.uniform(0, 40)) * 60
             length = m.path.length if m.path else 5000.0
@@ -328,10 +330,13 @@ def _offline(plan: FleetPlan, rng: np.random.Generator) -> list[Label]:
 def _demo(plan: FleetPlan, rng: np.random.Generator) -> list[Label]:
     # first flood sensor sits in the storm's core so a stage is crossed early
     fs = plan.of_kind(DeviceKind.FLOOD_SENSOR)[0].model
+    assert isinstance(fs, FloodSensorModel)
     fs.rain_factor, fs.drain_mmh, fs.concentration = 1.15, 25.0, 14.0
     dev = plan.of_kind(DeviceKind.CALL_UNIT)[0]
     at = plan.start + 12 * 60.0
-    dev.model.presses.append(Press(at, None))
+    cu = dev.model
+    assert isinstance(cu, CallUnitModel)
+    cu.presses.append(Press(at, None))
     s = plan.weather.storms[0]
     return [
         Label("button_press", dev.id, at, None, {"cancelled": False}),
