@@ -31,6 +31,18 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
+class _QuietOffline(logging.Filter):
+    """pymodbus logs every request to an absent unit at ERROR; for us that is an offline
+    device doing what it should (the edge reports it), so keep it out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "requested slave does not exist" not in record.getMessage()
+
+
+logging.getLogger("pymodbus").addFilter(_QuietOffline())
+logging.getLogger("pymodbus.logging").addFilter(_QuietOffline())
+
+
 class LazySlaveContext(ModbusBaseSlaveContext):
     """One device behind a unit id; registers computed from its model on each read."""
 
