@@ -92,7 +92,11 @@ class Mosquitto:
             "max_queued_messages 1000000\n"
             "max_inflight_messages 100\n"
             "log_dest stdout\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" + self.extra_conf
+            "log_type error\nlog_type warning\nlog_type notice\n"
+            # as root, mosquitto drops to its own user, which cannot write the persistence
+            # file into the test's private temp dir: sessions would silently not survive
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + self.extra_conf
         )
 
     def start(self) -> None:

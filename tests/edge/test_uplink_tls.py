@@ -107,10 +107,7 @@ def test_tls_with_ca_file_password_file_and_client_certificate(tmp_path: Path) -
     cert_port, pw_port = free_port(), free_port()
     # security settings are global in this config (the fixture allows anonymous clients):
     # a username with a wrong password is still refused
-    # "user root": the temporary directory is private to the test user (root here), and
-    # mosquitto would otherwise drop to its own user before reading the password file
     extra = (
-        "user root\n"
         f"password_file {passwd}\n"
         f"listener {cert_port} 127.0.0.1\n"
         f"cafile {pki}/ca.pem\ncertfile {pki}/server.pem\nkeyfile {pki}/server.key\n"
