@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from edge.clock import Clock, iso_ms
 from edge.config import Device, EdgeConfig, Report
 from edge.drivers import PollDriver, StreamDriver, create
-from edge.errors import DeviceError, EdgeError
+from edge.errors import DeviceError, EdgeError, SpoolError
 from edge.spool import Item, Spool
 from edge.uplink import Uplink
 from schemas.codec import encode_model
@@ -129,6 +129,7 @@ class Agent:
         self._first_wait = 0.0
         self._draining = False
         self._stopping = False
+        self._spool_failing = False
         self._started = time.monotonic()
 
     # -- public ------------------------------------------------------------------------------
@@ -229,13 +230,12 @@ class Agent:
             ts = self.clock.now_ts()
             try:
                 values = await self._read(dev, drv)
+                self._got(dev, values, ts)
             except DeviceError as exc:
                 self._failed(dev, exc.reason, ts)
             except Exception as exc:  # a driver bug must not stop the other devices
                 log.exception("driver_crash device=%s", dev.id)
                 self._failed(dev, f"driver error: {type(exc).__name__}", ts)
-            else:
-                self._got(dev, values, ts)
             next_t += interval
             now = self.clock.now_ts()
             if next_t <= now:  # overran (slow device, retries): skip to the next slot
@@ -364,7 +364,20 @@ class Agent:
         items, self._pending = self._pending, []
         if self._spool.waiting == 0:
             self._first_wait = time.monotonic()
-        dropped = self._spool.add(items)
+        try:
+            dropped = self._spool.add(items)
+        except SpoolError as exc:
+            # keep them in memory and try again shortly; nothing is published meanwhile
+            if not self._spool_failing:
+                log.error("spool_write_failed gateway=%s reason=%s", self.gateway_id, exc)
+            self._spool_failing = True
+            self._pending[:0] = items
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(1.0, self._flush)
+            return
+        if self._spool_failing:
+            log.info("spool_write_recovered gateway=%s", self.gateway_id)
+            self._spool_failing = False
         if dropped:
             log.warning("spool_overflow gateway=%s dropped=%d", self.gateway_id, dropped)
         self._wake.set()
@@ -373,7 +386,10 @@ class Agent:
         seq = self._inflight.pop(mid, None)
         if seq is None or self._spool is None:
             return
-        self._stats.readings_published += self._spool.ack(seq)
+        try:
+            self._stats.readings_published += self._spool.ack(seq)
+        except SpoolError as exc:  # the batch stays spooled and is re-sent after a restart
+            log.error("spool_ack_failed gateway=%s seq=%d reason=%s", self.gateway_id, seq, exc)
         self._wake.set()
 
     def _link_state(self, up: bool) -> None:
