@@ -34,6 +34,11 @@ class Scale(StrEnum):
     CITY = "city"
 
 
+class Calendar(StrEnum):
+    RECENT = "recent"
+    SCENARIO = "scenario"
+
+
 class Streams(StrEnum):
     PTY = "pty"
     TCP = "tcp"
@@ -78,6 +83,11 @@ def run(
         None, help="NMEA / call-unit lines on pty or tcp (default: pty small, tcp city)."
     ),
     offset_hours: float = typer.Option(0.0, help="Start this many hours into the scenario."),
+    calendar: Calendar = typer.Option(
+        Calendar.RECENT,
+        help="recent: move the scenario to start at the latest 00:00 JST (fresh timestamps); "
+        "scenario: keep its own date, as exports do.",
+    ),
     duration: float | None = typer.Option(
         None, help="Stop after this many real seconds (default: until Ctrl-C)."
     ),
@@ -108,6 +118,7 @@ def run(
             streams=streams.value if streams else None,
             offset_s=offset_hours * 3600.0,
             duration=duration,
+            calendar=calendar.value,
         )
     )
 
@@ -125,6 +136,7 @@ async def _run(
     streams: str | None,
     offset_s: float,
     duration: float | None,
+    calendar: str,
 ) -> None:
     from firmware_sim.fleet import start_fleet
 
@@ -144,6 +156,7 @@ async def _run(
             mqtt_port=mqtt_port,
             streams=streams,
             sim_offset_s=offset_s,
+            calendar=calendar,
         )
     try:
         _print_fleet(fleet, scale)

@@ -33,7 +33,7 @@ from firmware_sim.models.callunit import CallUnitModel
 from firmware_sim.models.vehicle import VehicleModel
 from firmware_sim.plan import SimDevice
 from firmware_sim.registers import MAPS
-from firmware_sim.scenarios import Run, build
+from firmware_sim.scenarios import Run, build, days_to_recent
 from firmware_sim.servers.akcu import AkcuLine
 from firmware_sim.servers.endpoints import PtyEndpoint, TcpEndpoint
 from firmware_sim.servers.modbus import LazySlaveContext, RtuPtyBus, TcpListener
@@ -133,16 +133,25 @@ async def start_fleet(
     days: float | None = None,
     sim_offset_s: float = 0.0,
     streams: str | None = None,
+    calendar: str = "recent",
 ) -> RunningFleet:
     """Build ``scenario`` and serve its fleet; see the module docstring.
 
     ``sim_offset_s`` starts the clock that far into the scenario (to jump to a fault).
     ``streams`` is ``"pty"`` or ``"tcp"`` for the NMEA and call-unit lines (default:
     pty at small scale, TCP at city scale, where thousands of ptys would not do).
+    ``calendar="recent"`` (default) moves the scenario by whole days to start at the
+    latest 00:00 JST before now, so readings carry recent timestamps (an ingest refuses
+    data older than its retention); ``"scenario"`` keeps the scenario's own date, as
+    exports do. At ``speed`` > 1 simulated time overtakes the wall clock after
+    (time since that midnight) / (speed - 1).
     """
+    if calendar not in ("recent", "scenario"):
+        raise ValueError(f"calendar must be 'recent' or 'scenario' (got {calendar!r})")
     if streams not in (None, "pty", "tcp"):
         raise ValueError(f"streams must be 'pty' or 'tcp' (got {streams!r})")
-    run = build(scenario, seed=seed, scale=scale, days=days)
+    shift = days_to_recent(scenario, time.time()) if calendar == "recent" else 0
+    run = build(scenario, seed=seed, scale=scale, days=days, shift_days=shift)
     plan = run.plan
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)

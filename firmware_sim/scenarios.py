@@ -458,8 +458,25 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 
-def build(name: str, *, seed: int = 1, scale: str = "small", days: float | None = None) -> Run:
-    """Build a scenario run: the fleet, its faults and the ground-truth labels."""
+def days_to_recent(name: str, now: float) -> int:
+    """Whole days that move a scenario's start to the latest 00:00 JST at or before now."""
+    return int((now - jst_midnight(*SCENARIOS[name].date)) // DAY)
+
+
+def build(
+    name: str,
+    *,
+    seed: int = 1,
+    scale: str = "small",
+    days: float | None = None,
+    shift_days: int = 0,
+) -> Run:
+    """Build a scenario run: the fleet, its faults and the ground-truth labels.
+
+    ``shift_days`` moves the whole run by whole days (same JST time of day; the season
+    stays the scenario's, the weekday follows the new date), so a live run can carry
+    recent timestamps.
+    """
     if name not in SCENARIOS:
         raise KeyError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
     sc = SCENARIOS[name]
@@ -467,7 +484,7 @@ def build(name: str, *, seed: int = 1, scale: str = "small", days: float | None 
     if span <= 0:
         raise ValueError(f"days must be > 0 (got {span})")
     rng = np.random.default_rng(seed)
-    start = jst_midnight(*sc.date)
+    start = jst_midnight(*sc.date) + shift_days * DAY
     end = start + span * DAY
     weather = sc.weather(rng, start, int(np.ceil(span)), sc.date[1])
     plan = build_fleet(scale, rng, weather, start, end, seed)

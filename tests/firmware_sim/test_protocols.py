@@ -296,6 +296,9 @@ def test_fleet_writes_clock_labels_and_valid_edge_configs(tmp_path: Path) -> Non
             clock = SimClock.read(f.clock_path)
             assert clock.speed == 60.0
             assert abs(clock.now_ts() - f.run.plan.start) < 600
+            # live runs start at the latest 00:00 JST, so readings carry recent timestamps
+            assert time.time() - 86_400 - 60 < clock.origin_sim <= time.time()
+            assert (clock.origin_sim + 9 * 3600) % 86_400 == 0
             for path in f.edge_configs:
                 cfg = load_config(path)
                 assert cfg.gateway.clock_file == f.clock_path
