@@ -274,70 +274,77 @@ class Registry:
         return changed
 
     def check_seq(self, gateway_id: str, seq: int, fingerprint: tuple[object, ...]) -> SeqCheck:
-        """Classify a batch by its seq without recording it (see :meth:`commit_seq`).
+        """Classify a batch by its seq and remember it (a CONFLICT is not remembered).
 
         ``fingerprint`` summarises the batch content so that a re-send (same seq, same
-        content) is told from a conflicting reuse of a seq.
+        content) is told from a conflicting reuse of a seq. The ingest calls this as it
+        decodes, in arrival order; if it dies before the batch is stored, the broker
+        redelivers it and a restarted worker sees a duplicate, which it stores again
+        (idempotent), so nothing is lost.
         """
-        with self._lock:
-            state = self._seq.get(gateway_id) or _SeqState()
-            seen = state.seen.get(seq)
-            if seen is not None:
-                return SeqCheck(
-                    SeqVerdict.DUPLICATE if seen == fingerprint else SeqVerdict.CONFLICT
-                )
-            if state.last < 0 or seq == state.last + 1:
-                return SeqCheck(SeqVerdict.NEW)
-            if seq > state.last:
-                return SeqCheck(SeqVerdict.NEW, missing=seq - state.last - 1)
-            if seq in state.missing:
-                return SeqCheck(SeqVerdict.NEW, filled=True)
-            if state.last - seq >= SEQ_RESET:
-                return SeqCheck(SeqVerdict.RESET)
-            # at or below the last seq, not remembered (e.g. seen before a restart)
-            return SeqCheck(SeqVerdict.DUPLICATE)
-
-    def commit_seq(
-        self, gateway_id: str, seq: int, fingerprint: tuple[object, ...], check: SeqCheck
-    ) -> None:
-        """Record a batch once its readings are durably stored."""
         with self._lock:
             state = self._seq.setdefault(gateway_id, _SeqState())
             g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
-            if check.verdict is SeqVerdict.DUPLICATE:
-                g.duplicates += 1
-            elif check.verdict is SeqVerdict.RESET:
-                log.warning(
-                    "gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq
-                )
-                state.missing.clear()
-                state.seen.clear()
-                state.last = seq
-                g.gaps = 0
+            seen = state.seen.get(seq)
+            if seen is not None:
+                if seen != fingerprint:
+                    return SeqCheck(SeqVerdict.CONFLICT)
+                check = SeqCheck(SeqVerdict.DUPLICATE)
+            elif state.last < 0 or seq == state.last + 1:
+                check = SeqCheck(SeqVerdict.NEW)
+            elif seq > state.last:
+                check = SeqCheck(SeqVerdict.NEW, missing=seq - state.last - 1)
+            elif seq in state.missing:
+                check = SeqCheck(SeqVerdict.NEW, filled=True)
+            elif state.last - seq >= SEQ_RESET:
+                check = SeqCheck(SeqVerdict.RESET)
             else:
-                if check.filled:
-                    state.missing.discard(seq)
-                if check.missing:
-                    # remember what is missing, bounded: a huge jump is counted, not listed
-                    start = max(state.last + 1, seq - SEQ_WINDOW)
-                    state.missing.update(range(start, seq))
-                    if len(state.missing) > SEQ_WINDOW:
-                        state.missing = set(sorted(state.missing)[-SEQ_WINDOW:])
-                    log.warning(
-                        "gateway_seq_gap gateway=%s missing=%d before_seq=%d",
-                        gateway_id,
-                        check.missing,
-                        seq,
-                    )
-                state.last = max(state.last, seq)
-                g.gaps = g.gaps + check.missing - (1 if check.filled else 0)
-            state.seen[seq] = fingerprint
-            state.seen.move_to_end(seq)
-            while len(state.seen) > SEQ_WINDOW:
-                state.seen.popitem(last=False)
-            g.last_seq = max(g.last_seq, seq)
-            g.last_seen = datetime.now(UTC)
-            self._dirty_gateways.add(gateway_id)
+                # at or below the last seq, not remembered (e.g. seen before a restart)
+                check = SeqCheck(SeqVerdict.DUPLICATE)
+            self._record(gateway_id, state, g, seq, fingerprint, check)
+            return check
+
+    def _record(
+        self,
+        gateway_id: str,
+        state: _SeqState,
+        g: GatewayInfo,
+        seq: int,
+        fingerprint: tuple[object, ...],
+        check: SeqCheck,
+    ) -> None:
+        if check.verdict is SeqVerdict.DUPLICATE:
+            g.duplicates += 1
+        elif check.verdict is SeqVerdict.RESET:
+            log.warning("gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq)
+            state.missing.clear()
+            state.seen.clear()
+            state.last = seq
+            g.gaps = 0
+        else:
+            if check.filled:
+                state.missing.discard(seq)
+            if check.missing:
+                # remember what is missing, bounded: a huge jump is counted, not listed
+                start = max(state.last + 1, seq - SEQ_WINDOW)
+                state.missing.update(range(start, seq))
+                if len(state.missing) > SEQ_WINDOW:
+                    state.missing = set(sorted(state.missing)[-SEQ_WINDOW:])
+                log.warning(
+                    "gateway_seq_gap gateway=%s missing=%d before_seq=%d",
+                    gateway_id,
+                    check.missing,
+                    seq,
+                )
+            state.last = max(state.last, seq)
+            g.gaps = g.gaps + check.missing - (1 if check.filled else 0)
+        state.seen[seq] = fingerprint
+        state.seen.move_to_end(seq)
+        while len(state.seen) > SEQ_WINDOW:
+            state.seen.popitem(last=False)
+        g.last_seq = max(g.last_seq, seq)
+        g.last_seen = datetime.now(UTC)
+        self._dirty_gateways.add(gateway_id)
 
     # --- write-through ------------------------------------------------------------------
 

@@ -15,14 +15,25 @@ from typing import Any
 from cloud.registry import Registry
 from cloud.store.base import FieldValue, Point
 from cloud.store.lineproto import escape_key, escape_string, format_point, series_key
-from schemas import DeviceStatus, GatewayHealth
+from schemas import Batch, DeviceStatus, GatewayHealth, WireError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _time_error(i: int, ts: datetime, t: int, now_ms: int, lead_ms: int, age_ms: int) -> WireError:
+    if t > now_ms:
+        reason = (
+            f"is {(t - now_ms) / 1000:.0f} s ahead of the cloud clock "
+            f"(limit {lead_ms / 1000:.0f} s)"
+        )
+    else:
+        reason = f"is older than {age_ms / 86_400_000:.0f} days (the raw retention)"
+    return WireError(f"readings.{i}.ts: {ts.isoformat()} {reason}", field=f"readings.{i}.ts")
+
+
 def ms(ts: datetime) -> int:
-    delta = ts - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+    """Milliseconds since the epoch, floored (as InfluxDB's precision=ms)."""
+    return int(ts.timestamp()) * 1000 + ts.microsecond // 1000
 
 
 def _field(key: str, value: Any) -> str:
@@ -64,6 +75,55 @@ class Encoder:
     def reading_line(self, device_id: str, kind: str, gateway_id: str, values: Any, t: int) -> str:
         fields = ",".join(_field(k, v) for k, v in values.__dict__.items() if v is not None)
         return f"{self._prefix_for(device_id, kind, gateway_id)}{fields} {t}"
+
+    def batch_lines(
+        self, batch: Batch, lines: list[str], *, now_ms: int, lead_ms: int, age_ms: int
+    ) -> int | None:
+        """Append one line per reading of ``batch``; return the first reading's time (ms).
+
+        The hot path of the ingest, written for speed: one pass, local names, no
+        per-field function calls. Raises :class:`WireError` naming the reading for a
+        timestamp more than ``lead_ms`` ahead of ``now_ms`` or ``age_ms`` behind it, and
+        for a reading without fields.
+        """
+        if self.registry.version != self._version:
+            self._prefix.clear()
+            self._version = self.registry.version
+        prefixes = self._prefix
+        gateway = batch.gateway_id
+        append = lines.append
+        first: int | None = None
+        not_after, not_before = now_ms + lead_ms, now_ms - age_ms
+        for i, r in enumerate(batch.readings):
+            ts = r.ts
+            t = int(ts.timestamp()) * 1000 + ts.microsecond // 1000
+            if t > not_after or t < not_before:
+                raise _time_error(i, ts, t, now_ms, lead_ms, age_ms)
+            if first is None:
+                first = t
+            parts = []
+            for k, v in r.values.__dict__.items():
+                if v is None:
+                    continue
+                kind = type(v)
+                if kind is float:
+                    parts.append(f"{k}={v!r}")
+                elif kind is bool:
+                    parts.append(k + ("=true" if v else "=false"))
+                elif kind is int:
+                    parts.append(f"{k}={v}i")
+                else:
+                    parts.append(f"{k}={escape_string(str(v))}")
+            if not parts:
+                raise WireError(
+                    f"readings.{i}.values: no field reported (got {{}})", field=f"readings.{i}"
+                )
+            key = (r.device_id, r.kind, gateway)
+            prefix = prefixes.get(key)
+            if prefix is None:
+                prefix = self._prefix_for(r.device_id, r.kind, gateway)
+            append(f"{prefix}{','.join(parts)} {t}")
+        return first
 
     def reading_point(
         self, device_id: str, kind: str, gateway_id: str, values: Any, ts: datetime

@@ -37,7 +37,7 @@ class Rig:
         self.dead = Collector(mosquitto.port, f"{topics.ROOT}/deadletter/#", f"dlc-{unique}")
         self.pub = Publisher(mosquitto.port, f"pub-{unique}")
         self.worker.start()
-        wait_until(lambda: self.worker.health().broker_connected)
+        assert self.worker.wait_ready()
 
     def send(self, payload: bytes, gateway: str = "gwbad") -> dict[str, Any]:
         """Publish one payload, return the dead-letter record it caused."""

@@ -46,8 +46,7 @@ def test_devices_tags_and_gateway_state_survive_a_restart(tmp_path: Path) -> Non
     assert not reg.apply_status(GatewayStatus(gateway_id="gw-a", state=GatewayState.ONLINE))
     assert reg.apply_status(GatewayStatus(gateway_id="gw-a", state=GatewayState.OFFLINE))
     for seq in (0, 1, 2, 5):
-        check = reg.check_seq("gw-a", seq, (seq,))
-        reg.commit_seq("gw-a", seq, (seq,), check)
+        reg.check_seq("gw-a", seq, (seq,))
     reg.flush()
 
     again = Registry(sm)  # a restarted worker, or the API in another process
@@ -64,10 +63,7 @@ def test_seq_duplicates_gaps_conflicts_and_resets() -> None:
     reg = Registry()
 
     def feed(seq: int, fp: tuple[object, ...] = ()) -> SeqVerdict:
-        check = reg.check_seq("gw", seq, fp or (seq,))
-        if check.verdict is not SeqVerdict.CONFLICT:
-            reg.commit_seq("gw", seq, fp or (seq,), check)
-        return check.verdict
+        return reg.check_seq("gw", seq, fp or (seq,)).verdict
 
     assert feed(10) is SeqVerdict.NEW
     assert feed(11) is SeqVerdict.NEW

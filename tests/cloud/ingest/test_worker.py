@@ -160,10 +160,11 @@ def test_sqlite_store_works_through_the_generic_path(
     worker.start()
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     try:
+        assert worker.wait_ready()
         t0 = recent()
         pub.publish_batches([batch("gw1", seq, 50, t0) for seq in range(4)])
         wait_until(lambda: len(store.series("wb-gw1-7", "flow", t0, datetime.now(UTC))) == 4)
-        assert store.latest("wb-gw1-7")["flow"].value == 3007.0
+        assert store.latest("wb-gw1-7")["flow"].value == 157.0  # seq 3, reading 7
     finally:
         worker.stop()
         pub.close()
