@@ -40,6 +40,8 @@ app = typer.Typer(
     ),
     no_args_is_help=False,
     rich_markup_mode="rich",
+    # a group stops parsing options at its first argument; let SCENARIO... --seed 2 work
+    context_settings={"allow_interspersed_args": True},
 )
 
 console = Console(width=160)

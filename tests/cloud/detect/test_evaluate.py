@@ -76,9 +76,12 @@ def test_bad_export_is_named(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_fails_clearly(tmp_path: Path) -> None:
-    res = runner.invoke(akita_app, ["eval", "no_such_scenario", "--out-dir", str(tmp_path)])
+    # options after the scenario names are options, not more scenario names
+    res = runner.invoke(
+        akita_app, ["eval", "no_such_scenario", "--seed", "3", "--out-dir", str(tmp_path)]
+    )
     assert res.exit_code != 0
-    assert "no_such_scenario" in res.output
+    assert "no_such_scenario" in res.output and "'--seed'" not in res.output
 
 
 def test_battledim_replay_on_synthetic_fixture() -> None:
