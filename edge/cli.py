@@ -80,7 +80,9 @@ def check(
     """Validate a config, read every device once and print a table.
 
     Exit code 2 when the config is invalid (the message names the file, the device and
-    the field), 1 when a device could not be read, 0 when every device answered.
+    the field), 1 when a device could not be read, 0 otherwise. A GPS or call unit whose
+    line opens but stays quiet for --stream-wait seconds counts as ok (call units speak
+    at their heartbeat); one sending only garbage fails.
 
     Example: akita edge check --config deploy/edge/manhole_pump.toml
     """
@@ -124,9 +126,12 @@ async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[tuple[str, ...
         except DeviceError as exc:
             detail = exc.reason
         except (TimeoutError, StopAsyncIteration):
-            detail = f"nothing received within {stream_wait:g} s"
-            if not isinstance(drv, PollDriver) and drv.last_error:
-                detail += f" (last error: {drv.last_error})"
+            # the line is open; a call unit may only speak at its next heartbeat
+            last = None if isinstance(drv, PollDriver) else drv.last_error
+            ok = last is None
+            detail = f"line open, nothing received within {stream_wait:g} s"
+            if last:
+                detail += f" (last error: {last})"
         finally:
             with contextlib.suppress(DeviceError, OSError):
                 await drv.close()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import tty
 from pathlib import Path
 
 import pytest
@@ -140,3 +143,55 @@ def test_help_teaches() -> None:
     result = CliRunner().invoke(app, ["run", "--help"])
     assert result.exit_code == 0
     assert "SIGTERM" in result.output and "Example" in result.output
+
+
+def test_check_stream_devices(tmp_path: Path) -> None:
+    gps_master, gps_slave = os.openpty()
+    cu_master, cu_slave = os.openpty()
+    for fd in (gps_slave, cu_slave):
+        tty.setraw(fd)
+    done = threading.Event()
+
+    def noise() -> None:  # a GPS line carrying only bad checksums (pyserial flushes on open)
+        while not done.wait(0.05):
+            os.write(gps_master, b"$GPRMC,1,A,3943.2,N,14006.6,E,1,1,011226,,,A*00\r\n")
+
+    writer = threading.Thread(target=noise)
+    writer.start()
+    devices = [
+        {"id": "bus-1", "kind": "vehicle", "driver": "nmea", "serial_port": os.ttyname(gps_slave)},
+        {
+            "id": "cu-1",
+            "kind": "call_unit",
+            "driver": "call_unit",
+            "serial_port": os.ttyname(cu_slave),
+            "unit_id": 1,
+        },
+        {
+            "id": "cu-2",
+            "kind": "call_unit",
+            "driver": "call_unit",
+            "serial_port": str(tmp_path / "no-such-tty"),
+            "unit_id": 2,
+        },
+    ]
+    path = tmp_path / "streams.toml"
+    path.write_text(tomli_w.dumps(base(devices)))
+    try:
+        result = CliRunner(env={"COLUMNS": "200"}).invoke(
+            app, ["check", "--config", str(path), "--stream-wait", "0.5"]
+        )
+    finally:
+        done.set()
+        writer.join()
+        for fd in (gps_master, gps_slave, cu_master, cu_slave):
+            os.close(fd)
+    assert result.exit_code == 1
+    rows = {
+        line.split("│")[1].strip(): line
+        for line in result.output.splitlines()
+        if line.count("│") > 3
+    }
+    assert "FAIL" in rows["bus-1"] and "bad checksum" in rows["bus-1"]
+    assert "ok" in rows["cu-1"] and "line open" in rows["cu-1"]
+    assert "FAIL" in rows["cu-2"] and "cannot open line" in rows["cu-2"]
