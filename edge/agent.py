@@ -32,6 +32,7 @@ from edge.clock import Clock, iso_ms
 from edge.config import Device, EdgeConfig, Report
 from edge.drivers import PollDriver, StreamDriver, create
 from edge.errors import DeviceError, EdgeError, SpoolError
+from edge.logs import quiet_third_party
 from edge.spool import Item, Spool
 from edge.uplink import Uplink
 from schemas.codec import encode_model
@@ -153,6 +154,7 @@ class Agent:
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
+        quiet_third_party()
         loop = asyncio.get_running_loop()
         own_signals = stop is None
         if stop is None:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from edge.config import EdgeConfig, load_config
 from edge.errors import ConfigError, DeviceError
+from edge.logs import quiet_third_party
 
 app = typer.Typer(
     help=(
@@ -38,9 +39,7 @@ def _setup_logging(level: str) -> None:
         format="%(levelname)s %(name)s %(message)s",
         force=True,
     )
-    # pymodbus logs every timeout at error level; the agent reports device health itself
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-    logging.getLogger("pymodbus.logging").setLevel(logging.CRITICAL)
+    quiet_third_party()
 
 
 def _load(path: Path) -> EdgeConfig:
