@@ -59,6 +59,7 @@ class LeakTracker:
         "offsets",
         "pre_level",
         "resid",
+        "trend_base",
         "values",
         "young_excess",
         "young_streak",
@@ -77,6 +78,7 @@ class LeakTracker:
         self.level: float | None = None
         self.offsets = np.zeros(7)
         self.cusum = 0.0
+        self.trend_base = 0.0
         self.active = False
         self.pre_level = 0.0
         self.young_streak = 0
@@ -211,16 +213,16 @@ class LeakTracker:
                 self.active = False
                 event = "clear"
         else:
+            if self.cusum == 0.0:
+                self.trend_base = self.level  # where a slow rise, if this is one, began
             self.cusum = max(0.0, self.cusum + r / s - c.cusum_k)
             trend = self.cusum > c.cusum_h and r > 0
             if step or trend:
                 mode = "step" if step else "trend"
                 if not self.active:
-                    self.pre_level = self.level
-                    if mode == "trend":
-                        # the EWMA has partly absorbed a slow leak; the pre-leak level is
-                        # what the level was before the residuals started accumulating
-                        self.pre_level = min(self.level, self.pre_level)
+                    # a slow leak was partly absorbed by the EWMA before the CUSUM fired:
+                    # the pre-leak level is where the residuals started to accumulate
+                    self.pre_level = self.trend_base if mode == "trend" else self.level
                 event = "step" if self.active else "onset"
                 self.active = True
                 self.level = adjusted
