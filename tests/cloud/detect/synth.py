@@ -122,10 +122,16 @@ def mixed(path: Path) -> Path:
     b.series("f2", "flood_sensor", 60, lambda t: {"depth": 16.0 if m(2) <= t < m(3) else 1.0})
     b.label("flood_stage", "f2", m(2), m(3), stage="caution")
     b.label("flood_stage", "f2", m(2), m(3), stage="warning")
-    # f3 goes silent for 20 minutes
-    b.device("f3", "flood_sensor", 60)
-    b.series("f3", "flood_sensor", 60, lambda t: None if m(5) <= t < m(5.33) else {"depth": 0.0})
+    # f3 goes silent for 20 minutes, then its gateway gw9 loses its backhaul for 20 more
+    b.device("f3", "flood_sensor", 60, gateway="gw9")
+
+    def f3(t: datetime) -> dict[str, Any] | None:
+        silent = m(5) <= t < m(5.33) or m(6.5) <= t < m(6.83)
+        return None if silent else {"depth": 0.0}
+
+    b.series("f3", "flood_sensor", 60, f3)
     b.label("device_offline", "f3", m(5), m(5.33))
+    b.label("gateway_offline", "gw9", m(6.5), m(6.83), devices=1)
 
     # pump p1: a normal fill/empty cycle; from 4 h the pumps fail to start; 6 h short cycling
     b.device("p1", "manhole_pump", 30, start_level_m=1.2, high_level_m=2.0)

@@ -33,7 +33,7 @@ def test_eval_data_scores_every_labelled_kind(tmp_path: Path) -> None:
         "pump_short_cycle": 1,
         "vehicle_stale": 1,
         "off_route": 1,
-        "device_offline": 1,
+        "device_offline": 2,  # one device outage, one gateway outage
     }
     for kind, n in labelled.items():
         f = figures[kind]
