@@ -123,6 +123,8 @@ class CloudService:
             webhook = WebhookChannel(
                 secret=settings.webhook.secret, timeout_s=settings.webhook.timeout_s
             )
+        from cloud.citizen.subscriptions import token_for
+
         dispatcher = Dispatcher(
             sessionmaker=self.sessionmaker,
             config=settings.notify,
@@ -130,6 +132,8 @@ class CloudService:
             sms=sms,
             webhook=webhook,
             device_kind=self._device_kind,
+            # residents' messages carry a signed one-step unsubscribe link
+            token_for=token_for(self.sessionmaker),
         )
         dispatcher.attach(self.alerts)
         return dispatcher
