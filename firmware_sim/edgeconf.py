@@ -30,6 +30,7 @@ class Endpoint:
     unit_id: int = 1
     bus: str | None = None  # name of a [[buses]] entry (modbus_rtu)
     serial_port: str | None = None
+    poll_s: float | None = None  # overrides the device's poll interval in the config
 
     def describe(self) -> str:
         where = self.serial_port or (f"{self.host}:{self.port}" if self.host else "")
@@ -47,7 +48,7 @@ def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
         "kind": dev.kind.value,
         "driver": ep.driver.value,
         "unit_id": ep.unit_id,
-        "poll_interval_s": info.poll_interval_s,
+        "poll_interval_s": ep.poll_s or info.poll_interval_s,
         "timeout_s": 1.0,
         "retries": 1,
     }

@@ -31,7 +31,7 @@ from firmware_sim.edgeconf import Endpoint, build_config, write_config
 from firmware_sim.export import devices_json
 from firmware_sim.models.callunit import CallUnitModel
 from firmware_sim.models.vehicle import VehicleModel
-from firmware_sim.plan import SimDevice
+from firmware_sim.plan import POLL_S, SimDevice
 from firmware_sim.registers import MAPS
 from firmware_sim.scenarios import Run, build, days_to_recent
 from firmware_sim.servers.akcu import AkcuLine
@@ -43,7 +43,9 @@ from schemas.devices import DeviceKind
 
 log = logging.getLogger(__name__)
 NMEA_REPORT_S = 10.0  # simulated seconds between fixes (bus trackers: 10-30 s)
-NMEA_MIN_REAL_S = 0.5  # ... but no faster than this on the wall clock
+# ... but no faster than this on the wall clock (1,300 city streams would swamp a core)
+NMEA_MIN_REAL_S = {"small": 0.25, "city": 1.0}
+STREAM_SILENCE_FACTOR = 2.5  # edge poll interval of a vehicle >= this many fix periods
 TICK_REAL_S = 0.25
 
 
@@ -69,6 +71,7 @@ class RunningFleet:
     streams: list[tuple[VehicleModel, PtyEndpoint | TcpEndpoint]] = field(default_factory=list)
     lines: list[AkcuLine] = field(default_factory=list)
     contexts: list[LazySlaveContext] = field(default_factory=list)
+    nmea_every_real_s: float = 0.5
     _task: asyncio.Task[None] | None = None
 
     @property
@@ -102,7 +105,7 @@ class RunningFleet:
 
     async def _pump(self) -> None:
         """Drive the line protocols: NMEA fixes and call-unit messages, in simulated time."""
-        nmea_every = max(NMEA_REPORT_S / self.clock.speed, NMEA_MIN_REAL_S)
+        nmea_every = self.nmea_every_real_s
         next_nmea = time.monotonic()
         while True:
             try:
@@ -162,6 +165,9 @@ async def start_fleet(
     now = clock.now_ts
     use_tcp = streams == "tcp" if streams is not None else scale == "city"
 
+    nmea_every = max(NMEA_REPORT_S / speed, NMEA_MIN_REAL_S[scale])
+    # the edge counts a stream silent for one poll interval as a failed poll: leave room
+    vehicle_poll_s = max(POLL_S[DeviceKind.VEHICLE], STREAM_SILENCE_FACTOR * nmea_every * speed)
     fleet = RunningFleet(
         run=run,
         clock=clock,
@@ -170,6 +176,7 @@ async def start_fleet(
         devices_path=workdir / "devices.json",
         edge_configs=[],
         devices=[],
+        nmea_every_real_s=nmea_every,
     )
     try:
         for gw, members in sorted(plan.gateways().items()):
@@ -208,12 +215,16 @@ async def start_fleet(
                     tep = TcpEndpoint(d.id, host)
                     await tep.start()
                     fleet.streams.append((d.model, tep))
-                    placed.append((d, Endpoint(Driver.NMEA, host=host, port=tep.port)))
+                    placed.append(
+                        (d, Endpoint(Driver.NMEA, host=host, port=tep.port, poll_s=vehicle_poll_s))
+                    )
                 else:
                     pep = PtyEndpoint(d.id)
                     await pep.start()
                     fleet.streams.append((d.model, pep))
-                    placed.append((d, Endpoint(Driver.NMEA, serial_port=pep.path)))
+                    placed.append(
+                        (d, Endpoint(Driver.NMEA, serial_port=pep.path, poll_s=vehicle_poll_s))
+                    )
             cus = [d for d in members if d.kind is DeviceKind.CALL_UNIT]
             if cus:
                 models: dict[int, CallUnitModel] = {}
