@@ -22,7 +22,7 @@ from firmware_sim.fleet import start_fleet
 async def _sample(
     workdir: Path, scenario: str, kinds: set[str], speed: float, real_s: float, every: float
 ) -> tuple[dict[str, list[tuple[float, dict[str, Any]]]], Any]:
-    fleet = await start_fleet(scenario, speed=speed, workdir=workdir)
+    fleet = await start_fleet(scenario, speed=speed, workdir=workdir, calendar="scenario")
     try:
         (path,) = fleet.edge_configs
         cfg = load_config(path)

@@ -28,6 +28,7 @@ HOUR = 3600.0
 
 @asynccontextmanager
 async def fleet(tmp: Path, scenario: str, **kw: Any) -> AsyncIterator[RunningFleet]:
+    kw.setdefault("calendar", "scenario")  # the scenario's own dates: same data every day
     f = await start_fleet(scenario, workdir=tmp / scenario, mqtt_port=1883, **kw)
     try:
         yield f
@@ -292,7 +293,7 @@ def test_akcu_frames_follow_contract_a() -> None:
 
 def test_fleet_writes_clock_labels_and_valid_edge_configs(tmp_path: Path) -> None:
     async def main() -> None:
-        async with fleet(tmp_path, "demo", speed=60.0) as f:
+        async with fleet(tmp_path, "demo", speed=60.0, calendar="recent") as f:
             clock = SimClock.read(f.clock_path)
             assert clock.speed == 60.0
             assert abs(clock.now_ts() - f.run.plan.start) < 600
