@@ -48,7 +48,7 @@ class IngestSettings(BaseModel):
     batch_size: int = Field(default=5000, ge=1, description="Readings per store write")
     batch_time_s: float = Field(default=0.2, gt=0, description="Longest wait before a write")
     buffer_readings: int = Field(
-        default=200_000, ge=1, description="Readings held in memory before backpressure"
+        default=50_000, ge=1, description="Readings held in memory before backpressure"
     )
     retry_initial_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=10.0, gt=0)

@@ -98,6 +98,7 @@ class _Entry:
     topic: str
     gateway_id: str | None
     payload: bytes
+    size: int = 0
     lines: list[str] = field(default_factory=list)
     points: list[Point] = field(default_factory=list)
     readings: int = 0
@@ -363,7 +364,9 @@ class IngestWorker:
 
     def _handle_safely(self, msg: mqtt.MQTTMessage) -> _Entry:
         parsed = topics.parse(msg.topic)
-        entry = _Entry(msg.mid, msg.qos, msg.topic, parsed[0] if parsed else None, msg.payload)
+        payload = msg.payload
+        entry = _Entry(msg.mid, msg.qos, msg.topic, parsed[0] if parsed else None, payload)
+        entry.size = len(payload)
         if parsed is None:
             # our own dead letters or alerts matched by a wildcard: not for us
             return entry
@@ -415,6 +418,7 @@ class IngestWorker:
         entry.readings = len(batch.readings)
         entry.first_ts_ms = first
         entry.batch = batch
+        entry.payload = entry.payload[:600]  # enough for a dead-letter excerpt
         readings = batch.readings
         entry.fingerprint = (
             len(readings),
@@ -491,7 +495,7 @@ class IngestWorker:
             topic=entry.topic[:300],
             reason=reason[:2000],
             payload_excerpt=excerpt,
-            payload_size=len(payload),
+            payload_size=entry.size,
         )
         topic = topics.deadletter(entry.gateway_id)
         # QoS 1, published before the original's PUBACK leaves on the same connection
@@ -499,9 +503,7 @@ class IngestWorker:
         self._dead_letters += 1
         self.metrics.inc("akita_ingest_dead_letters_total")
         self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
-        log.warning(
-            "dead_letter topic=%s size=%d reason=%r", entry.topic, len(payload), reason[:300]
-        )
+        log.warning("dead_letter topic=%s size=%d reason=%r", entry.topic, entry.size, reason[:300])
 
     def _maybe_self_metrics(self, chunk: _Chunk) -> None:
         now = time.monotonic()
