@@ -231,4 +231,4 @@ def export_cmd(
             days=days,
             kinds=set(kind) if kind else None,
         )
-    console.print(f"wrote {csv_path} ({n} rows), {labels}, {devices}")
+    console.print(f"wrote {csv_path} ({n} rows), {labels}, {devices}", soft_wrap=True)
