@@ -53,17 +53,25 @@ class Label:
 
 @dataclass
 class Export:
-    """One labelled export, readings already grouped per (ts, device) in time order."""
+    """One labelled export. ``readings`` is None when they are streamed from ``path``
+    (``load_export(..., load_readings=False)``): a city-scale export does not fit in memory.
+    """
 
     path: Path
     scenario: str
     start: datetime
     end: datetime
-    readings: list[Reading]
+    readings: list[Reading] | None
     labels: list[Label]
     devices: dict[str, DeviceInfo]
     sites: dict[str, dict[str, Any]]
     routes: dict[str, list[list[float]]]
+
+    def iter_readings(self) -> Iterator[Reading]:
+        """Readings grouped per (ts, device), in time order."""
+        if self.readings is not None:
+            return iter(self.readings)
+        return iter_readings(self.path)
 
 
 def parse_ts(text: str) -> datetime:
@@ -96,30 +104,32 @@ def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def read_readings(path: Path) -> list[Reading]:
-    """Group CSV rows into readings; values are built without re-validation (trusted export)."""
-    out: list[Reading] = []
+    return list(iter_readings(path))
+
+
+def iter_readings(path: Path) -> Iterator[Reading]:
+    """Group CSV rows into readings, streaming; values are built without re-validation
+    (a trusted export), but every kind and field name is checked."""
     key: tuple[str, str] | None = None
     kind = ""
     vals: dict[str, Any] = {}
     ts_cache: dict[str, datetime] = {}
 
-    def flush() -> None:
-        if key is None:
-            return
-        ts = ts_cache[key[0]]
+    def build() -> Reading:
+        assert key is not None
         model = values_model(kind)
-        out.append(
-            READING_TYPES[kind].model_construct(
-                device_id=key[1], ts=ts, kind=kind, values=model.model_construct(**vals)
-            )
+        reading: Reading = READING_TYPES[kind].model_construct(
+            device_id=key[1], ts=ts_cache[key[0]], kind=kind, values=model.model_construct(**vals)
         )
+        return reading
 
     for line, row in _rows(path):
         if len(row) != 5:
             raise DatasetError(f"{path}:{line}: expected 5 columns, got {row!r}")
         ts_text, dev, k, fld, text = row
         if (ts_text, dev) != key:
-            flush()
+            if key is not None:
+                yield build()
             key, kind, vals = (ts_text, dev), k, {}
             if ts_text not in ts_cache:
                 ts_cache.clear()
@@ -132,8 +142,8 @@ def read_readings(path: Path) -> list[Reading]:
             vals[fld] = _value(fld, text)
         except ValueError as exc:
             raise DatasetError(f"{path}:{line}: bad value {text!r} for field {fld}") from exc
-    flush()
-    return out
+    if key is not None:
+        yield build()
 
 
 def sidecar(path: Path, suffix: str) -> Path:
@@ -141,7 +151,7 @@ def sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name.removesuffix(".csv") + suffix)
 
 
-def load_export(path: Path) -> Export:
+def load_export(path: Path, *, load_readings: bool = True) -> Export:
     if not path.is_file():
         raise DatasetError(f"export {path} not found")
     lab_path, dev_path = sidecar(path, ".labels.json"), sidecar(path, ".devices.json")
@@ -161,9 +171,17 @@ def load_export(path: Path) -> Export:
         for x in lab.get("labels", [])
     ]
     devices = {d["device_id"]: DeviceInfo.model_validate(d) for d in dev.get("devices", [])}
-    readings = read_readings(path)
-    start = parse_ts(lab["start"]) if lab.get("start") else readings[0].ts
-    end = parse_ts(lab["end"]) if lab.get("end") else readings[-1].ts
+    readings = read_readings(path) if load_readings else None
+    if lab.get("start") and lab.get("end"):
+        start, end = parse_ts(lab["start"]), parse_ts(lab["end"])
+    else:
+        first = last = None
+        for r in readings if readings is not None else iter_readings(path):
+            first = first or r.ts
+            last = r.ts
+        if first is None or last is None:
+            raise DatasetError(f"{path}: no readings and no start/end in the labels")
+        start, end = first, last
     return Export(
         path=path,
         scenario=str(lab.get("scenario", path.stem)),

@@ -23,7 +23,14 @@ from rich.table import Table
 from cloud.detect import battledim
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError, Export, load_export
-from cloud.detect.scoring import GOAL_PRECISION, GOAL_RECALL, KindScore, replay, score
+from cloud.detect.scoring import (
+    GOAL_PRECISION,
+    GOAL_RECALL,
+    KindScore,
+    ReplayStats,
+    replay,
+    score,
+)
 
 app = typer.Typer(
     name="eval",
@@ -99,8 +106,11 @@ def scores_table(title: str, scores: dict[str, KindScore]) -> Table:
     return t
 
 
-def evaluate_export(export: Export, config: DetectConfig) -> dict[str, KindScore]:
-    return score(export, replay(export, config))
+def evaluate_export(export: Export, config: DetectConfig) -> tuple[dict[str, KindScore], int]:
+    """Replay and score one export; also return how many readings it held."""
+    stats = ReplayStats()
+    detections = replay(export, config, stats=stats)
+    return score(export, detections, stats=stats), stats.readings
 
 
 def _scores_json(scores: dict[str, KindScore]) -> dict[str, Any]:
@@ -290,12 +300,13 @@ def main(
         all_met = True
         for path in exports:
             try:
-                export = load_export(path)
+                # streamed: a city-scale export does not fit in memory as objects
+                export = load_export(path, load_readings=False)
+                scores, n_readings = evaluate_export(export, cfg)
             except DatasetError as exc:
                 raise typer.BadParameter(str(exc)) from exc
-            scores = evaluate_export(export, cfg)
             title = (
-                f"{export.scenario}: {len(export.readings)} readings, "
+                f"{export.scenario}: {n_readings} readings, "
                 f"{len(export.devices) or '?'} devices, "
                 f"{(export.end - export.start).total_seconds() / 86400:.1f} days"
             )

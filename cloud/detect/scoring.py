@@ -29,6 +29,7 @@ from cloud.detect.base import Detection
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import Export, Label
 from cloud.detect.engine import DetectorEngine
+from schemas.wire import DeviceInfo, Reading
 
 CITY = "city"  # device_id of city-wide context labels (heavy rain, snowfall, heat wave)
 LABEL_TO_KIND = {"gps_dropout": "vehicle_stale", "gateway_offline": "device_offline"}
@@ -120,49 +121,84 @@ class KindScore:
         return ok
 
 
+@dataclass
+class ReplayStats:
+    """What scoring needs to know about the readings, gathered while replaying."""
+
+    readings: int = 0
+    kinds: dict[str, set[str]] = field(default_factory=dict)  # kind -> devices
+    first: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+    count: dict[str, int] = field(default_factory=dict)
+
+    def add(self, device_id: str, kind: str, t: float) -> None:
+        self.readings += 1
+        devs = self.kinds.get(kind)
+        if devs is None:
+            devs = self.kinds[kind] = set()
+        devs.add(device_id)
+        if device_id not in self.first:
+            self.first[device_id] = t
+            self.count[device_id] = 0
+        self.last[device_id] = t
+        self.count[device_id] += 1
+
+    def interval(self, device_id: str, info: DeviceInfo | None) -> float:
+        """DeviceInfo.poll_interval_s, else the device's mean spacing of readings."""
+        if info is not None and info.poll_interval_s:
+            return float(info.poll_interval_s)
+        n = self.count.get(device_id, 0)
+        if n > 1:
+            return (self.last[device_id] - self.first[device_id]) / (n - 1) or 1.0
+        return 60.0
+
+
 def replay(
-    export: Export, config: DetectConfig | None = None, *, tick_s: float = 10.0
+    export: Export,
+    config: DetectConfig | None = None,
+    *,
+    tick_s: float = 10.0,
+    stats: ReplayStats | None = None,
 ) -> list[Detection]:
-    """Feed the export in time order, ticking the engine every ``tick_s`` of data time."""
+    """Feed the export in time order, ticking the engine every ``tick_s`` of data time.
+
+    Readings are streamed when the export was loaded without them; ``stats`` (if given)
+    collects what :func:`score` needs on the way.
+    """
     engine = DetectorEngine(config, sites=export.sites, routes=export.routes)
     out: list[Detection] = []
-    readings = export.readings
-    if not readings:
-        return out
     step = timedelta(seconds=tick_s)
-    next_tick = readings[0].ts + step
-    i, n = 0, len(readings)
-    while i < n:
-        ts = readings[i].ts
-        j = i
-        while j < n and readings[j].ts == ts:
-            j += 1
-        while next_tick <= ts:
-            out += engine.tick(next_tick)
-            next_tick += step
-        out += engine.feed(readings[i:j], export.devices)
-        i = j
-    while next_tick <= export.end:
+    next_tick: datetime | None = None
+    batch: list[Reading] = []
+    batch_ts: datetime | None = None
+    devices = export.devices
+    for r in export.iter_readings():
+        if stats is not None:
+            stats.add(r.device_id, r.kind, r.ts.timestamp())
+        if r.ts != batch_ts:
+            if batch:
+                out += engine.feed(batch, devices)
+                batch = []
+            batch_ts = r.ts
+            if next_tick is None:
+                next_tick = r.ts + step
+            while next_tick <= r.ts:
+                out += engine.tick(next_tick)
+                next_tick += step
+        batch.append(r)
+    if batch:
+        out += engine.feed(batch, devices)
+    while next_tick is not None and next_tick <= export.end:
         out += engine.tick(next_tick)
         next_tick += step
     return out
 
 
-def sample_intervals(export: Export) -> dict[str, float]:
-    """Per device: DeviceInfo.poll_interval_s, else the median spacing of its readings."""
-    times: dict[str, list[float]] = defaultdict(list)
-    for r in export.readings:
-        times[r.device_id].append(r.ts.timestamp())
-    out = {}
-    for dev, ts in times.items():
-        info = export.devices.get(dev)
-        if info is not None and info.poll_interval_s:
-            out[dev] = float(info.poll_interval_s)
-        elif len(ts) > 1:
-            out[dev] = float(np.median(np.diff(ts))) or 1.0
-        else:
-            out[dev] = 60.0
-    return out
+def gather_stats(export: Export) -> ReplayStats:
+    stats = ReplayStats()
+    for r in export.iter_readings():
+        stats.add(r.device_id, r.kind, r.ts.timestamp())
+    return stats
 
 
 def _gateway_of(export: Export, dev: str) -> str | None:
@@ -188,9 +224,17 @@ def _matches(export: Export, lab: Label, d: Detection, kind: str) -> bool:
 
 
 def score(
-    export: Export, detections: Iterable[Detection], *, kinds: Iterable[str] = ()
+    export: Export,
+    detections: Iterable[Detection],
+    *,
+    kinds: Iterable[str] = (),
+    stats: ReplayStats | None = None,
 ) -> dict[str, KindScore]:
-    """Score every kind that has labels or onsets (plus ``kinds``, to show empty rows)."""
+    """Score every kind that has labels or onsets (plus ``kinds``, to show empty rows).
+
+    ``stats`` from :func:`replay` saves a second pass over the readings.
+    """
+    stats = stats if stats is not None and stats.readings else gather_stats(export)
     onsets = [
         d
         for d in escalations(detections)
@@ -200,11 +244,8 @@ def score(
     by_kind: dict[str, list[Label]] = defaultdict(list)
     for lab in labels:
         by_kind[LABEL_TO_KIND.get(lab.kind, lab.kind)].append(lab)
-    seen_devices: dict[str, set[str]] = defaultdict(set)
-    for r in export.readings:
-        seen_devices[r.kind].add(r.device_id)
+    seen_devices = stats.kinds
     days = max((export.end - export.start).total_seconds() / 86400.0, 1e-9)
-    intervals = sample_intervals(export)
     onsets_by_kind: dict[str, list[Detection]] = defaultdict(list)
     for d in onsets:
         onsets_by_kind[d.kind].append(d)
@@ -230,7 +271,7 @@ def score(
                 delay = max(0.0, (first - lab.start).total_seconds())
                 dev = ds[hits[0]].device_id
                 ks.delays_s.append(delay)
-                ks.delays_samples.append(delay / intervals.get(dev, 60.0))
+                ks.delays_samples.append(delay / stats.interval(dev, export.devices.get(dev)))
             else:
                 ks.missed.append(f"{lab.device_id}@{lab.start.isoformat()}")
         ks.true_onsets = len(matched)
