@@ -23,6 +23,7 @@ app = typer.Typer(
     ),
     no_args_is_help=False,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 
@@ -47,7 +48,20 @@ def run(
     ca_file: Annotated[str | None, typer.Option(help="CA file for --tls")] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
-    """Run until SIGINT/SIGTERM; then write and acknowledge what is held, and exit."""
+    """Run one ingest worker: MQTT telemetry -> validation -> time-series store.
+
+    Start several with the same --group (and each its own stable --client-id) to split
+    the load over a shared subscription. Runs until SIGINT/SIGTERM, then writes and
+    acknowledges what it holds and exits; anything unacknowledged is redelivered.
+
+    Example:
+
+        python -m cloud.ingest --broker-port 1883 --client-id ingest-1 \\
+            --store influx+http://127.0.0.1:8086/akita --db sqlite:///akita.db
+
+    Settings also come from `AKITA_INGEST_<NAME>` variables, e.g. AKITA_INGEST_PASSWORD
+    (keeps the password off the command line), AKITA_INGEST_BATCH_SIZE.
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -324,7 +324,7 @@ class IngestWorker:
                         wait = chunk.deadline - time.monotonic() if chunk.entries else 1.0
                         if wait > 0:
                             self._inbox_cv.wait(wait)
-                    taken = []
+                    taken: list[mqtt.MQTTMessage] = []
                     while self._inbox and len(taken) < 256 and not self._stopping.is_set():
                         taken.append(self._inbox.popleft())
                 for msg in taken:
@@ -364,7 +364,7 @@ class IngestWorker:
 
     def _handle_safely(self, msg: mqtt.MQTTMessage) -> _Entry:
         parsed = topics.parse(msg.topic)
-        payload = msg.payload
+        payload = bytes(msg.payload)
         entry = _Entry(msg.mid, msg.qos, msg.topic, parsed[0] if parsed else None, payload)
         entry.size = len(payload)
         if parsed is None:

@@ -279,11 +279,9 @@ def _aggregate(name: str, field: str, values: list[tuple[str, object]]) -> Field
             f"aggregate {name}() is not defined for {_TYPE_NAMES[vtype]} field {field!r}",
             retryable=False,
         )
-    numbers = [v for _, v in values]
+    numbers: list[float] = [float(v) for _, v in values]  # type: ignore[arg-type]
     if name == "mean":
-        return sum(float(v) for v in numbers) / len(numbers)  # type: ignore[arg-type]
+        return sum(numbers) / len(numbers)
     if name == "sum":
-        total = sum(numbers)  # type: ignore[arg-type]
-        return _restore(vtype, total)
-    picked = min(numbers) if name == "min" else max(numbers)  # type: ignore[type-var]
-    return _restore(vtype, picked)
+        return _restore(vtype, sum(numbers))
+    return _restore(vtype, min(numbers) if name == "min" else max(numbers))
