@@ -201,12 +201,15 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
         role="viewer",  # type: ignore[attr-defined]
     )
     curl = f"curl -H 'Authorization: Bearer {token}' http://{opts.api_host}:{opts.api_port}/alerts"
+    # printed outside the live panel too, so it can be copied without line wraps
+    console.print(f"[bold]Staff API:[/bold] http://{opts.api_host}:{opts.api_port}/docs")
+    console.print(f"[bold]Read the alerts:[/bold]\n{curl}", soft_wrap=True)
     started = time.monotonic()
-    with Live(_summary(running, curl, started), console=console, refresh_per_second=2) as live:
+    with Live(_summary(running, started), console=console, refresh_per_second=2) as live:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            live.update(_summary(running, curl, started))
+            live.update(_summary(running, started))
             if opts.duration is not None and time.monotonic() - started >= opts.duration:
                 stop.set()
             if any(t.done() and t.exception() for t in running.tasks):
@@ -214,10 +217,10 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
     for t in running.tasks:
         if t.done() and not t.cancelled() and t.exception():
             console.print(f"[red]component failed:[/red] {t.exception()!r}")
-    console.print(curl)
+    console.print(curl, soft_wrap=True)
 
 
-def _summary(running: Running, curl: str, started: float) -> Panel:
+def _summary(running: Running, started: float) -> Panel:
     service = running.service
     snap = service.snapshot()  # type: ignore[attr-defined]
     table = Table.grid(padding=(0, 2))
@@ -231,7 +234,7 @@ def _summary(running: Running, curl: str, started: float) -> Panel:
     for a in snap["recent_alerts"][:8]:
         alerts.add_row(a.severity, a.kind, a.device_id or "-", a.title)
     return Panel(
-        Group(table, alerts, f"\n[bold]Read the alerts:[/bold]\n{curl}", "\nCtrl-C stops."),
+        Group(table, alerts, "\nThe curl line above reads the alerts. Ctrl-C stops."),
         title="akita demo",
     )
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +34,10 @@ from cloud.settings import CloudSettings
 from cloud.store import open_store
 from cloud.store.base import TimeSeriesStore
 from schemas.alert import Alert, AlertState
+from schemas.clock import ClockFile
 from schemas.wire import Batch, DeviceInfo
 
 log = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -61,6 +58,8 @@ class CloudService:
         email: Any | None = None,
     ) -> None:
         self.settings = settings = settings or CloudSettings()
+        # wall time in production; the scenario's time when a simulator clock is configured
+        self.clock = ClockFile(settings.clock_file)
         self.store: TimeSeriesStore = store if store is not None else open_store(settings.store.url)
         try:
             _ensure_sqlite_dir(settings.database.url)
@@ -76,7 +75,9 @@ class CloudService:
         self.metrics.counter("akita_detections_total", "Detections handed to the alert lifecycle")
         self.registry = Registry(self.sessionmaker)
         self.detectors = DetectorEngine(settings.detect)
-        self.alerts = AlertManager(self.sessionmaker, settings.alerts, store=self.store)
+        self.alerts = AlertManager(
+            self.sessionmaker, settings.alerts, store=self.store, clock=self.clock.now
+        )
         self.alerts.subscribe(self._count_change)
         self.email = email if email is not None else self._build_email()
         self.notifier = notifier if notifier is not None else self._build_notifier()
@@ -152,7 +153,7 @@ class CloudService:
 
     def handle_batch(self, batch: Batch, now: datetime | None = None) -> list[AlertChange]:
         """The ingest's ``on_batch`` hook: detectors, then the alert lifecycle."""
-        now = now or _utcnow()
+        now = now or self.clock.now()
         with self._lock:
             detections = self.detectors.feed(batch.readings, self.devices())
             detections += self.detectors.seq_gap(batch.gateway_id, batch.seq, batch.sent_at)
@@ -165,7 +166,7 @@ class CloudService:
 
     def tick(self, now: datetime | None = None) -> list[AlertChange]:
         """Time-based detections and alert hold-offs; the tick thread calls this."""
-        now = now or _utcnow()
+        now = now or self.clock.now()
         with self._lock:
             detections = self.detectors.tick(now)
         changes = self.alerts.handle(detections, now) if detections else []
@@ -186,7 +187,7 @@ class CloudService:
 
     def start(self, *, ingest: bool = True) -> None:
         """Start the ingest worker (unless ``ingest=False``) and the tick thread."""
-        self.started_at = _utcnow()
+        self.started_at = self.clock.now()
         self._stop.clear()
         if ingest:
             self._start_ingest()

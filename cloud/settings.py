@@ -112,6 +112,10 @@ class CloudSettings(_Section):
     smtp: SmtpConfig | None = None
     sms: SmsConfig | None = None
     webhook: WebhookConfig | None = None
+    clock_file: Path | None = Field(
+        default=None,
+        description="Simulator clock file (firmware_sim); the cloud's 'now' follows it",
+    )
 
     @classmethod
     def load(
@@ -158,6 +162,7 @@ class CloudSettings(_Section):
         database_url: str,
         api_host: str = "127.0.0.1",
         api_port: int = 8000,
+        clock_file: Path | None = None,
     ) -> CloudSettings:
         """Settings for ``akita demo``: everything on this machine."""
         ingest = {"broker_host": mqtt_host, "broker_port": mqtt_port}
@@ -168,6 +173,7 @@ class CloudSettings(_Section):
                 "store": {"url": store_url},
                 "database": {"url": database_url},
                 "api": {"host": api_host, "port": api_port},
+                "clock_file": clock_file,
             },
             source="demo settings",
         )

@@ -10,11 +10,14 @@ Simulated time is ``origin_sim + (time.time() - origin_real) * speed``.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+log = logging.getLogger(__name__)
 
 
 class SimClock(BaseModel):
@@ -47,3 +50,51 @@ class SimClock(BaseModel):
     def wall(cls) -> SimClock:
         now = time.time()
         return cls(origin_real=now, origin_sim=now, speed=1.0)
+
+
+class ClockFile:
+    """Wall time, or the simulator's clock file when one is configured.
+
+    Used by the edge agent (``[gateway] clock_file``) and the cloud (``clock_file``
+    setting) so both see the scenario's timeline. The file is re-read when it changes
+    (a new scenario starts), at most once a second; until it exists the wall clock is used.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._sim = SimClock.wall()
+        self._mtime = -1.0
+        self._checked = 0.0
+        self._refresh(force=True)
+
+    def _refresh(self, *, force: bool = False) -> None:
+        if self.path is None:
+            return
+        mono = time.monotonic()
+        if not force and mono - self._checked < 1.0:
+            return
+        self._checked = mono
+        try:
+            mtime = self.path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            self._sim = SimClock.read(self.path)
+            self._mtime = mtime
+            log.info("clock_loaded file=%s speed=%s", self.path, self._sim.speed)
+        except FileNotFoundError:
+            if self._mtime != -1.0:
+                log.warning("clock_missing file=%s using=wall", self.path)
+                self._sim, self._mtime = SimClock.wall(), -1.0
+        except (OSError, ValidationError, ValueError) as exc:
+            log.warning("clock_unreadable file=%s reason=%s", self.path, exc)
+
+    @property
+    def speed(self) -> float:
+        return self._sim.speed
+
+    def now_ts(self) -> float:
+        self._refresh()
+        return self._sim.now_ts()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.now_ts(), UTC)
