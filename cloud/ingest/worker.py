@@ -64,6 +64,7 @@ from schemas.codec import decode_model
 log = logging.getLogger(__name__)
 
 BatchCallback = Callable[[Batch], None]
+MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
 
 
 @dataclass(frozen=True)
@@ -660,8 +661,11 @@ class IngestWorker:
         self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
         if batches and self.on_batch is not None:
             with self._callbacks_cv:
+                # slow detectors hold the writer (and so the acks) rather than memory
+                while len(self._callbacks) > MAX_PENDING_CALLBACKS and not self._stopping.is_set():
+                    self._callbacks_cv.wait(0.5)
                 self._callbacks.extend(batches)
-                self._callbacks_cv.notify()
+                self._callbacks_cv.notify_all()
         if time.monotonic() - getattr(self, "_last_flush", 0.0) > 2.0:
             self._last_flush = time.monotonic()
             self.registry.flush()
@@ -676,6 +680,7 @@ class IngestWorker:
                         return
                     self._callbacks_cv.wait(0.5)
                 batch = self._callbacks.popleft()
+                self._callbacks_cv.notify_all()
             try:
                 if self.on_batch is not None:
                     self.on_batch(batch)

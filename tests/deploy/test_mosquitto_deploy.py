@@ -108,10 +108,9 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     make_certs(etc)
     passwd = etc / "passwd"
     passwords = {g: make_credential(g, passwd) for g in ("gwA", "gwB")}
-    passwords["akita-ingest"] = "ingest-secret"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", str(passwd), "akita-ingest", "ingest-secret"], check=True
-    )
+    for user in ("akita-ingest", "akita-cloud"):
+        passwords[user] = f"{user}-secret"
+        subprocess.run(["mosquitto_passwd", "-b", str(passwd), user, passwords[user]], check=True)
     shutil.copy(DEPLOY / "acl", etc / "acl")
     tls_port, plain_port = free_port(), free_port()
     conf = (DEPLOY / "mosquitto.conf").read_text()
@@ -238,3 +237,55 @@ def test_credential_script_refuses_bad_and_reserved_ids(tmp_path: Path) -> None:
         )
         assert result.returncode == 2 and "error" in result.stderr, bad
     assert not (tmp_path / "pw").exists()
+
+
+def test_ingest_worker_runs_over_tls_with_its_role(broker: Broker) -> None:
+    """The real worker: shared subscription and dead-letter publishing are allowed."""
+    from datetime import UTC, datetime
+
+    from cloud.ingest import IngestSettings, IngestWorker
+    from cloud.registry import Registry
+    from cloud.store import open_store
+    from schemas import Batch, encode_batch, reading_adapter
+
+    store = open_store("sqlite:///:memory:")
+    worker = IngestWorker(
+        IngestSettings(
+            broker_port=broker.tls_port,
+            username="akita-ingest",
+            password=broker.passwords["akita-ingest"],
+            tls=True,
+            ca_file=broker.ca,
+            client_id="ingest-tls",
+            batch_time_s=0.05,
+        ),
+        store,
+        Registry(),
+    )
+    cloud = Client(broker, "akita-cloud")
+    cloud.subscribe("akita/v1/deadletter/#")
+    gw_a = Client(broker, "gwA")
+    worker.start()
+    try:
+        assert worker.wait_ready()
+        now = datetime.now(UTC)
+        reading = reading_adapter.validate_python(
+            {"device_id": "wb-1", "kind": "water_block", "ts": now, "values": {"flow": 1.5}}
+        )
+        gw_a.publish("akita/v1/gwA/telemetry", b"not json")
+        gw_a.publish(
+            "akita/v1/gwA/telemetry",
+            encode_batch(Batch(gateway_id="gwA", seq=1, sent_at=now, readings=[reading])),
+        )
+        wait_for(cloud, "akita/v1/deadletter/gwA")
+        for _ in range(100):
+            if "flow" in store.latest("wb-1"):
+                break
+            threading.Event().wait(0.1)
+        assert store.latest("wb-1")["flow"].value == 1.5
+        assert worker.health().ok
+    finally:
+        worker.stop()
+        for c in (cloud, gw_a):
+            c.close()
+        store.close()
