@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 
 import numpy as np
@@ -48,6 +49,9 @@ class OfflineDetector:
         self._last = np.zeros(0)
         self._limit = np.zeros(0)
         self._offline = np.zeros(0, dtype=bool)
+        # no device can go offline before this (deadlines only move later as devices
+        # report), so most ticks return without touching the arrays
+        self._next_deadline = math.inf
 
     def _grow(self, device_id: str, limit: float) -> int:
         i = len(self._ids)
@@ -80,6 +84,7 @@ class OfflineDetector:
         i = self._index.get(device_id)
         if i is None:
             i = self._grow(device_id, limit_s or self.limit_for(poll_s))
+            self._next_deadline = min(self._next_deadline, t + self._limit[i])
         if t > self._last[i]:
             self._last[i] = t
         if self._offline[i]:
@@ -92,7 +97,10 @@ class OfflineDetector:
         if n == 0:
             return out
         t = now.timestamp()
-        late = (t - self._last[:n]) > self._limit[:n]
+        if t <= self._next_deadline:
+            return out
+        deadline = self._last[:n] + self._limit[:n]
+        late = t > deadline
         newly = np.flatnonzero(late & ~self._offline[:n])
         for i in newly:
             self._offline[i] = True
@@ -109,6 +117,8 @@ class OfflineDetector:
                 message=f"No data from {dev} for {silent:.0f} s",
                 value=float(silent),
             )
+        waiting = deadline[~self._offline[:n]]
+        self._next_deadline = float(waiting.min()) if len(waiting) else math.inf
         return out
 
 

@@ -157,7 +157,7 @@ def replay(
     export: Export,
     config: DetectConfig | None = None,
     *,
-    tick_s: float = 10.0,
+    tick_s: float = 30.0,
     stats: ReplayStats | None = None,
 ) -> list[Detection]:
     """Feed the export in time order, ticking the engine every ``tick_s`` of data time.

@@ -26,7 +26,19 @@ EARTH_M_PER_DEG = 111_320.0
 class RouteShape:
     """A route polyline prepared for fast point-to-polyline distance."""
 
-    __slots__ = ("a", "ab", "ab2", "kx", "lat0", "lon0", "terminals")
+    __slots__ = (
+        "a",
+        "a_list",
+        "ab",
+        "ab2",
+        "ab2_list",
+        "ab_list",
+        "kx",
+        "lat0",
+        "lon0",
+        "terminals",
+    )
+    # the per-sample hint path reads plain lists: numpy scalar access is slower
 
     def __init__(self, points: Sequence[Sequence[float]]) -> None:
         if len(points) < 2:
@@ -39,9 +51,15 @@ class RouteShape:
         self.a = xy[:-1]
         self.ab = xy[1:] - xy[:-1]
         self.ab2 = np.maximum((self.ab**2).sum(axis=1), 1e-9)
+        self._lists()
         # an out-and-back route turns at the vertex farthest from its start
         far = int(np.argmax(((xy - xy[0]) ** 2).sum(axis=1)))
         self.terminals = [tuple(pts[0]), tuple(pts[-1]), tuple(pts[far])]
+
+    def _lists(self) -> None:
+        self.a_list = self.a.tolist()
+        self.ab_list = self.ab.tolist()
+        self.ab2_list = self.ab2.tolist()
 
     def _xy(self, lat: Any, lon: Any) -> np.ndarray:
         return np.column_stack(
@@ -52,11 +70,34 @@ class RouteShape:
         )
 
     def distance_m(self, lat: float, lon: float) -> float:
+        """Distance from the point to the nearest segment, metres (all segments, numpy)."""
+        return self.nearest(lat, lon)[0]
+
+    def nearest(self, lat: float, lon: float) -> tuple[float, int]:
         p = np.array([(lon - self.lon0) * self.kx, (lat - self.lat0) * EARTH_M_PER_DEG])
         ap = p - self.a
         u = np.clip((ap * self.ab).sum(axis=1) / self.ab2, 0.0, 1.0)
-        d = ap - u[:, None] * self.ab
-        return float(np.sqrt((d**2).sum(axis=1).min()))
+        d2 = ((ap - u[:, None] * self.ab) ** 2).sum(axis=1)
+        i = int(d2.argmin())
+        return math.sqrt(float(d2[i])), i
+
+    def distance_near(self, lat: float, lon: float, hint: int, span: int = 3) -> tuple[float, int]:
+        """Distance to the segments around ``hint`` only (pure Python, a few µs): an upper
+        bound of :meth:`distance_m`, exact while the vehicle stays near that segment."""
+        x = (lon - self.lon0) * self.kx
+        y = (lat - self.lat0) * EARTH_M_PER_DEG
+        best, best_i = math.inf, hint
+        a, ab, ab2 = self.a_list, self.ab_list, self.ab2_list
+        for i in range(max(0, hint - span), min(len(a), hint + span + 1)):
+            ax, ay = a[i]
+            bx, by = ab[i]
+            px, py = x - ax, y - ay
+            u = min(1.0, max(0.0, (px * bx + py * by) / ab2[i]))
+            dx, dy = px - u * bx, py - u * by
+            d2 = dx * dx + dy * dy
+            if d2 < best:
+                best, best_i = d2, i
+        return math.sqrt(best), best_i
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -67,7 +108,7 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 class _Vehicle:
-    __slots__ = ("anchor", "anchor_t", "last_fix_t", "off", "route_id")
+    __slots__ = ("anchor", "anchor_t", "last_fix_t", "off", "route_id", "seg")
 
     def __init__(self) -> None:
         self.last_fix_t: float | None = None
@@ -75,6 +116,7 @@ class _Vehicle:
         self.off = 0
         self.anchor: tuple[float, float] | None = None
         self.anchor_t = 0.0
+        self.seg = 0  # nearest route segment last time
 
 
 class VehicleDetector:
@@ -124,7 +166,9 @@ class VehicleDetector:
         lat, lon = v.lat, v.lon
         shape = self.routes.get(s.route_id) if s.route_id else None
         if shape is not None:
-            d = shape.distance_m(lat, lon)
+            d, s.seg = shape.distance_near(lat, lon, s.seg)
+            if d > c.on_route_m:  # the local guess may be wrong: look at the whole route
+                d, s.seg = shape.nearest(lat, lon)
             on = self.flags.active(dev, "off_route")
             s.off = s.off + 1 if d > c.off_route_m else 0
             off = s.off >= c.off_route_samples or (on and d > c.on_route_m)

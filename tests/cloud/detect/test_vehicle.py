@@ -17,6 +17,11 @@ def test_distance_to_polyline() -> None:
     assert shape.distance_m(39.71, 140.101) == pytest.approx(85.6, rel=0.01)
     # past the corner: distance to the nearest vertex
     assert shape.distance_m(39.725, 140.10) == pytest.approx(556.6, rel=0.01)
+    # the local (hinted) search agrees with the full one near the hinted segment
+    for lat, lon in [(39.705, 140.1003), (39.7195, 140.1004), (39.7201, 140.111)]:
+        d_full, seg = shape.nearest(lat, lon)
+        d_near, seg_near = shape.distance_near(lat, lon, seg)
+        assert d_near == pytest.approx(d_full) and seg_near == seg
     with pytest.raises(ValueError, match="at least 2"):
         RouteShape([[39.7, 140.1]])
 
