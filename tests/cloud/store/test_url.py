@@ -54,3 +54,13 @@ def test_bad_urls_name_the_bad_part(url: str, named: str) -> None:
 def test_directory_is_not_a_sqlite_file(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="is a directory"):
         open_store(f"sqlite:///{tmp_path}")
+
+
+def test_sample_config_is_a_valid_cloud_settings_file() -> None:
+    from cloud.settings import CloudSettings
+
+    sample = Path(__file__).resolve().parents[3] / "cloud/store/influx/sample.toml"
+    settings = CloudSettings.load(sample, env={})
+    store = open_store(settings.store.url)
+    assert isinstance(store, InfluxStore) and store.database == "akita"
+    store.close()
