@@ -46,6 +46,13 @@ def run(
     batch_time: Annotated[float | None, typer.Option(help="Longest wait before a write, s")] = None,
     tls: Annotated[bool, typer.Option(help="Connect with TLS")] = False,
     ca_file: Annotated[str | None, typer.Option(help="CA file for --tls")] = None,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            help="On stop, leave the shared group and end the session (removing a worker "
+            "for good); without it the broker keeps queueing this worker's share"
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING")] = "INFO",
 ) -> None:
     """Run one ingest worker: MQTT telemetry -> validation -> time-series store.
@@ -100,5 +107,5 @@ def run(
         signal.signal(sig, lambda *_: done.set())
     worker.start()
     done.wait()
-    worker.stop()
+    worker.stop(end_session=retire)
     series.close()

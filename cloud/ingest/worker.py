@@ -225,9 +225,17 @@ class IngestWorker:
             s.group,
         )
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 10.0, *, end_session: bool = False) -> None:
         """Stop taking messages, write and acknowledge what is held (within ``timeout``),
-        disconnect. Anything not written stays unacknowledged and is redelivered."""
+        disconnect. Anything not written stays unacknowledged and is redelivered.
+
+        The broker keeps this worker's session, and keeps queueing its share of the
+        group's messages until it comes back (what makes a restart lossless). To remove
+        a worker for good, pass ``end_session=True``: it leaves the shared group, drains
+        what the broker still sends it, and ends the session, so nothing waits for it.
+        """
+        if end_session and self._connected:
+            self._leave_group(timeout)
         self._stopping.set()
         for cv in (self._inbox_cv, self._chunks_cv, self._callbacks_cv):
             with cv:
@@ -237,9 +245,30 @@ class IngestWorker:
             thread.join(max(0.1, deadline - time.monotonic()))
         self._threads.clear()
         self.registry.flush()
-        self.client.disconnect()
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)
+            props.SessionExpiryInterval = 0
+            self.client.disconnect(properties=props)
+        else:
+            self.client.disconnect()
         self.client.loop_stop()
         log.info("ingest_stop worker=%s", self.settings.name)
+
+    def _leave_group(self, timeout: float) -> None:
+        shared = topics.shared(self.settings.group, topics.subscription(topics.Channel.TELEMETRY))
+        self.client.unsubscribe(shared)
+        deadline = time.monotonic() + timeout
+        received = self.metrics.value("akita_ingest_messages_total", result="stored")
+        quiet_since = time.monotonic()
+        # drain: wait until nothing is held and nothing new arrived for a second
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            now_received = self.metrics.value("akita_ingest_messages_total", result="stored")
+            if now_received != received or self.buffer_depth() or self._inbox:
+                received, quiet_since = now_received, time.monotonic()
+            elif time.monotonic() - quiet_since >= 1.0:
+                break
+        log.info("ingest_left_group worker=%s group=%s", self.settings.name, self.settings.group)
 
     def health(self) -> IngestHealth:
         depth = self.buffer_depth()

@@ -183,3 +183,38 @@ def test_two_workers_share_one_group_and_together_store_everything(
             w.stop()
         pub.close()
         store.close()
+
+
+def test_a_retired_worker_leaves_the_group_and_nothing_waits_for_it(
+    mosquitto: Mosquitto, unique: str
+) -> None:
+    """Mosquitto queues a share for an offline member; retiring ends that."""
+    stores = [open_store("sqlite:///:memory:") for _ in range(2)]
+    workers = [
+        IngestWorker(
+            IngestSettings(
+                broker_port=mosquitto.port,
+                client_id=f"ret-{unique}-{n}",
+                group=f"r{unique}",
+                batch_time_s=0.05,
+            ),
+            stores[n],
+            Registry(),
+            metrics=Metrics(),
+        )
+        for n in range(2)
+    ]
+    for w in workers:
+        w.start()
+    pub = Publisher(mosquitto.port, f"pub-{unique}")
+    t0 = recent()
+    try:
+        assert all(w.wait_ready() for w in workers)
+        workers[1].stop(end_session=True)
+        pub.publish_batches([batch("gr", seq, 10, t0) for seq in range(40)])
+        wait_until(lambda: workers[0].metrics.value("akita_ingest_readings_total") == 400)
+    finally:
+        workers[0].stop()
+        pub.close()
+        for st in stores:
+            st.close()
