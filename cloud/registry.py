@@ -182,7 +182,7 @@ class Registry:
         """InfluxDB tags of a device: device, gateway, site, district, kind (known ones)."""
         tags = self._tags.get(device_id)
         if tags is not None:
-            return tags
+            return dict(tags)
         with self._lock:
             tags = {"device": device_id}
             info = self._devices.get(device_id)
@@ -196,7 +196,7 @@ class Registry:
                 if info.district:
                     tags["district"] = info.district
             self._tags[device_id] = tags
-            return tags
+            return dict(tags)
 
     # --- updates from MQTT --------------------------------------------------------------
 
