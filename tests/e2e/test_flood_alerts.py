@@ -126,8 +126,8 @@ def settings(
                 "broker_port": mosquitto.port,
                 "client_id": f"ingest-{unique}",
                 "group": f"g{unique}",
-                # the scenario calendar starts at the last JST midnight: at SPEED the
-                # simulated clock overtakes the wall clock when run just after midnight
+                # readings carry simulated time, which at SPEED overtakes the wall clock
+                # soon after the last JST midnight (where the scenario calendar starts)
                 "max_future_s": 86_400.0,
             },
             "store": {"url": f"sqlite:///{tmp / 'telemetry.db'}"},
