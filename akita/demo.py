@@ -125,7 +125,10 @@ async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> No
         host, port = broker.host, broker.port
     console.print(f"MQTT broker on {host}:{port}" + (" (embedded)" if opts.mqtt is None else ""))
 
-    service = CloudService(_cloud_settings(opts, host, port))
+    # the cloud follows the simulator's clock, so an accelerated scenario is on time
+    clock_file = opts.workdir / "sim" / "clock.json"
+    clock_file.unlink(missing_ok=True)  # a previous run's clock must not leak in
+    service = CloudService(_cloud_settings(opts, host, port, clock_file.resolve()))
     await asyncio.to_thread(service.start)
     running.service = service
     running.server = await _serve_api(opts, service, running)
@@ -156,7 +159,7 @@ def _broker_address(url: str | None) -> tuple[str, int]:
     return parts.hostname, parts.port or 1883
 
 
-def _cloud_settings(opts: DemoOptions, host: str, port: int) -> object:
+def _cloud_settings(opts: DemoOptions, host: str, port: int, clock_file: Path) -> object:
     from cloud.settings import CloudSettings
 
     store = opts.store or f"sqlite:///{(opts.workdir / 'telemetry.db').resolve()}"
@@ -167,6 +170,8 @@ def _cloud_settings(opts: DemoOptions, host: str, port: int) -> object:
         database_url=f"sqlite:///{(opts.workdir / 'akita.db').resolve()}",
         api_host=opts.api_host,
         api_port=opts.api_port,
+        clock_file=clock_file,
+        embedded_broker=opts.mqtt is None,
     )
 
 

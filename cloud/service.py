@@ -204,6 +204,7 @@ class CloudService:
             self.registry,
             metrics=self.metrics,
             on_batch=self._on_batch,
+            clock=self.clock.now_ts,
         )
         self.ingest.start()
 

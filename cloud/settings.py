@@ -163,9 +163,16 @@ class CloudSettings(_Section):
         api_host: str = "127.0.0.1",
         api_port: int = 8000,
         clock_file: Path | None = None,
+        embedded_broker: bool = False,
     ) -> CloudSettings:
-        """Settings for ``akita demo``: everything on this machine."""
-        ingest = {"broker_host": mqtt_host, "broker_port": mqtt_port}
+        """Settings for ``akita demo``: everything on this machine.
+
+        The embedded amqtt broker speaks MQTT 3.1.1 without shared subscriptions, so the
+        demo's single ingest worker then subscribes plainly.
+        """
+        ingest: dict[str, Any] = {"broker_host": mqtt_host, "broker_port": mqtt_port}
+        if embedded_broker:
+            ingest.update(mqtt_version="3.1.1", group=None)
         return cls.from_mapping(
             {
                 "environment": "development",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
@@ -35,7 +35,15 @@ class IngestSettings(BaseModel):
     tls_insecure: bool = Field(default=False, description="Skip hostname check (tests only)")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
 
-    group: str = Field(default="akita-ingest", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    mqtt_version: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT 5 in production; 3.1.1 for brokers without it (the demo's amqtt)",
+    )
+    group: str | None = Field(
+        default="akita-ingest",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Shared-subscription group; none = a plain subscription (one worker)",
+    )
     client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=64)
     worker_name: str | None = Field(default=None, description="Tag of self-metrics points")
     session_expiry_s: int = Field(

@@ -130,8 +130,12 @@ class IngestWorker:
         *,
         metrics: Metrics | None = None,
         on_batch: BatchCallback | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        # unix seconds; the simulator's clock in the demo, so accelerated scenarios are
+        # not refused as "in the future"
+        self._now = clock
         self.store = store
         self.registry = registry
         self.metrics = metrics or Metrics()
@@ -176,7 +180,9 @@ class IngestWorker:
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=s.client_id,
-            protocol=mqtt.MQTTv5,
+            protocol=mqtt.MQTTv5 if s.mqtt_version == "5" else mqtt.MQTTv311,
+            # 3.1.1: a persistent session so unacknowledged messages are redelivered
+            clean_session=None if s.mqtt_version == "5" else False,
             manual_ack=True,
         )
         if s.username:
@@ -211,12 +217,15 @@ class IngestWorker:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = s.session_expiry_s
-        props.ReceiveMaximum = s.receive_maximum
-        self.client.connect_async(
-            s.broker_host, s.broker_port, s.keepalive_s, clean_start=False, properties=props
-        )
+        if s.mqtt_version == "5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = s.session_expiry_s
+            props.ReceiveMaximum = s.receive_maximum
+            self.client.connect_async(
+                s.broker_host, s.broker_port, s.keepalive_s, clean_start=False, properties=props
+            )
+        else:
+            self.client.connect_async(s.broker_host, s.broker_port, s.keepalive_s)
         self.client.loop_start()
         log.info(
             "ingest_start worker=%s broker=%s:%d group=%s",
@@ -246,7 +255,7 @@ class IngestWorker:
             thread.join(max(0.1, deadline - time.monotonic()))
         self._threads.clear()
         self.registry.flush()
-        if end_session:
+        if end_session and self.settings.mqtt_version == "5":
             props = Properties(PacketTypes.DISCONNECT)
             props.SessionExpiryInterval = 0
             self.client.disconnect(properties=props)
@@ -256,8 +265,7 @@ class IngestWorker:
         log.info("ingest_stop worker=%s", self.settings.name)
 
     def _leave_group(self, timeout: float) -> None:
-        shared = topics.shared(self.settings.group, topics.subscription(topics.Channel.TELEMETRY))
-        self.client.unsubscribe(shared)
+        self.client.unsubscribe(self._telemetry_filter())
         deadline = time.monotonic() + timeout
         received = self.metrics.value("akita_ingest_messages_total", result="stored")
         quiet_since = time.monotonic()
@@ -306,20 +314,21 @@ class IngestWorker:
             self.settings.name,
             flags.session_present,
         )
-        q1 = SubscribeOptions(qos=1)
+        v5 = self.settings.mqtt_version == "5"
+        q1: Any = SubscribeOptions(qos=1) if v5 else 1
+        q0: Any = SubscribeOptions(qos=0) if v5 else 0
         client.subscribe(
             [
                 (topics.subscription(topics.Channel.META), q1),
                 (topics.subscription(topics.Channel.STATUS), q1),
-                (topics.subscription(topics.Channel.HEALTH), SubscribeOptions(qos=0)),
-                (
-                    topics.shared(
-                        self.settings.group, topics.subscription(topics.Channel.TELEMETRY)
-                    ),
-                    q1,
-                ),
+                (topics.subscription(topics.Channel.HEALTH), q0),
+                (self._telemetry_filter(), q1),
             ]
         )
+
+    def _telemetry_filter(self) -> str:
+        plain = topics.subscription(topics.Channel.TELEMETRY)
+        return plain if self.settings.group is None else topics.shared(self.settings.group, plain)
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: Any, _p: Any) -> None:
         refused = [str(c) for c in codes if c.is_failure]
@@ -434,7 +443,7 @@ class IngestWorker:
                 field="gateway_id",
             )
         limits = {
-            "now_ms": int(time.time() * 1000),
+            "now_ms": int(self._now() * 1000),
             "lead_ms": int(self.settings.max_future_s * 1000),
             "age_ms": int(self.settings.max_age_s * 1000),
         }
@@ -668,7 +677,7 @@ class IngestWorker:
     def _complete(self, chunk: _Chunk) -> None:
         """After the durable write: acknowledge in arrival order, record seqs, notify."""
         readings = 0
-        now_ms = time.time() * 1000
+        now_ms = self._now() * 1000
         batches: list[Batch] = []
         for entry in chunk.entries:
             if entry.qos > 0:
