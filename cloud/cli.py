@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from cloud.errors import CloudError
+from cloud.ingest.cli import run as ingest_run
 
 app = typer.Typer(
     help=(
@@ -33,6 +34,16 @@ token_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(token_app, name="token")
+# a standalone ingest worker (no API): scale out by starting several with one --group
+app.command(
+    "ingest",
+    help=(
+        "Run one ingest worker (MQTT -> validation -> store) without the API. Start several "
+        "with the same --group to split the load.\n\n"
+        "Example: akita cloud ingest --broker-port 1883 "
+        "--store influx+http://127.0.0.1:8086/akita --group akita-ingest"
+    ),
+)(ingest_run)
 
 ConfigOption = Annotated[
     Path | None,
