@@ -49,7 +49,8 @@ def decode_model(model: type[M], payload: bytes) -> M:
     except UnicodeDecodeError as exc:
         raise WireError(f"payload is not UTF-8 (byte {exc.start}: {exc.reason})") from exc
     try:
-        return model.model_validate_json(text)
+        # strict on the wire: `true` is not a flow of 1.0, "12" is not a depth of 12
+        return model.model_validate_json(text, strict=True)
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]["loc"] if exc.error_count() else ()
         raise WireError(describe(exc), field=".".join(map(str, first)) or None) from exc

@@ -431,7 +431,7 @@ class IngestWorker:
         payload = entry.payload
         if len(payload) <= MAX_PAYLOAD_BYTES:
             try:  # straight from bytes: ~15 % faster than decode_batch's str round trip
-                batch = Batch.model_validate_json(payload)
+                batch = Batch.model_validate_json(payload, strict=True)
             except ValidationError:
                 batch = decode_batch(payload)  # raises WireError with the canonical reason
         else:

@@ -49,6 +49,8 @@ def test_round_trip_keeps_values_and_converts_to_utc() -> None:
     ("reading", "field", "needle"),
     [
         ({"values": {"flow": "abc"}}, "values.flow", "'abc'"),
+        ({"values": {"flow": True}}, "values.flow", "True"),
+        ({"values": {"flow": "12"}}, "values.flow", "'12'"),
         ({"values": {"pressure": 9.9}}, "values.pressure", "9.9"),
         ({"values": {"color": 1}}, "values.color", "color"),
         ({"kind": "toaster"}, "kind", "toaster"),
