@@ -54,7 +54,9 @@ class IngestSettings(BaseModel):
     )
 
     batch_size: int = Field(default=5000, ge=1, description="Readings per store write")
-    batch_time_s: float = Field(default=0.2, gt=0, description="Longest wait before a write")
+    batch_time_s: float = Field(
+        default=0.1, gt=0, description="Longest wait before a write (alert latency budget)"
+    )
     buffer_readings: int = Field(
         default=50_000, ge=1, description="Readings held in memory before backpressure"
     )
