@@ -91,7 +91,8 @@ class AlertEvent:
     note: str | None
 
 
-def _to_alert(row: AlertRow) -> Alert:
+def alert_of_row(row: AlertRow) -> Alert:
+    """The public :class:`Alert` stored in one alert row (shared by the CAP feed)."""
     return Alert(
         id=row.id,
         kind=row.kind,
@@ -114,7 +115,7 @@ def _to_alert(row: AlertRow) -> Alert:
 
 def _to_record(row: AlertRow) -> AlertRecord:
     return AlertRecord(
-        alert=_to_alert(row),
+        alert=alert_of_row(row),
         extra=dict(row.extra or {}),
         district=row.district,
         acknowledged_at=row.acknowledged_at,
@@ -244,7 +245,7 @@ class AlertManager:
         detection: Detection | None,
     ) -> AlertChange:
         return AlertChange(
-            alert=_to_alert(row),
+            alert=alert_of_row(row),
             action=action,
             previous=previous,
             actor=actor,
@@ -336,7 +337,7 @@ class AlertManager:
         new_stage = det.extra.get("stage")
         if det.severity.value == row.severity and new_stage == old_stage:
             return None
-        previous = _to_alert(row)
+        previous = alert_of_row(row)
         row.severity = det.severity.value
         if det.title:
             row.title = det.title[:200]
@@ -394,7 +395,7 @@ class AlertManager:
                     hold_off = timedelta(seconds=self.config.hold_off(row.kind))
                     min_open = timedelta(seconds=self.config.min_open_s)
                     if now - row.cleared_at >= hold_off and now - row.started_at >= min_open:
-                        previous = _to_alert(row)
+                        previous = alert_of_row(row)
                         row.state = AlertState.RESOLVED.value
                         row.resolved_at = now
                         row.updated_at = now
@@ -443,7 +444,7 @@ class AlertManager:
                 )
                 if row.state not in allowed:
                     raise AlertStateError(f"cannot {action} alert {alert_id!r}: it is {row.state}")
-                previous = _to_alert(row)
+                previous = alert_of_row(row)
                 row.state = to.value
                 row.updated_at = now
                 if to == AlertState.ACKNOWLEDGED:
@@ -474,7 +475,7 @@ class AlertManager:
             if row is None:
                 raise AlertNotFound(f"alert {alert_id!r} not found")
             self._event(s, row, at=at, actor=actor, action=action, from_state=row.state, note=note)
-            alert = _to_alert(row)
+            alert = alert_of_row(row)
             return self._change(row, action, alert, actor, at, None)
 
     # -- queries ------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.alerts.manager import alert_of_row
 from cloud.db.models import AlertRow
 from cloud.notify.config import CapConfig, NotifyConfig
 from cloud.notify.messages import render_blocks
@@ -172,29 +173,8 @@ def to_bytes(element: ET.Element) -> bytes:
 # -- reading alerts from the database -------------------------------------------------------
 
 
-def _alert_of(row: AlertRow) -> Alert:
-    return Alert(
-        id=row.id,
-        kind=row.kind,
-        severity=Severity(row.severity),
-        state=AlertState(row.state),
-        device_id=row.device_id,
-        site=row.site,
-        area=row.area,
-        lat=row.lat,
-        lon=row.lon,
-        title=row.title,
-        message=row.message,
-        value=row.value,
-        public=row.public,
-        started_at=row.started_at,
-        updated_at=row.updated_at,
-        resolved_at=row.resolved_at,
-    )
-
-
 def _item(row: AlertRow, config: NotifyConfig) -> CapAlert:
-    alert = _alert_of(row)
+    alert = alert_of_row(row)
     updates = [e.at for e in row.events if e.action == "update"]
     return CapAlert(alert, dict(row.extra or {}), versions(config.cap, alert, updates))
 
@@ -212,7 +192,7 @@ def public_alerts(sm: sessionmaker[Session], config: NotifyConfig, now: datetime
     )
     with sm() as s:
         rows = s.scalars(stmt).all()
-        return [_item(r, config) for r in rows if topic_of(config, _alert_of(r)) is not None]
+        return [_item(r, config) for r in rows if topic_of(config, alert_of_row(r)) is not None]
 
 
 def one_alert(sm: sessionmaker[Session], config: NotifyConfig, alert_id: str) -> CapAlert | None:
