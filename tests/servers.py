@@ -204,3 +204,47 @@ def running_influx(directory: Path) -> Iterator[Influx]:
         yield i
     finally:
         i.stop()
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway PKI: the CA, a server certificate, and a client certificate if asked."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _signed_cert(d: Path, name: str, cn: str, ext: str) -> tuple[Path, Path]:
+    """A key and a certificate signed by ``d/ca.crt``, as ``name.key`` / ``name.crt``."""
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)  # fmt: skip
+    (d / f"{name}.ext").write_text(ext)
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+             cwd=d)  # fmt: skip
+    return d / f"{name}.crt", d / f"{name}.key"
+
+
+def make_tls_files(directory: Path, *, client_cn: str | None = None) -> TlsFiles:
+    """Make a test CA and a server certificate for localhost / 127.0.0.1 in ``directory``
+    (``ca.crt``, ``server.crt``, ``server.key``, the names deploy/mosquitto expects), plus a
+    client certificate ``client.crt`` / ``client.key`` with CN ``client_cn`` if given.
+    """
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+             "-subj", "/CN=akita-test-ca", "-keyout", "ca.key", "-out", "ca.crt",
+             cwd=directory)  # fmt: skip
+    server_cert, server_key = _signed_cert(
+        directory, "server", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+    )
+    files = TlsFiles(ca=directory / "ca.crt", server_cert=server_cert, server_key=server_key)
+    if client_cn is None:
+        return files
+    client_cert, client_key = _signed_cert(directory, "client", client_cn, "")
+    return TlsFiles(files.ca, server_cert, server_key, client_cert, client_key)

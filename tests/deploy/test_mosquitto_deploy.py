@@ -17,7 +17,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from tests.servers import _stop, free_port, require_binary, wait_port
+from tests.servers import _stop, free_port, make_tls_files, require_binary, wait_port
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto"
 
@@ -28,62 +28,6 @@ class Broker:
     plain_port: int
     ca: Path
     passwords: dict[str, str]
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_certs(d: Path) -> None:
-    """A throwaway CA and a server certificate for 127.0.0.1 / localhost."""
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=akita-test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        cwd=d,
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
-        cwd=d,
-    )
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl(
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-extfile",
-        "san.ext",
-        "-out",
-        "server.crt",
-        cwd=d,
-    )
 
 
 def make_credential(gateway: str, passwd: Path) -> str:
@@ -105,7 +49,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     data = tmp_path / "data"
     etc.mkdir()
     data.mkdir()
-    make_certs(etc)
+    tls = make_tls_files(etc)
     passwd = etc / "passwd"
     passwords = {g: make_credential(g, passwd) for g in ("gwA", "gwB")}
     for user in ("akita-ingest", "akita-cloud"):
@@ -128,7 +72,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     try:
         wait_port(tls_port, proc=proc)
         wait_port(plain_port, proc=proc)
-        yield Broker(tls_port, plain_port, etc / "ca.crt", passwords)
+        yield Broker(tls_port, plain_port, tls.ca, passwords)
     finally:
         _stop(proc)
 

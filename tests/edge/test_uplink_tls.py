@@ -18,63 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config import parse_config
 from edge.uplink import Uplink
 from schemas import topics
-from tests.servers import free_port, running_mosquitto
-
-
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_pki(d: Path) -> None:
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=d,
-    )
-    for name, cn in (("server", "127.0.0.1"), ("client", "gw-tls")):
-        openssl(
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            f"/CN={cn}",
-            "-keyout",
-            f"{name}.key",
-            "-out",
-            f"{name}.csr",
-            cwd=d,
-        )
-        (d / f"{name}.ext").write_text(f"subjectAltName=IP:{cn}\n" if name == "server" else "")
-        openssl(
-            "x509",
-            "-req",
-            "-in",
-            f"{name}.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            f"{name}.pem",
-            "-extfile",
-            f"{name}.ext",
-            cwd=d,
-        )
+from tests.servers import free_port, make_tls_files, running_mosquitto
 
 
 def connect_and_publish(cfg_mqtt: dict[str, Any], gateway: str, wait: float = 5.0) -> bool:
@@ -100,7 +44,8 @@ def connect_and_publish(cfg_mqtt: dict[str, Any], gateway: str, wait: float = 5.
 def test_tls_with_ca_file_password_file_and_client_certificate(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
     pki.mkdir()
-    make_pki(pki)
+    files = make_tls_files(pki, client_cn="gw-tls")
+    assert files.client_cert is not None and files.client_key is not None
     (tmp_path / "mosq").mkdir()
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), "gw-tls", "s3cret"], check=True)
@@ -110,10 +55,10 @@ def test_tls_with_ca_file_password_file_and_client_certificate(tmp_path: Path) -
     extra = (
         f"password_file {passwd}\n"
         f"listener {cert_port} 127.0.0.1\n"
-        f"cafile {pki}/ca.pem\ncertfile {pki}/server.pem\nkeyfile {pki}/server.key\n"
+        f"cafile {files.ca}\ncertfile {files.server_cert}\nkeyfile {files.server_key}\n"
         "require_certificate true\n"
         f"listener {pw_port} 127.0.0.1\n"
-        f"cafile {pki}/ca.pem\ncertfile {pki}/server.pem\nkeyfile {pki}/server.key\n"
+        f"cafile {files.ca}\ncertfile {files.server_cert}\nkeyfile {files.server_key}\n"
     )
     secret = tmp_path / "mqtt.secret"
     secret.write_text("s3cret\n")
@@ -130,14 +75,14 @@ def test_tls_with_ca_file_password_file_and_client_certificate(tmp_path: Path) -
         sub.connect("127.0.0.1", m.port)
         sub.subscribe(topics.status("gw-tls"), qos=1)
         sub.loop_start()
-        tls = {"host": "127.0.0.1", "tls": True, "ca_file": str(pki / "ca.pem")}
+        tls = {"host": "127.0.0.1", "tls": True, "ca_file": str(files.ca)}
         try:
             assert connect_and_publish(
                 {
                     **tls,
                     "port": cert_port,
-                    "cert_file": str(pki / "client.pem"),
-                    "key_file": str(pki / "client.key"),
+                    "cert_file": str(files.client_cert),
+                    "key_file": str(files.client_key),
                 },
                 "gw-tls",
             )
