@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from cloud.errors import StoreError
+
 FieldValue = float | int | bool | str
+
+# What ``TimeSeriesStore.series`` can compute per window, in every store.
+AGGREGATES = frozenset({"mean", "min", "max", "last", "first", "count", "sum"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +62,17 @@ class TimeSeriesStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def window_ms(window: timedelta, aggregate: str) -> int:
+    """``window`` in whole milliseconds, once ``aggregate`` is known to be one of
+    :data:`AGGREGATES`; a bad aggregate or a window under 1 ms is a non-retryable StoreError.
+    """
+    if aggregate not in AGGREGATES:
+        raise StoreError(
+            f"aggregate {aggregate!r} is not one of {sorted(AGGREGATES)}", retryable=False
+        )
+    ms = int(window / timedelta(milliseconds=1))
+    if ms < 1:
+        raise StoreError(f"window {window} is shorter than 1 ms", retryable=False)
+    return ms

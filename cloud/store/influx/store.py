@@ -26,14 +26,13 @@ from typing import Any
 import httpx
 
 from cloud.errors import StoreError
-from cloud.store.base import FieldValue, Point, SeriesPoint
+from cloud.store.base import FieldValue, Point, SeriesPoint, window_ms
 from cloud.store.lineproto import format_point, from_ms, to_ms
 from schemas.devices import DeviceKind
 
 log = logging.getLogger(__name__)
 
 KINDS: tuple[str, ...] = tuple(k.value for k in DeviceKind)
-AGGREGATES = frozenset({"mean", "min", "max", "last", "first", "count", "sum"})
 RAW_RP = "raw"
 AGG_RP = "agg_1m"
 
@@ -232,16 +231,10 @@ class InfluxStore:
             q = f"SELECT {quote_ident(field)} FROM {source} {where}"
             result_type: str | None = None
         else:
-            if aggregate not in AGGREGATES:
-                raise StoreError(
-                    f"aggregate {aggregate!r} is not one of {sorted(AGGREGATES)}", retryable=False
-                )
-            window_ms = int(window / timedelta(milliseconds=1))
-            if window_ms < 1:
-                raise StoreError(f"window {window} is shorter than 1 ms", retryable=False)
+            width_ms = window_ms(window, aggregate)
             q = (
                 f"SELECT {aggregate}({quote_ident(field)}) FROM {source} {where} "
-                f"GROUP BY time({window_ms}ms) fill(none)"
+                f"GROUP BY time({width_ms}ms) fill(none)"
             )
             result_type = {"mean": "float", "count": "integer"}.get(aggregate)
         points: list[SeriesPoint] = []

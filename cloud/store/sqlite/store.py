@@ -21,12 +21,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cloud.errors import StoreError
-from cloud.store.base import FieldValue, Point, SeriesPoint
+from cloud.store.base import FieldValue, Point, SeriesPoint, window_ms
 from cloud.store.lineproto import clean_tag, from_ms, normalise_field, to_ms
 from schemas.devices import DeviceKind
 
 KINDS: tuple[str, ...] = tuple(k.value for k in DeviceKind)
-AGGREGATES = frozenset({"mean", "min", "max", "last", "first", "count", "sum"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (
@@ -229,16 +228,10 @@ class SqliteStore:
         raw = [(int(ts), vtype, value) for ts, vtype, value in rows]
         if window is None:
             return [SeriesPoint(from_ms(ts), _restore(vt, v)) for ts, vt, v in raw]
-        if aggregate not in AGGREGATES:
-            raise StoreError(
-                f"aggregate {aggregate!r} is not one of {sorted(AGGREGATES)}", retryable=False
-            )
-        window_ms = int(window / timedelta(milliseconds=1))
-        if window_ms < 1:
-            raise StoreError(f"window {window} is shorter than 1 ms", retryable=False)
+        width_ms = window_ms(window, aggregate)
         buckets: dict[int, list[tuple[str, object]]] = {}
         for ts, vtype, value in raw:
-            buckets.setdefault(ts - ts % window_ms, []).append((vtype, value))
+            buckets.setdefault(ts - ts % width_ms, []).append((vtype, value))
         return [
             SeriesPoint(from_ms(b), _aggregate(aggregate, field, values))
             for b, values in sorted(buckets.items())
