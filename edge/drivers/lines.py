@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -157,3 +158,23 @@ def split_sentence(line: bytes) -> tuple[list[str] | None, str | None]:
     if nmea_checksum(body) != given_text:
         return None, "bad checksum"
     return text.split(","), None
+
+
+def sentence_fields(
+    channel: LineChannel, raw: bytes, refuse: Callable[[str, bytes], None]
+) -> list[str] | None:
+    """The checked fields of ``raw``, a line just read from ``channel``, or None to pass it over.
+
+    Lines thrown away as over-long since the last call are reported to ``refuse`` once, a
+    blank line is passed over silently, and a sentence ``split_sentence`` rejects goes to
+    ``refuse`` with the reason.
+    """
+    if channel.overruns:
+        refuse("garbage frame (over-long line)", raw)
+        channel.overruns = 0
+    if not raw.strip():
+        return None
+    fields, why = split_sentence(raw)
+    if fields is None:
+        refuse(why or "garbage frame", raw)
+    return fields

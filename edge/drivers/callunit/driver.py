@@ -21,7 +21,7 @@ import serial
 from edge.config import Device
 from edge.drivers.base import StreamDriver
 from edge.drivers.callunit.protocol import Dedup, FrameError, Message, ack, parse
-from edge.drivers.lines import LineChannel, line_key, open_line, split_sentence
+from edge.drivers.lines import LineChannel, line_key, open_line, sentence_fields
 from edge.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -45,14 +45,8 @@ class _SharedLine:
         ch = self.channel
         assert ch is not None
         while (raw := await ch.readline()) is not None:
-            if ch.overruns:
-                self._refuse("garbage frame (over-long line)", raw)
-                ch.overruns = 0
-            if not raw.strip():
-                continue
-            fields, why = split_sentence(raw)
+            fields = sentence_fields(ch, raw, self._refuse)
             if fields is None:
-                self._refuse(why or "garbage frame", raw)
                 continue
             try:
                 msg = parse(fields)

@@ -11,7 +11,7 @@ import serial
 
 from edge.config import Device
 from edge.drivers.base import StreamDriver
-from edge.drivers.lines import LineChannel, open_line, split_sentence
+from edge.drivers.lines import LineChannel, open_line, sentence_fields
 from edge.drivers.nmea.parse import SentenceError, parse_gga, parse_rmc
 from edge.errors import DeviceError
 
@@ -73,14 +73,8 @@ class NmeaDriver(StreamDriver):
                 if pending:
                     yield {**self._static(), **pending}
                 raise DeviceError(self.device.id, line.closed_reason or "line closed")
-            if line.overruns:
-                self._refuse("garbage frame (over-long line)", raw)
-                line.overruns = 0
-            if not raw.strip():
-                continue
-            fields, why = split_sentence(raw)
+            fields = sentence_fields(line, raw, self._refuse)
             if fields is None:
-                self._refuse(why or "garbage frame", raw)
                 continue
             kind = fields[0][-3:]
             if kind not in ("RMC", "GGA"):
