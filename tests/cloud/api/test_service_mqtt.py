@@ -4,8 +4,7 @@ broker going away and coming back."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,16 +21,7 @@ from schemas.codec import encode_batch, encode_model
 from schemas.wire import DeviceInfo, GatewayMeta
 from tests.cloud.api.conftest import bearer, make_service
 from tests.cloud.api.data import flood_batch
-from tests.servers import Mosquitto
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
+from tests.servers import Mosquitto, wait_for
 
 
 @pytest.fixture

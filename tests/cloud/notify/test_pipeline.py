@@ -4,8 +4,7 @@ aiosmtpd and the HTTP SMS sink."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,18 +20,9 @@ from schemas import topics
 from schemas.codec import encode_batch, encode_model
 from schemas.wire import Batch, CallUnitReading, DeviceInfo, FloodSensorReading, GatewayMeta
 from tests.cloud.notify.conftest import HttpSink, SmtpSink
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, wait_for
 
 ONCALL_PHONE = "+819055556666"
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 @pytest.fixture
@@ -109,7 +99,7 @@ def test_flood_stages_and_a_button_press_over_mqtt(
             ],
         )  # fmt: skip
         pub.publish(topics.meta(gw), encode_model(meta), qos=1, retain=True).wait_for_publish()
-        wait_for("devices registered", lambda: unit in service.registry.devices())
+        wait_for("devices registered", lambda: unit in service.registry.devices(), timeout=30.0)
         # rising water through 注意/警戒/危険, then a level dithering around 30 cm and
         # falling back to 警戒 and rising again: a storm's worth of readings
         depths = [0.0, 4.0, 12.0, 15.0, 22.0, 25.0, 33.0, 29.5, 30.5, 29.5, 30.5,
@@ -135,7 +125,7 @@ def test_flood_stages_and_a_button_press_over_mqtt(
         pub.disconnect()
 
     # batches are handled in order: once the press has reached staff, the flood is done
-    wait_for("staff SMS for the button press", lambda: len(http_sink.snapshot()) >= 1)
+    wait_for("staff SMS for the button press", lambda: len(http_sink.snapshot()) >= 1, timeout=30.0)
     notifier = service.notifier
     assert notifier is not None and notifier.flush(30)
 
