@@ -12,8 +12,10 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -21,6 +23,15 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from akita.broker import EmbeddedBroker
+    from cloud.service import CloudService
+    from cloud.settings import CloudSettings
+    from edge.agent import Agent
+    from firmware_sim.fleet import RunningFleet
 
 app = typer.Typer(
     help=(
@@ -53,12 +64,12 @@ class DemoOptions:
 class Running:
     """Everything the demo started, stopped in reverse order."""
 
-    broker: object | None = None
-    fleet: object | None = None
-    service: object | None = None
-    server: object | None = None
-    agents: list[object] = field(default_factory=list)
-    tasks: list[asyncio.Task[object]] = field(default_factory=list)
+    broker: EmbeddedBroker | None = None
+    fleet: RunningFleet | None = None
+    service: CloudService | None = None
+    server: uvicorn.Server | None = None
+    agents: list[Agent] = field(default_factory=list)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
 
 @app.callback()
@@ -159,7 +170,7 @@ def _broker_address(url: str | None) -> tuple[str, int]:
     return parts.hostname, parts.port or 1883
 
 
-def _cloud_settings(opts: DemoOptions, host: str, port: int, clock_file: Path) -> object:
+def _cloud_settings(opts: DemoOptions, host: str, port: int, clock_file: Path) -> CloudSettings:
     from cloud.settings import CloudSettings
 
     store = opts.store or f"sqlite:///{(opts.workdir / 'telemetry.db').resolve()}"
@@ -175,20 +186,33 @@ def _cloud_settings(opts: DemoOptions, host: str, port: int, clock_file: Path) -
     )
 
 
-async def _serve_api(opts: DemoOptions, service: object, running: Running) -> object:
+def _demo_server_class() -> type[uvicorn.Server]:
+    import uvicorn
+
+    class DemoServer(uvicorn.Server):
+        """The demo owns Ctrl-C; uvicorn must not take over the signal handlers."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return DemoServer
+
+
+async def _serve_api(opts: DemoOptions, service: CloudService, running: Running) -> uvicorn.Server:
     import uvicorn
 
     from cloud.api.app import create_app
 
+    _DemoServer = _demo_server_class()
     config = uvicorn.Config(
-        create_app(service),  # type: ignore[arg-type]
+        create_app(service),
         host=opts.api_host,
         port=opts.api_port,
         log_level="warning",
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _DemoServer(config)
     running.tasks.append(asyncio.create_task(server.serve()))
     while not server.started:
         await asyncio.sleep(0.05)
@@ -199,11 +223,12 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
     from cloud.api.auth import create_token
 
     service = running.service
+    assert service is not None, "_start sets the service before _show runs"
     token = await asyncio.to_thread(
         create_token,
         service.sessionmaker,
         name=f"demo-{int(time.time())}",
-        role="viewer",  # type: ignore[attr-defined]
+        role="viewer",
     )
     curl = f"curl -H 'Authorization: Bearer {token}' http://{opts.api_host}:{opts.api_port}/alerts"
     # printed outside the live panel too, so it can be copied without line wraps
@@ -227,7 +252,8 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
 
 def _summary(running: Running, started: float) -> Panel:
     service = running.service
-    snap = service.snapshot()  # type: ignore[attr-defined]
+    assert service is not None, "_start sets the service before the summary"
+    snap = service.snapshot()
     table = Table.grid(padding=(0, 2))
     table.add_row("uptime", f"{time.monotonic() - started:,.0f} s")
     table.add_row("readings stored", f"{snap['points_total']:,}")
@@ -247,13 +273,13 @@ def _summary(running: Running, started: float) -> Panel:
 async def _shutdown(running: Running, stop: asyncio.Event) -> None:
     stop.set()
     if running.server is not None:
-        running.server.should_exit = True  # type: ignore[attr-defined]
+        running.server.should_exit = True
     for task in running.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await asyncio.wait_for(task, timeout=10)
     if running.fleet is not None:
-        await running.fleet.stop()  # type: ignore[attr-defined]
+        await running.fleet.stop()
     if running.service is not None:
-        await asyncio.to_thread(running.service.stop)  # type: ignore[attr-defined]
+        await asyncio.to_thread(running.service.stop)
     if running.broker is not None:
-        await running.broker.stop()  # type: ignore[attr-defined]
+        await running.broker.stop()

@@ -28,7 +28,7 @@ from schemas.devices import (
     WaterBlockValues,
 )
 
-WIRE_VERSION = 1
+WIRE_VERSION: Literal[1] = 1
 MAX_READINGS_PER_BATCH = 10_000
 
 # Ids end up in MQTT topics and InfluxDB tags: no wildcards, slashes, spaces or commas.
