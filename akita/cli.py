@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -26,11 +27,8 @@ SUBCOMMANDS: list[tuple[str, str, str, str]] = [
 ]
 
 
-def _missing(name: str, extra: str, error: ImportError) -> typer.Typer:
-    stub = typer.Typer(help=f"(unavailable: {error.name} is not installed)")
-
-    @stub.callback(invoke_without_command=True)
-    def _explain() -> None:
+def _missing(name: str, extra: str, error: ImportError) -> Callable[..., None]:
+    def explain(ctx: typer.Context) -> None:
         typer.echo(
             f"'akita {name}' needs the '{extra}' extra: pip install 'akita-telemetry[{extra}]' "
             f"({error.name} is missing)",
@@ -38,7 +36,7 @@ def _missing(name: str, extra: str, error: ImportError) -> typer.Typer:
         )
         raise typer.Exit(2)
 
-    return stub
+    return explain
 
 
 def build_app(only: str | None = None) -> typer.Typer:
@@ -61,7 +59,13 @@ def build_app(only: str | None = None) -> typer.Typer:
             # gateway has no FastAPI): the command explains which extra brings it
             if exc.name and exc.name.split(".")[0] in {"akita", "edge", "cloud", "schemas"}:
                 raise
-            sub = _missing(name, extra, exc)
+            root.command(
+                name=name,
+                help=f"{help_text} (needs the '{extra}' extra)",
+                # whatever follows ('akita cloud run --config x') gets the same explanation
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            )(_missing(name, extra, exc))
+            continue
         if isinstance(sub, typer.Typer):
             root.add_typer(sub, name=name, help=help_text)
         else:
