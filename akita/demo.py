@@ -18,6 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+# the demo composes every extra; importing one of each here makes a gateway with only
+# the 'edge' extra say which extra is missing instead of failing mid-start
+import amqtt  # noqa: F401
+import fastapi  # noqa: F401
+import numpy  # noqa: F401
 import typer
 from rich.console import Console, Group
 from rich.live import Live

@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+# fail at registration (naming the missing 'cloud' extra), not halfway through a build
+import grafana_foundation_sdk  # noqa: F401
 import typer
 
 app = typer.Typer(
