@@ -1,21 +1,29 @@
 """Turning decoded wire models into store points, lean enough for ~10^5 readings/s.
 
-The hot path is :meth:`Encoder.reading_line`: the ``measurement,tags`` prefix of a device
-is built once and cached (it changes only when the registry does), field keys are schema
-names that need no escaping, and floats are written with ``repr``. Whole numbers arrive
-as floats already (pydantic coerces them in ``float`` fields), so a field's type is stable.
+The hot path is :meth:`Encoder.batch_lines`: the ``measurement,tags`` prefix of a device
+is built once and cached (it changes only when the registry does), and each kind's
+field set is written by a formatter generated from its values model at import (one
+f-string when every field is present; field keys are schema names that need no
+escaping; floats are written with ``repr``). Whole numbers arrive as floats already
+(pydantic and msgspec both coerce them in ``float`` fields), so a field's type is
+stable. The formatters read attributes only, so they serve the pydantic models and the
+msgspec structs of :mod:`cloud.ingest.decode` alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
+from pydantic import BaseModel
 
 from cloud.registry import Registry
 from cloud.store.base import FieldValue, Point
 from cloud.store.lineproto import escape_key, escape_string, format_point, series_key
-from schemas import Batch, DeviceStatus, GatewayHealth, WireError
+from schemas import Batch, DeviceKind, DeviceStatus, GatewayHealth, WireError, values_model
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -36,15 +44,64 @@ def ms(ts: datetime) -> int:
     return int(ts.timestamp()) * 1000 + ts.microsecond // 1000
 
 
-def _field(key: str, value: Any) -> str:
-    kind = type(value)
-    if kind is float:
-        return f"{key}={value!r}"
-    if kind is bool:
-        return f"{key}=true" if value else f"{key}=false"
-    if kind is int:
-        return f"{key}={value}i"
-    return f"{key}={escape_string(str(value))}"
+def _field_kind(annotation: Any) -> str:
+    for kind in (bool, int, float):  # bool first: it is an int
+        if annotation in (kind, kind | None):
+            return kind.__name__
+    return "str"  # str and enums (StrEnum: str() is the value)
+
+
+# (field text, Python expression of its argument) per field type, for bytes %-formatting.
+# Floats go through msgspec's C encoder: the shortest round-trip form, as repr gives,
+# in about 90 ns instead of 450 (repr was a third of the ingest's time per reading).
+_TEMPLATES = {
+    "float": ("{k}=%b", "enc({v})"),
+    "bool": ("{k}=%b", "(b'true' if {v} else b'false')"),
+    "int": ("{k}=%di", "{v}"),
+    "str": ("{k}=%b", "esc(str({v})).encode()"),
+}
+
+
+@dataclass(frozen=True)
+class KindFormat:
+    """Generated line-protocol writers for one values model (None fields are absent)."""
+
+    fields: Callable[[Any], bytes]  # values -> b"k=v,k=v" (b"" when no field is set)
+    line: Callable[[Any, bytes, int], bytes | None]  # values, b"prefix ", ms -> line | None
+
+
+def _kind_format(model: type[BaseModel]) -> KindFormat:
+    names = list(model.model_fields)
+    specs = [_TEMPLATES[_field_kind(model.model_fields[n].annotation)] for n in names]
+    texts = [text.format(k=n) for n, (text, _) in zip(names, specs, strict=True)]
+    args = [arg.format(v=f"v{i}") for i, (_, arg) in enumerate(specs)]
+    loads = "".join(f"    v{i} = values.{n}\n" for i, n in enumerate(names))
+    every = " and ".join(f"v{i} is not None" for i in range(len(names)))
+    some = "".join(
+        f"    if v{i} is not None:\n        out.append(b'{t}' % ({a},))\n"
+        for i, (t, a) in enumerate(zip(texts, args, strict=True))
+    )
+    source = (
+        "def fields(values):\n"
+        + loads
+        + "    out = []\n"
+        + some
+        + "    return b','.join(out)\n"
+        + "def line(values, prefix, t):\n"
+        + loads
+        + f"    if {every}:\n"
+        + f"        return b'%b{','.join(texts)} %d' % (prefix, {', '.join(args)}, t)\n"
+        + "    text = fields(values)\n"
+        + "    return b'%b%b %d' % (prefix, text, t) if text else None\n"
+    )
+    namespace: dict[str, Any] = {"esc": escape_string, "enc": msgspec.json.encode}
+    exec(compile(source, f"<line protocol of {model.__name__}>", "exec"), namespace)
+    return KindFormat(namespace["fields"], namespace["line"])
+
+
+FORMATS: dict[str, KindFormat] = {
+    kind.value: _kind_format(values_model(kind)) for kind in DeviceKind
+}
 
 
 class Encoder:
@@ -53,6 +110,8 @@ class Encoder:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._prefix: dict[tuple[str, str, str], str] = {}
+        # gateway -> device -> (kind, prefix): no key tuple built per reading
+        self._by_gateway: dict[str, dict[str, tuple[str, bytes]]] = {}
         self._version = -1
 
     def tags(self, device_id: str, kind: str, gateway_id: str) -> dict[str, str]:
@@ -73,57 +132,62 @@ class Encoder:
         return prefix
 
     def reading_line(self, device_id: str, kind: str, gateway_id: str, values: Any, t: int) -> str:
-        fields = ",".join(_field(k, v) for k, v in values.__dict__.items() if v is not None)
+        fields = FORMATS[kind].fields(values).decode()
         return f"{self._prefix_for(device_id, kind, gateway_id)}{fields} {t}"
 
     def batch_lines(
-        self, batch: Batch, lines: list[str], *, now_ms: int, lead_ms: int, age_ms: int
+        self, batch: Batch | Any, lines: list[bytes], *, now_ms: int, lead_ms: int, age_ms: int
     ) -> int | None:
         """Append one line per reading of ``batch``; return the first reading's time (ms).
 
-        The hot path of the ingest, written for speed: one pass, local names, no
-        per-field function calls. Raises :class:`WireError` naming the reading for a
-        timestamp more than ``lead_ms`` ahead of ``now_ms`` or ``age_ms`` behind it, and
-        for a reading without fields.
+        The hot path of the ingest, written for speed: the time window is checked on the
+        batch's earliest and latest reading (C-level min/max), then one pass with local
+        names, a per-gateway prefix cache and the generated field formatters. Raises
+        :class:`WireError` naming the reading for a timestamp more than ``lead_ms`` ahead
+        of ``now_ms`` or ``age_ms`` behind it, and for a reading without fields.
         """
+        readings = batch.readings
+        if not readings:
+            return None
         if self.registry.version != self._version:
             self._prefix.clear()
+            self._by_gateway.clear()
             self._version = self.registry.version
-        prefixes = self._prefix
+        times = [r.ts for r in readings]
+        earliest, latest = ms(min(times)), ms(max(times))
+        if latest > now_ms + lead_ms or earliest < now_ms - age_ms:
+            raise self._first_time_error(times, now_ms, lead_ms, age_ms)
         gateway = batch.gateway_id
+        cached = self._by_gateway.get(gateway)
+        if cached is None:
+            cached = self._by_gateway[gateway] = {}
+        formats = FORMATS
         append = lines.append
-        first: int | None = None
-        not_after, not_before = now_ms + lead_ms, now_ms - age_ms
-        for i, r in enumerate(batch.readings):
-            ts = r.ts
-            t = int(ts.timestamp()) * 1000 + ts.microsecond // 1000
-            if t > not_after or t < not_before:
-                raise _time_error(i, ts, t, now_ms, lead_ms, age_ms)
-            if first is None:
-                first = t
-            parts = []
-            for k, v in r.values.__dict__.items():
-                if v is None:
-                    continue
-                kind = type(v)
-                if kind is float:
-                    parts.append(f"{k}={v!r}")
-                elif kind is bool:
-                    parts.append(k + ("=true" if v else "=false"))
-                elif kind is int:
-                    parts.append(f"{k}={v}i")
-                else:
-                    parts.append(f"{k}={escape_string(str(v))}")
-            if not parts:
+        for r in readings:
+            kind = r.kind
+            hit = cached.get(r.device_id)
+            if hit is None or hit[0] != kind:
+                prefix = self._prefix_for(r.device_id, kind, gateway).encode()
+                hit = cached[r.device_id] = (kind, prefix)
+            # float ms, exact to the µs for 1970-2100 (checked against timedelta division)
+            line = formats[kind].line(r.values, hit[1], int(r.ts.timestamp() * 1000 + 0.0005))
+            if line is None:
+                i = readings.index(r)
                 raise WireError(
                     f"readings.{i}.values: no field reported (got {{}})", field=f"readings.{i}"
                 )
-            key = (r.device_id, r.kind, gateway)
-            prefix = prefixes.get(key)
-            if prefix is None:
-                prefix = self._prefix_for(r.device_id, r.kind, gateway)
-            append(f"{prefix}{','.join(parts)} {t}")
-        return first
+            append(line)
+        return ms(times[0])
+
+    @staticmethod
+    def _first_time_error(
+        times: list[datetime], now_ms: int, lead_ms: int, age_ms: int
+    ) -> WireError:
+        for i, ts in enumerate(times):
+            t = ms(ts)
+            if t > now_ms + lead_ms or t < now_ms - age_ms:
+                return _time_error(i, ts, t, now_ms, lead_ms, age_ms)
+        raise AssertionError("no reading outside the window")  # pragma: no cover
 
     def reading_point(
         self, device_id: str, kind: str, gateway_id: str, values: Any, ts: datetime
@@ -170,8 +234,8 @@ class Encoder:
         return Point("ingest", {"worker": worker}, dict(fields), ts)
 
     @staticmethod
-    def line(point: Point) -> str:
-        return format_point(point)
+    def line(point: Point) -> bytes:
+        return format_point(point).encode()
 
 
 __all__ = ["Encoder", "escape_key", "ms"]

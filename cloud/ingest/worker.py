@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -44,6 +45,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from cloud.errors import StoreError
+from cloud.ingest.decode import decode_fast
 from cloud.ingest.encode import Encoder, ms
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
@@ -101,10 +103,10 @@ class _Entry:
     gateway_id: str | None
     payload: bytes
     size: int = 0
-    lines: list[str] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)  # line protocol, ready to send
     points: list[Point] = field(default_factory=list)
     readings: int = 0
-    batch: Batch | None = None
+    batch: Batch | Any | None = None  # Any: a cloud.ingest.decode struct
     fingerprint: tuple[object, ...] = ()
     seq_check: SeqCheck | None = None
     after_write: Callable[[], None] | None = None
@@ -428,14 +430,7 @@ class IngestWorker:
         return entry
 
     def _handle_telemetry(self, entry: _Entry) -> None:
-        payload = entry.payload
-        if len(payload) <= MAX_PAYLOAD_BYTES:
-            try:  # straight from bytes: ~15 % faster than decode_batch's str round trip
-                batch = Batch.model_validate_json(payload, strict=True)
-            except ValidationError:
-                batch = decode_batch(payload)  # raises WireError with the canonical reason
-        else:
-            batch = decode_batch(payload)
+        batch = self._decode_telemetry(entry.payload)
         if batch.gateway_id != entry.gateway_id:
             raise WireError(
                 f"gateway_id: {batch.gateway_id!r} does not match topic gateway "
@@ -453,7 +448,7 @@ class IngestWorker:
             first = encoder.batch_lines(batch, entry.lines, **limits)
         else:
             first = None
-            scratch: list[str] = []  # same checks, then Point objects for a generic store
+            scratch: list[bytes] = []  # same checks, then Point objects for a generic store
             encoder.batch_lines(batch, scratch, **limits)
             for r in batch.readings:
                 first = ms(r.ts) if first is None else first
@@ -485,6 +480,19 @@ class IngestWorker:
                 field="seq",
             )
         entry.seq_check = check
+
+    def _decode_telemetry(self, payload: bytes) -> Batch | Any:
+        """The batch: a msgspec struct when only lines are made from it, else pydantic."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return decode_batch(payload)  # raises WireError naming the size
+        if self._fast and self.on_batch is None:
+            fast = decode_fast(payload)  # ~0.6 µs a reading instead of ~4.5
+            if fast is not None and not fast.statuses:
+                return fast
+        try:  # straight from bytes: ~15 % faster than decode_batch's str round trip
+            return Batch.model_validate_json(payload, strict=True)
+        except ValidationError:
+            return decode_batch(payload)  # raises WireError with the canonical reason
 
     def _add_point(self, entry: _Entry, point: Point) -> None:
         if self._fast:
@@ -649,7 +657,7 @@ class IngestWorker:
 
     def _store_write(self, entries: list[_Entry]) -> None:
         if self._fast:
-            body = "\n".join(line for e in entries for line in e.lines)
+            body = b"\n".join(list(chain.from_iterable(e.lines for e in entries)))
             if body:
                 self.store.write_lines(body)  # type: ignore[attr-defined]
         else:
