@@ -12,10 +12,22 @@ restarted worker tags readings exactly as before (same series, so redelivered re
 stay idempotent) and the API can read it from another process (:meth:`Registry.load`).
 Seq counters change on every batch and are flushed in bulk by :meth:`Registry.flush`.
 
-Seq accounting is exact when one worker sees all of a gateway's batches (one worker, or
-EMQX's ``hash_topic`` shared-subscription strategy). With round-robin shared
-subscriptions each worker sees a part, and gaps are counted per worker's view; see
-``docs/scaling.md``.
+Seq accounting is exact in both ways a worker can run:
+
+- alone on a plain subscription (``IngestSettings.group`` None), it sees every batch of
+  a gateway and judges each seq in memory as it arrives (:meth:`Registry.check_seq`);
+- in a shared-subscription group (:meth:`Registry.share_seqs`), the broker may hand a
+  gateway's batches to any member (round robin on Mosquitto), so no worker judges gaps
+  from its part. Each records the seqs it stored (:meth:`Registry.record_seq`) in the
+  relational ledger ``gateway_seqs`` that all workers share, and every worker sweeps it
+  now and then (:meth:`Registry.sweep_seqs`, :mod:`cloud.seq_ledger`): once a seq is
+  older than a grace period, the seqs missing below it are gaps and seqs recorded twice
+  are duplicates, added to the ``gateways`` row by a compare-and-set on its watermark
+  ``seq_checked`` so that concurrent sweeps count each seq once. Gaps are therefore
+  reported a grace period late. A batch a worker stores twice is still seen as a
+  duplicate at once (and not handed on again); one stored by two workers is counted by
+  the sweep. This needs the relational store (a registry without one counts no gaps in
+  a shared group).
 """
 
 from __future__ import annotations
@@ -28,18 +40,19 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud import seq_ledger
 from cloud.db.models import DeviceRow, GatewayRow
 from cloud.errors import CloudError
+from cloud.seq_ledger import SEQ_RESET, SEQ_WINDOW, SeqSettled
 from schemas import DeviceInfo, DeviceStatus, GatewayHealth, GatewayMeta, GatewayStatus
 
 log = logging.getLogger(__name__)
 
-SEQ_WINDOW = 4096  # seqs remembered per gateway for duplicate detection
-SEQ_RESET = 100_000  # a seq this far below the last one is a gateway whose counter restarted
+MAX_PENDING_SEQS = 500_000  # stored seqs held for the ledger while the database is down
 
 
 class SeqVerdict(StrEnum):
@@ -102,6 +115,12 @@ class Registry:
         self._seq: dict[str, _SeqState] = {}
         self._tags: dict[str, dict[str, str]] = {}
         self._dirty_gateways: set[str] = set()
+        # shared subscription: seqs stored but not yet in the ledger, duplicates seen
+        # here not yet added to the gateways rows
+        self._shared = False
+        self._pending_seqs: list[tuple[str, int]] = []
+        self._dropped_seqs = 0
+        self._duplicates_delta: dict[str, int] = {}
         self.version = 0  # bumped whenever device tags may have changed
         if sessionmaker is not None:
             self.load()
@@ -281,6 +300,10 @@ class Registry:
         decodes, in arrival order; if it dies before the batch is stored, the broker
         redelivers it and a restarted worker sees a duplicate, which it stores again
         (idempotent), so nothing is lost.
+
+        Shared (:meth:`share_seqs`): only what this worker saw itself is judged here (a
+        seq it already had is a DUPLICATE or CONFLICT, a counter restart resets what it
+        remembers); gaps, and seqs a peer stored too, are left to :meth:`sweep_seqs`.
         """
         with self._lock:
             state = self._seq.setdefault(gateway_id, _SeqState())
@@ -290,6 +313,12 @@ class Registry:
                 if seen != fingerprint:
                     return SeqCheck(SeqVerdict.CONFLICT)
                 check = SeqCheck(SeqVerdict.DUPLICATE)
+            elif self._shared:
+                # a peer may have the seqs in between (or this one): the sweep settles them
+                if state.last >= 0 and state.last - seq >= SEQ_RESET:
+                    check = SeqCheck(SeqVerdict.RESET)
+                else:
+                    check = SeqCheck(SeqVerdict.NEW)
             elif state.last < 0 or seq == state.last + 1:
                 check = SeqCheck(SeqVerdict.NEW)
             elif seq > state.last:
@@ -315,12 +344,17 @@ class Registry:
     ) -> None:
         if check.verdict is SeqVerdict.DUPLICATE:
             g.duplicates += 1
+            if self._shared:
+                self._duplicates_delta[gateway_id] = self._duplicates_delta.get(gateway_id, 0) + 1
         elif check.verdict is SeqVerdict.RESET:
-            log.warning("gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq)
+            if not self._shared:  # shared: the sweep logs it and restarts the gap count
+                log.warning(
+                    "gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq
+                )
+                g.gaps = 0
             state.missing.clear()
             state.seen.clear()
             state.last = seq
-            g.gaps = 0
         else:
             if check.filled:
                 state.missing.discard(seq)
@@ -372,32 +406,150 @@ class Registry:
             log.warning("registry_write_failed gateway=%s reason=%s", gateway_id, exc)
 
     def flush(self) -> None:
-        """Write changed gateway rows (state, seq counters, health) through to the DB."""
+        """Write changed gateway rows (state, seq counters, health) through to the DB, and
+        (shared) the seqs stored since the last flush to the ledger."""
         if self._sessionmaker is None:
             self._dirty_gateways.clear()
             return
         with self._lock:
             dirty = {g: replace(self._gateways[g]) for g in self._dirty_gateways}
             self._dirty_gateways.clear()
-        if not dirty:
-            return
+            seqs, self._pending_seqs = self._pending_seqs, []
+            duplicates, self._duplicates_delta = self._duplicates_delta, {}
+            dropped, self._dropped_seqs = self._dropped_seqs, 0
+        if dropped:
+            log.warning(
+                "seq_ledger_overflow dropped=%d reason=database unreachable; those seqs "
+                "will be reported as gaps",
+                dropped,
+            )
+        if dirty:
+            self._flush_gateways(dirty, duplicates)
+        if seqs:
+            try:  # a transaction of its own: a failed gateway row must not hold the seqs
+                with self._sessionmaker.begin() as session:
+                    seq_ledger.record(session, seqs, datetime.now(UTC))
+            except SQLAlchemyError as exc:
+                with self._lock:
+                    self._pending_seqs[:0] = seqs
+                    self._trim_pending_seqs()
+                log.warning("registry_flush_failed seqs=%d reason=%s", len(seqs), exc)
+
+    def _flush_gateways(self, dirty: dict[str, GatewayInfo], duplicates: dict[str, int]) -> None:
         try:
-            with self._sessionmaker.begin() as session:
-                for gateway_id, g in dirty.items():
-                    row = session.get(GatewayRow, gateway_id)
-                    if row is None:
-                        row = GatewayRow(gateway_id=gateway_id)
-                        session.add(row)
-                        row.last_seq = -1
-                    row.state = g.state
-                    row.state_since = g.state_since
-                    # several workers may share a gateway's stream: never move seq back
-                    row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
-                    row.gaps = g.gaps
-                    row.duplicates = g.duplicates
-                    row.version = g.version
-                    row.health = g.health
+            try:
+                self._write_gateways(dirty, duplicates)
+            except IntegrityError:  # another worker created one of these rows meanwhile
+                self._write_gateways(dirty, duplicates)
         except SQLAlchemyError as exc:
             with self._lock:
                 self._dirty_gateways.update(dirty)
+                for gateway_id, n in duplicates.items():
+                    self._duplicates_delta[gateway_id] = (
+                        self._duplicates_delta.get(gateway_id, 0) + n
+                    )
             log.warning("registry_flush_failed gateways=%d reason=%s", len(dirty), exc)
+
+    def _write_gateways(self, dirty: dict[str, GatewayInfo], duplicates: dict[str, int]) -> None:
+        assert self._sessionmaker is not None
+        with self._sessionmaker.begin() as session:
+            for gateway_id, g in dirty.items():
+                row = session.get(GatewayRow, gateway_id)
+                created = row is None
+                if row is None:
+                    row = GatewayRow(gateway_id=gateway_id, gaps=0, duplicates=0)
+                    session.add(row)
+                    row.last_seq = -1
+                row.state = g.state
+                row.state_since = g.state_since
+                # several workers may share a gateway's stream: never move seq back
+                row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
+                if not self._shared:
+                    row.gaps = g.gaps
+                    row.duplicates = g.duplicates
+                elif created:
+                    row.duplicates = duplicates.get(gateway_id, 0)
+                elif duplicates.get(gateway_id):
+                    # shared: the sweeps add to these columns too; add, never overwrite
+                    row.duplicates = (
+                        func.coalesce(GatewayRow.duplicates, 0) + duplicates[gateway_id]
+                    )
+                row.version = g.version
+                row.health = g.health
+
+    # --- shared subscription: the seq ledger --------------------------------------------
+
+    def share_seqs(self) -> bool:
+        """This worker shares the gateways' streams with others (a shared-subscription
+        group): from now on :meth:`check_seq` judges no gaps; :meth:`record_seq` and
+        :meth:`sweep_seqs` count them exactly through the relational store. Returns False
+        when there is none (no gaps are counted then)."""
+        with self._lock:
+            self._shared = True
+        return self._sessionmaker is not None
+
+    def record_seq(self, gateway_id: str, seq: int) -> None:
+        """Shared: a batch is durably stored; its seq goes to the ledger on :meth:`flush`.
+
+        A batch :meth:`check_seq` called a DUPLICATE is counted already: do not record it.
+        """
+        if not self._shared or self._sessionmaker is None:
+            return
+        with self._lock:
+            self._pending_seqs.append((gateway_id, seq))
+            if len(self._pending_seqs) > MAX_PENDING_SEQS * 1.1:  # trim now and then
+                self._trim_pending_seqs()
+
+    def _trim_pending_seqs(self) -> None:
+        excess = len(self._pending_seqs) - MAX_PENDING_SEQS
+        if excess > 0:
+            del self._pending_seqs[:excess]
+            self._dropped_seqs += excess
+
+    def sweep_seqs(self, grace_s: float, *, now: datetime | None = None) -> list[SeqSettled]:
+        """Shared: settle the ledger's seqs older than ``grace_s`` (see
+        :mod:`cloud.seq_ledger`); log the gaps found; refresh the gateways' gap and
+        duplicate counts from the database. Returns what this sweep settled (another
+        worker's sweep may have settled the rest)."""
+        if not self._shared or self._sessionmaker is None:
+            return []
+        settled = seq_ledger.sweep(self._sessionmaker, grace_s=grace_s, now=now)
+        for s in settled:
+            if s.reset_from is not None:
+                log.warning(
+                    "gateway_seq_reset gateway=%s from=%d to=%d",
+                    s.gateway_id,
+                    s.reset_from,
+                    s.start,
+                )
+            if s.missing:
+                log.warning(
+                    "gateway_seq_gap gateway=%s missing=%d first_missing=%s checked_from=%d "
+                    "checked_to=%d",
+                    s.gateway_id,
+                    s.missing,
+                    s.first_missing,
+                    s.start,
+                    s.end,
+                )
+            if s.filled:
+                log.info("gateway_seq_gap_filled gateway=%s filled=%d", s.gateway_id, s.filled)
+        self._refresh_seq_counters()
+        return settled
+
+    def _refresh_seq_counters(self) -> None:
+        """Gaps and duplicates as all workers' sweeps left them (for ``/gateways``)."""
+        assert self._sessionmaker is not None
+        try:
+            with self._sessionmaker() as session:
+                rows = session.execute(
+                    select(GatewayRow.gateway_id, GatewayRow.gaps, GatewayRow.duplicates)
+                ).all()
+        except SQLAlchemyError as exc:
+            log.warning("registry_read_failed reason=%s", exc)
+            return
+        with self._lock:
+            for gateway_id, gaps, duplicates in rows:
+                g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
+                g.gaps = gaps or 0
+                g.duplicates = (duplicates or 0) + self._duplicates_delta.get(gateway_id, 0)

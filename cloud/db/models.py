@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloud.db.base import Base
@@ -39,6 +39,34 @@ class GatewayRow(Base):
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[str | None] = mapped_column(String(40))
     health: Mapped[dict | None] = mapped_column(JSON, doc="Last GatewayHealth payload")
+    # Added for ingest workers sharing one subscription group (cloud.registry); an
+    # existing database gets it from create_all (cloud.db.base.ADDED_COLUMNS).
+    seq_checked: Mapped[int | None] = mapped_column(
+        BigInteger,
+        default=None,
+        doc="Shared ingest: every seq below this is settled by the gap sweep (watermark)",
+    )
+
+
+class GatewaySeqRow(Base):
+    """Seq ledger of ingest workers that share one subscription group.
+
+    Each worker adds a row per batch it stored; the sweep (:mod:`cloud.seq_ledger`) turns
+    settled rows into ``gateways.gaps`` and ``gateways.duplicates`` and deletes them. A
+    row with ``missing`` set marks a seq the sweep counted as a gap, so that a batch
+    arriving after all fills it again.
+    """
+
+    __tablename__ = "gateway_seqs"
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    gateway_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(doc="When written; the grace period runs from it")
+    missing: Mapped[bool] = mapped_column(Boolean, default=False, doc="A gap marker, not a batch")
+
+    __table_args__ = (Index("ix_gateway_seqs_gateway_seq", "gateway_id", "seq"),)
 
 
 class AlertRow(Base):

@@ -57,6 +57,12 @@ class IngestSettings(BaseModel):
     batch_time_s: float = Field(
         default=0.1, gt=0, description="Longest wait before a write (alert latency budget)"
     )
+    writers: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Store writes in flight at once (InfluxDB); acks stay in arrival order",
+    )
     buffer_readings: int = Field(
         default=50_000, ge=1, description="Readings held in memory before backpressure"
     )
@@ -68,6 +74,19 @@ class IngestSettings(BaseModel):
         default=89 * 86_400.0, gt=0, description="Refuse readings older (raw retention is 90 d)"
     )
     self_metrics_interval_s: float = Field(default=10.0, gt=0)
+    seq_grace_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Shared group: a seq not stored this long after a later one counts as a "
+        "gap (a later arrival fills it again); keep it well above the ~2 s between a "
+        "worker's registry flushes",
+    )
+    seq_sweep_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Shared group: how often a worker settles the seq ledger (at most every "
+        "registry flush, about 2 s)",
+    )
 
     @property
     def name(self) -> str:

@@ -1,15 +1,22 @@
 """The ingest worker: MQTT (shared subscription, manual acks) -> validation -> store.
 
-Three threads, each doing one thing:
+Threads, each doing one thing:
 
 - paho's network thread only appends incoming messages to the inbox;
-- the *processor* decodes and checks each message (``schemas.decode_batch``, seq,
-  timestamps), turns readings into points and gathers them into chunks by size
-  (``batch_size`` readings) or time (``batch_time_s``);
-- the *writer* writes a chunk to the store and only then acknowledges its messages
-  (PUBACK) in the order they arrived, records their seqs and hands the batches to
+- the *processor* decodes and checks each message (``cloud.ingest.decode`` when only
+  lines are needed, else ``schemas.decode_batch``; seq, timestamps), turns readings
+  into line protocol and gathers them into chunks by size (``batch_size`` readings) or
+  time (``batch_time_s``);
+- ``writers`` *writer* threads each write the oldest pending chunk to the store (two
+  writes in flight let influxd use a second core); after a write, whichever writer
+  finds written chunks at the head of the queue acknowledges their messages (PUBACK)
+  in the order they arrived, records their seqs and hands the batches to
   ``on_batch``. A killed worker therefore loses nothing: the broker redelivers every
-  message it has not acknowledged, and writes are idempotent.
+  message it has not acknowledged, and writes are idempotent;
+- *housekeeping* writes the registry through to the database and, in a shared group,
+  settles the seq ledger (``cloud.seq_ledger``), so that a slow database never holds
+  the acknowledgements back;
+- *callbacks* runs ``on_batch`` (detection) off the write path.
 
 When the store is down the writer keeps its chunk and retries with jittered
 exponential backoff; the processor keeps filling chunks until ``buffer_readings`` are
@@ -119,6 +126,7 @@ class _Chunk:
     readings: int = 0
     points: int = 0
     deadline: float = 0.0
+    state: str = "pending"  # pending -> writing -> written (or back to pending on stop)
 
 
 class IngestWorker:
@@ -156,6 +164,8 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._processor_done = threading.Event()
         self._writer_done = threading.Event()
+        self._writers_running = 0
+        self._complete_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._connected = False
         self._subscribed = threading.Event()
@@ -166,6 +176,17 @@ class IngestWorker:
         self._dead_letters = 0
         self._gaps = 0
         self._duplicates = 0
+        # in a shared group this worker sees part of each gateway's seqs: gaps are settled
+        # through the relational store by every worker's sweeps (cloud.registry)
+        self._shared_seqs = settings.group is not None and registry.share_seqs()
+        self._next_sweep = 0.0
+        if settings.group is not None and not self._shared_seqs:
+            log.warning(
+                "seq_gaps_uncounted worker=%s group=%s reason=shared group without a "
+                "registry database",
+                settings.name,
+                settings.group,
+            )
         # self-metrics of the current interval
         self._interval_start = time.monotonic()
         self._interval_readings = 0
@@ -211,10 +232,15 @@ class IngestWorker:
         self._stopping.clear()
         self._processor_done.clear()
         self._writer_done.clear()
+        # several writers keep influxd busy on every core while this process decodes;
+        # a store without line protocol (SQLite) gets one
+        writers = s.writers if self._fast else 1
+        self._writers_running = writers
         for name, target in (
             ("ingest-processor", self._process_loop),
-            ("ingest-writer", self._write_loop),
+            *((f"ingest-writer-{i}", self._write_loop) for i in range(writers)),
             ("ingest-callbacks", self._callback_loop),
+            ("ingest-housekeeping", self._housekeeping_loop),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -593,25 +619,48 @@ class IngestWorker:
     # --- writer -------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        """One of ``settings.writers`` threads: write the oldest pending chunk, then
+        acknowledge whatever is written at the head of the queue, in arrival order."""
         try:
             while True:
                 with self._chunks_cv:
-                    while not self._chunks:
+                    chunk = self._next_pending()
+                    while chunk is None:
                         if self._processor_done.is_set():
                             return
                         self._chunks_cv.wait(0.5)
-                    chunk = self._chunks[0]
-                if not self._write_chunk(chunk):
-                    return  # stopping with the store down: leave it unacknowledged
+                        chunk = self._next_pending()
+                    chunk.state = "writing"
+                written = self._write_chunk(chunk)
                 with self._chunks_cv:
-                    self._chunks.popleft()
+                    chunk.state = "written" if written else "pending"
+                if not written:
+                    return  # stopping with the store down: leave it unacknowledged
+                self._complete_in_order()
+        finally:
+            with self._chunks_cv:
+                self._writers_running -= 1
+                last = self._writers_running == 0
+            if last:
+                self._writer_done.set()
+                with self._callbacks_cv:
+                    self._callbacks_cv.notify_all()
+
+    def _next_pending(self) -> _Chunk | None:
+        return next((c for c in self._chunks if c.state == "pending"), None)
+
+    def _complete_in_order(self) -> None:
+        """Acknowledge written chunks from the head of the queue. MQTT wants PUBACKs in
+        the order the PUBLISHes came; a chunk written early waits for those before it."""
+        with self._complete_lock:
+            while True:
+                with self._chunks_cv:
+                    if not self._chunks or self._chunks[0].state != "written":
+                        return
+                    chunk = self._chunks.popleft()
                     self._buffered -= chunk.points
                     self._chunks_cv.notify_all()
                 self._complete(chunk)
-        finally:
-            self._writer_done.set()
-            with self._callbacks_cv:
-                self._callbacks_cv.notify_all()
 
     def _write_chunk(self, chunk: _Chunk) -> bool:
         """Write until stored (True) or stopping (False). Malformed entries dead-lettered."""
@@ -703,6 +752,8 @@ class IngestWorker:
                 if check.missing:
                     self._gaps += check.missing
                     self.metrics.inc("akita_ingest_seq_gaps_total", check.missing)
+                if self._shared_seqs:
+                    self.registry.record_seq(batch.gateway_id, batch.seq)
             for status in batch.statuses:
                 self.registry.apply_device_status(batch.gateway_id, status)
             self.metrics.inc("akita_ingest_messages_total", result="stored")
@@ -720,9 +771,31 @@ class IngestWorker:
                     self._callbacks_cv.wait(0.5)
                 self._callbacks.extend(batches)
                 self._callbacks_cv.notify_all()
-        if time.monotonic() - getattr(self, "_last_flush", 0.0) > 2.0:
-            self._last_flush = time.monotonic()
-            self.registry.flush()
+
+    def _housekeeping_loop(self) -> None:
+        """Registry write-through and the seq sweep, every 2 s, off the write path: a
+        slow database must not hold the acknowledgements (and so the stream) back."""
+        while not self._stopping.wait(2.0):
+            try:
+                self.registry.flush()
+                self._sweep_seqs()
+            except Exception:  # the next round retries; ingest goes on
+                log.exception("housekeeping_error worker=%s", self.settings.name)
+
+    def _sweep_seqs(self) -> None:
+        """Shared group: settle the seq ledger now and then (every worker tries; one sweep
+        wins per gateway) and count the gaps and duplicates this worker's sweeps found."""
+        if not self._shared_seqs or time.monotonic() < self._next_sweep:
+            return
+        # jittered, so that workers started together do not all sweep at the same moment
+        self._next_sweep = time.monotonic() + self.settings.seq_sweep_s * random.uniform(0.8, 1.2)
+        for settled in self.registry.sweep_seqs(self.settings.seq_grace_s):
+            if settled.missing:
+                self._gaps += settled.missing
+                self.metrics.inc("akita_ingest_seq_gaps_total", settled.missing)
+            if settled.duplicates:
+                self._duplicates += settled.duplicates
+                self.metrics.inc("akita_ingest_duplicates_total", settled.duplicates)
 
     # --- on_batch -----------------------------------------------------------------------
 

@@ -251,3 +251,25 @@ def test_floats_are_written_in_a_form_that_reads_back_to_the_same_double(x: floa
     assert text.startswith(b"flow=")
     assert float(text[5:]) == x
     assert b"i" not in text[5:]  # never mistaken for an integer field
+
+
+def test_a_time_finer_than_a_microsecond_takes_the_pydantic_path() -> None:
+    # msgspec rounds the extra digits, pydantic truncates: .9999995 would change the ms
+    doc = {
+        "gateway_id": "gw-1",
+        "seq": 1,
+        "sent_at": "2026-11-27T23:00:00Z",
+        "readings": [
+            {
+                "device_id": "d-1",
+                "kind": "flood_sensor",
+                "ts": "2026-11-27T23:00:00.9999995Z",
+                "values": {"depth": 1.0},
+            }
+        ],
+    }
+    payload = json.dumps(doc).encode()
+    assert decode_fast(payload) is None
+    slow = _pydantic(payload)
+    assert slow is not None
+    assert _ms(slow.readings[0].ts) % 1000 == 999

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.db.models import GatewayRow
 from cloud.ingest import IngestSettings, IngestWorker
 from cloud.metrics import Metrics
 from cloud.registry import Registry
@@ -169,3 +171,66 @@ def test_sqlite_store_works_through_the_generic_path(
         worker.stop()
         pub.close()
         store.close()
+
+
+def test_two_workers_on_one_group_count_exactly_the_one_skipped_seq(
+    mosquitto: Mosquitto, unique: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Round robin gives each worker every other batch or so: neither may report the
+    seqs its peer got as gaps; the shared ledger finds the one the gateway skipped."""
+    caplog.set_level(logging.INFO)
+    url = f"sqlite:///{tmp_path}/cloud.db"
+    create_all(make_engine(url))
+    gw = f"gg{unique}"
+    workers = [
+        IngestWorker(
+            IngestSettings(
+                broker_port=mosquitto.port,
+                client_id=f"gap-{unique}-{n}",
+                group=f"gap{unique}",
+                batch_time_s=0.05,
+                self_metrics_interval_s=0.2,
+                # short, but longer than the ~2 s between a worker's ledger writes
+                seq_grace_s=3.0,
+                seq_sweep_s=0.5,
+            ),
+            open_store("sqlite:///:memory:"),
+            Registry(make_sessionmaker(make_engine(url))),  # own engine: as in two processes
+            metrics=Metrics(),
+        )
+        for n in range(2)
+    ]
+    for w in workers:
+        w.start()
+    pub = Publisher(mosquitto.port, f"pub-{unique}")
+    t0 = recent()
+    sent = [batch(gw, seq, 10, t0) for seq in range(80) if seq != 40]
+    sm = make_sessionmaker(make_engine(url))
+
+    def settled_row() -> GatewayRow | None:
+        with sm() as s:
+            row = s.get(GatewayRow, gw)
+            return row if row is not None and row.seq_checked == 80 else None
+
+    try:
+        assert all(w.wait_ready() for w in workers)
+        pub.publish_batches(sent)
+
+        def shares() -> list[float]:
+            return [w.metrics.value("akita_ingest_readings_total") for w in workers]
+
+        wait_until(lambda: sum(shares()) == 790)
+        assert all(s > 0 for s in shares()), shares()  # the stream really was split
+        row = wait_until(settled_row)
+        assert (row.gaps, row.duplicates, row.last_seq) == (1, 0, 79)
+        assert sum(w.health().gaps for w in workers) == 1
+        assert sum(w.metrics.value("akita_ingest_seq_gaps_total") for w in workers) == 1
+        wait_until(lambda: all(w.registry.gateway(gw).gaps == 1 for w in workers))  # type: ignore[union-attr]
+    finally:
+        for w in workers:
+            w.stop()
+            w.store.close()
+        pub.close()
+    gaps = [r.getMessage() for r in caplog.records if "gateway_seq_gap" in r.getMessage()]
+    assert len(gaps) == 1, gaps  # no worker reported its peer's seqs as missing
+    assert f"gateway={gw} missing=1 first_missing=40 " in gaps[0]
