@@ -34,6 +34,15 @@ from schemas.wire import _to_utc
 
 # Validators known not to reject anything the derived type accepts.
 _HARMLESS_VALIDATORS = {_to_utc}  # normalises an aware datetime to UTC; rejects nothing
+# annotated-types constraint -> the msgspec.Meta keyword (and attribute) of the same name
+_BOUNDS: dict[type, str] = {
+    at.Ge: "ge",
+    at.Le: "le",
+    at.Gt: "gt",
+    at.Lt: "lt",
+    at.MaxLen: "max_length",
+    at.MinLen: "min_length",
+}
 
 
 def _meta(
@@ -41,18 +50,9 @@ def _meta(
 ) -> msgspec.Meta | None:
     kw: dict[str, Any] = {}
     for m in metadata:
-        if isinstance(m, at.Ge):
-            kw["ge"] = m.ge
-        elif isinstance(m, at.Le):
-            kw["le"] = m.le
-        elif isinstance(m, at.Gt):
-            kw["gt"] = m.gt
-        elif isinstance(m, at.Lt):
-            kw["lt"] = m.lt
-        elif isinstance(m, at.MaxLen):
-            kw["max_length"] = m.max_length
-        elif isinstance(m, at.MinLen):
-            kw["min_length"] = m.min_length
+        bound = _BOUNDS.get(type(m))
+        if bound is not None:
+            kw[bound] = getattr(m, bound)
         elif isinstance(m, AfterValidator) and m.func in _HARMLESS_VALIDATORS:
             continue
         elif type(m).__name__ == "_PydanticGeneralMetadata" and set(vars(m)) == {"pattern"}:
