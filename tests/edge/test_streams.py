@@ -95,6 +95,39 @@ def test_nmea_over_pty_fix_nofix_and_garbage() -> None:
     asyncio.run(go())
 
 
+def test_a_snowplow_blade_state_rides_on_the_fixes_that_follow() -> None:
+    def fix(hms: str) -> bytes:
+        return sentence(f"GPRMC,{hms},A,3943.2000,N,14006.6000,E,0.0,0.0,011226,,,A") + sentence(
+            f"GPGGA,{hms},3943.2000,N,14006.6000,E,1,09,0.9,12.3,M,35.1,M,,"
+        )
+
+    async def go() -> list[dict[str, Any]]:
+        with pty_pair() as (master, path):
+            dev = Device(
+                id="plow-7",
+                kind="vehicle",
+                driver="nmea",
+                vehicle_type="snowplow",
+                serial_port=path,
+            )
+            drv = create(dev, parse_config({"gateway": {"id": "gw"}}))
+            assert isinstance(drv, NmeaDriver)
+            await drv.open()
+            stream = drv.stream()
+            os.write(master, fix("081530.00") + sentence("PAKSP,1") + fix("081531.00"))
+            os.write(master, sentence("PAKSP,2") + fix("081532.00"))
+            os.write(master, sentence("PAKSP,0") + fix("081533.00"))
+            got = await take(stream, 4)
+            await drv.close()
+        assert drv.garbage == 1 and "PAKSP" in (drv.last_error or "")
+        return got
+
+    first, down, still_down, up = asyncio.run(go())
+    assert "plow_down" not in first  # nothing reported yet
+    assert (down["plow_down"], still_down["plow_down"], up["plow_down"]) == (True, True, False)
+    assert up["vehicle_type"] == "snowplow" and up["fix"] is True
+
+
 def test_nmea_over_tcp_and_a_closed_stream_is_a_reason() -> None:
     async def go() -> None:
         async def serve(_r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:

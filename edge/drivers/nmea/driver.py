@@ -31,6 +31,7 @@ class NmeaDriver(StreamDriver):
         super().__init__(device)
         self._line: LineChannel | None = None
         self.sentences = 0
+        self._plow_down: bool | None = None  # last $PAKSP; None until a plow reports one
 
     async def open(self) -> None:
         if self._line is not None:
@@ -51,7 +52,18 @@ class NmeaDriver(StreamDriver):
             out["vehicle_type"] = self.device.vehicle_type.value
         if self.device.route_id is not None:
             out["route_id"] = self.device.route_id
+        if self._plow_down is not None:
+            out["plow_down"] = self._plow_down
         return out
+
+    def _blade(self, fields: list[str], raw: bytes) -> None:
+        """``$PAKSP,<0|1>``: the plow's blade state, sent after each fix. It applies to
+        the fixes that follow (a blade moves far less often than once a second)."""
+        if len(fields) != 2 or fields[1] not in ("0", "1"):
+            self._refuse(f"bad PAKSP: blade state {fields[1:]!r} is not 0 or 1", raw)
+            return
+        self.sentences += 1
+        self._plow_down = fields[1] == "1"
 
     async def stream(self) -> AsyncIterator[dict[str, Any]]:
         if self._line is None:
@@ -75,6 +87,9 @@ class NmeaDriver(StreamDriver):
                 raise DeviceError(self.device.id, line.closed_reason or "line closed")
             fields = sentence_fields(line, raw, self._refuse)
             if fields is None:
+                continue
+            if fields[0] == "PAKSP":
+                self._blade(fields, raw)
                 continue
             kind = fields[0][-3:]
             if kind not in ("RMC", "GGA"):
