@@ -75,6 +75,7 @@ class CloudService:
         self.metrics.counter("akita_detections_total", "Detections handed to the alert lifecycle")
         self.registry = Registry(self.sessionmaker)
         self.detectors = DetectorEngine(settings.detect)
+        self._load_route_shapes()
         self.alerts = AlertManager(
             self.sessionmaker, settings.alerts, store=self.store, clock=self.clock.now
         )
@@ -89,6 +90,25 @@ class CloudService:
         self._stopped = False
 
     # -- optional parts ------------------------------------------------------------------
+
+    def _load_route_shapes(self) -> None:
+        """Bus routes for the off-route and layover checks, from the GTFS feed the open-data
+        API matches vehicles against (``AKITA_GTFS_STATIC``; routes in ``detect`` win).
+        Without them a bus standing at its terminal would raise a long-stop alarm."""
+        from cloud.opendata.gtfs_static import GtfsError, GtfsStatic
+        from cloud.opendata.routes import OpendataConfig
+
+        path = OpendataConfig().gtfs_static
+        if path is None:
+            return
+        try:
+            shapes = GtfsStatic.load(path).route_shapes()
+        except (GtfsError, OSError) as exc:
+            log.warning("detector_routes_unavailable path=%s reason=%s", path, exc)
+            return
+        own = self.settings.detect.vehicle.routes
+        self.detectors.vehicle.set_routes({k: v for k, v in shapes.items() if k not in own})
+        log.info("detector_routes loaded=%d source=%s", len(shapes), path)
 
     def _build_email(self) -> Any | None:
         smtp = self.settings.smtp

@@ -142,6 +142,16 @@ class GtfsStatic:
     def load(cls, path: Path | str) -> GtfsStatic:
         return _load(Path(path))
 
+    def route_shapes(self) -> dict[str, list[tuple[float, float]]]:
+        """Each route as the stop path of its trip with the most stops: the line the
+        off-route and layover checks need (this reader takes no ``shapes.txt``)."""
+        out: dict[str, list[tuple[float, float]]] = {}
+        for route_id, trips in self.trips_by_route.items():
+            longest = max(trips, key=lambda t: len(t.stop_times), default=None)
+            if longest is not None and len(longest.stop_times) >= 2:
+                out[route_id] = [(st.lat, st.lon) for st in longest.stop_times]
+        return out
+
     def candidates(
         self,
         route_id: str,
