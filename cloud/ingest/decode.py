@@ -184,7 +184,7 @@ class _Deriver:
 
 _deriver = _Deriver()
 FastBatch: type[msgspec.Struct] = _deriver.struct(Batch)
-_decoder = msgspec.json.Decoder(FastBatch)
+_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(FastBatch)
 _deferred = _deriver.deferred
 # Ids that passed their pattern. msgspec runs a pattern through Python's re for every
 # value (0.8 µs a reading); a city has a few thousand device ids, each checked once.
