@@ -482,11 +482,14 @@ class Registry:
     def share_seqs(self) -> bool:
         """This worker shares the gateways' streams with others (a shared-subscription
         group): from now on :meth:`check_seq` judges no gaps; :meth:`record_seq` and
-        :meth:`sweep_seqs` count them exactly through the relational store. Returns False
-        when there is none (no gaps are counted then)."""
+        :meth:`sweep_seqs` count them exactly through the relational store. Returns False,
+        and changes nothing, when there is no store: gaps are then judged in memory, which
+        is exact only while this worker is alone in its group."""
+        if self._sessionmaker is None:
+            return False
         with self._lock:
             self._shared = True
-        return self._sessionmaker is not None
+        return True
 
     def record_seq(self, gateway_id: str, seq: int) -> None:
         """Shared: a batch is durably stored; its seq goes to the ledger on :meth:`flush`.

@@ -182,8 +182,8 @@ class IngestWorker:
         self._next_sweep = 0.0
         if settings.group is not None and not self._shared_seqs:
             log.warning(
-                "seq_gaps_uncounted worker=%s group=%s reason=shared group without a "
-                "registry database",
+                "seq_gaps_per_worker worker=%s group=%s reason=no registry database: gap "
+                "counts are exact only while this worker is alone in its group (give --db)",
                 settings.name,
                 settings.group,
             )

@@ -81,6 +81,15 @@ def test_seq_duplicates_gaps_conflicts_and_resets() -> None:
     assert g is not None and g.gaps == 0
 
 
+def test_without_a_database_a_grouped_worker_still_judges_gaps_in_memory() -> None:
+    reg = Registry()
+    assert reg.share_seqs() is False  # nothing to share through
+    assert reg.check_seq("gw", 1, (1,)).missing == 0
+    assert reg.check_seq("gw", 4, (4,)).missing == 2
+    g = reg.gateway("gw")
+    assert g is not None and g.gaps == 2
+
+
 def test_metrics_render_prometheus_text() -> None:
     m = Metrics()
     m.inc("akita_ingest_messages_total", result="stored")
