@@ -111,3 +111,38 @@ def count(influx: Influx, db: str, measurement: str = "water_block", field: str 
 def flows(influx: Influx, db: str) -> list[float]:
     result = influx.query('SELECT "flow" FROM "water_block"', db)["results"][0]
     return sorted(v[1] for s in result.get("series", []) for v in s["values"])
+
+
+def start_group(
+    port: int,
+    group: str,
+    store: Callable[[int], Any],
+    registry: Callable[[int], Any] | None = None,
+    *,
+    n: int = 2,
+    **settings: Any,
+) -> list[Any]:
+    """``n`` started ingest workers on one shared-subscription group (client ids
+    ``<group>-0``...), each with ``store(i)`` and ``registry(i)`` (default: its own)."""
+    from cloud.ingest.settings import IngestSettings
+    from cloud.ingest.worker import IngestWorker
+    from cloud.metrics import Metrics
+    from cloud.registry import Registry
+
+    workers = [
+        IngestWorker(
+            IngestSettings(
+                broker_port=port,
+                client_id=f"{group}-{i}",
+                group=group,
+                **{"batch_time_s": 0.05, **settings},
+            ),
+            store(i),
+            registry(i) if registry is not None else Registry(),
+            metrics=Metrics(),
+        )
+        for i in range(n)
+    ]
+    for w in workers:
+        w.start()
+    return workers

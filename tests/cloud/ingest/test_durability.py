@@ -17,7 +17,15 @@ from cloud.registry import Registry
 from cloud.store import open_store
 from cloud.store.influx import InfluxStore
 from schemas import GatewayState, GatewayStatus, encode_model, topics
-from tests.cloud.ingest.helpers import Publisher, batch, count, flows, recent, wait_until
+from tests.cloud.ingest.helpers import (
+    Publisher,
+    batch,
+    count,
+    flows,
+    recent,
+    start_group,
+    wait_until,
+)
 from tests.servers import Influx, Mosquitto, running_influx
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -151,22 +159,7 @@ def test_two_workers_share_one_group_and_together_store_everything(
 ) -> None:
     store = open_store(f"influx+http://127.0.0.1:{influx.port}/{influx_db}")
     store.init_db()  # type: ignore[attr-defined]
-    workers = [
-        IngestWorker(
-            IngestSettings(
-                broker_port=mosquitto.port,
-                client_id=f"two-{unique}-{n}",
-                group=f"two{unique}",
-                batch_time_s=0.05,
-            ),
-            store,
-            Registry(),
-            metrics=Metrics(),
-        )
-        for n in range(2)
-    ]
-    for w in workers:
-        w.start()
+    workers = start_group(mosquitto.port, f"two{unique}", lambda _i: store)
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     t0 = recent()
     batches = [batch(f"gs{g}", seq, 50, t0) for seq in range(50) for g in range(4)]
@@ -190,22 +183,7 @@ def test_a_retired_worker_leaves_the_group_and_nothing_waits_for_it(
 ) -> None:
     """Mosquitto queues a share for an offline member; retiring ends that."""
     stores = [open_store("sqlite:///:memory:") for _ in range(2)]
-    workers = [
-        IngestWorker(
-            IngestSettings(
-                broker_port=mosquitto.port,
-                client_id=f"ret-{unique}-{n}",
-                group=f"r{unique}",
-                batch_time_s=0.05,
-            ),
-            stores[n],
-            Registry(),
-            metrics=Metrics(),
-        )
-        for n in range(2)
-    ]
-    for w in workers:
-        w.start()
+    workers = start_group(mosquitto.port, f"r{unique}", lambda i: stores[i])
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     t0 = recent()
     try:

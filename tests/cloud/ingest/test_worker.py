@@ -28,7 +28,15 @@ from schemas import (
     encode_model,
     topics,
 )
-from tests.cloud.ingest.helpers import Publisher, batch, count, flows, recent, wait_until
+from tests.cloud.ingest.helpers import (
+    Publisher,
+    batch,
+    count,
+    flows,
+    recent,
+    start_group,
+    wait_until,
+)
 from tests.servers import Influx, Mosquitto
 
 
@@ -182,26 +190,16 @@ def test_two_workers_on_one_group_count_exactly_the_one_skipped_seq(
     url = f"sqlite:///{tmp_path}/cloud.db"
     create_all(make_engine(url))
     gw = f"gg{unique}"
-    workers = [
-        IngestWorker(
-            IngestSettings(
-                broker_port=mosquitto.port,
-                client_id=f"gap-{unique}-{n}",
-                group=f"gap{unique}",
-                batch_time_s=0.05,
-                self_metrics_interval_s=0.2,
-                # short, but longer than the ~2 s between a worker's ledger writes
-                seq_grace_s=3.0,
-                seq_sweep_s=0.5,
-            ),
-            open_store("sqlite:///:memory:"),
-            Registry(make_sessionmaker(make_engine(url))),  # own engine: as in two processes
-            metrics=Metrics(),
-        )
-        for n in range(2)
-    ]
-    for w in workers:
-        w.start()
+    workers = start_group(
+        mosquitto.port,
+        f"gap{unique}",
+        lambda _i: open_store("sqlite:///:memory:"),
+        lambda _i: Registry(make_sessionmaker(make_engine(url))),  # own engine, as 2 processes
+        self_metrics_interval_s=0.2,
+        # short, but longer than the ~2 s between a worker's ledger writes
+        seq_grace_s=3.0,
+        seq_sweep_s=0.5,
+    )
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     t0 = recent()
     sent = [batch(gw, seq, 10, t0) for seq in range(80) if seq != 40]
