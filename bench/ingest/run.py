@@ -1,7 +1,7 @@
 """Ingest benchmark: 100 simulated gateways -> real Mosquitto -> 1 then 2 ingest
 processes -> a real influxd (all started here, in a temp dir).
 
-    python -m bench.ingest [--workers 1,2] [--target 150000] [--capacity-readings 600000]
+    python -m bench.ingest [--workers 1,2] [--target 150000] [--capacity-readings 1500000]
 
 For each worker count it prints:
 
@@ -560,7 +560,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", default="1,2", help="worker counts to run, e.g. 1,2")
     parser.add_argument("--target", type=float, default=150_000, help="target points/s")
-    parser.add_argument("--capacity-readings", type=int, default=600_000)
+    parser.add_argument("--capacity-readings", type=int, default=1_500_000)
     parser.add_argument("--latency-s", type=float, default=15.0)
     parser.add_argument("--burst-s", type=float, default=10.0)
     args = parser.parse_args()
