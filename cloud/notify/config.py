@@ -152,6 +152,10 @@ class NotifyConfig(BaseModel):
     resident_notify_downgrades: bool = Field(
         default=False, description="Also message residents when a stage falls"
     )
+    resident_all_clear: bool = Field(
+        default=True,
+        description="Tell the residents who were warned when the alert ends (解除)",
+    )
     resident_limit: RateLimit = Field(
         default_factory=lambda: RateLimit(max_messages=6, window_s=3600, per_alert_cap=4)
     )

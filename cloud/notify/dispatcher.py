@@ -249,10 +249,15 @@ class Dispatcher:
         alert: Alert = change.alert
         action: str = change.action
         if action == "resolve":
-            self._resident_rank.pop(alert.id, None)
+            told = self._resident_rank.pop(alert.id, None)
             self._staff_rank.pop(alert.id, None)
             for limiter in self._limits.values():
                 limiter.forget_alert(alert.id)
+            # only when the condition itself cleared: staff resolve an alert for other
+            # reasons too (a broken sensor), and residents must not hear "it is over" then
+            automatic = getattr(change, "actor", "system") == "system"
+            if told is not None and automatic and self.config.resident_all_clear:
+                self._plan_all_clear(change, alert)
             return
         if action not in ("open", "update"):
             return
@@ -314,6 +319,27 @@ class Dispatcher:
         for sub in self.router.residents(alert):
             context = {**base, "unsubscribe_url": sub.unsubscribe_url}
             self._enqueue(alert, action, sub, "resident_" + topic, context, change.at, stage)
+
+    def _plan_all_clear(self, change: Any, alert: Alert) -> None:
+        """解除: the residents this alert reached hear that it is over (the rate limits
+        still apply, so a flapping level cannot turn this into a storm either)."""
+        topic = self.router.topic(alert)
+        if topic is None:
+            return
+        base = {
+            "alert": alert,
+            "action": "resolve",
+            "stage": None,
+            "topic": topic,
+            "depth": alert.value if topic == "flood" else None,
+            "value": alert.value,
+            "observed_at": local_time(change.at, self.config.timezone),
+            "map_url": None,
+            "shelter": None,
+        }
+        for sub in self.router.residents(alert):
+            context = {**base, "unsubscribe_url": sub.unsubscribe_url}
+            self._enqueue(alert, "resolve", sub, "resident_" + topic, context, change.at, "clear")
 
     def _staff_context(
         self, alert: Alert, action: str, stage: str | None, change: Any, **more: Any

@@ -255,6 +255,39 @@ def test_residents_in_the_area_get_one_message_per_stage(rig: Rig) -> None:
     assert [m.message["Subject"].split("]")[1] for m in staff] == ["[opened", "[updated"]
 
 
+def test_residents_who_were_warned_hear_when_the_flood_is_over(rig: Rig) -> None:
+    rig.subscribe("tok-town", "town@example.jp", area="新屋扇町")
+    rig.subscribe("tok-near", "near@example.jp", point=(39.7080, 140.0900, 800.0), lang="en")
+    rig.manager.handle([flood(T0, "warning", 22.0)], T0)
+    rig.manager.handle([flood(T0 + timedelta(minutes=5), None, 2.0)], T0 + timedelta(minutes=5))
+    end = T0 + timedelta(minutes=30)  # past the hold-off: the alert resolves by itself
+    assert [c.action for c in rig.manager.tick(end)] == ["resolve"]
+    assert rig.dispatcher.flush(20)
+    town = rig.smtp.to("town@example.jp")
+    assert [m.message["Subject"] for m in town] == [
+        "【秋田市 冠水警戒】新屋扇町",
+        "【秋田市 冠水解除】新屋扇町",
+    ]
+    text = town[-1].message.get_body(("plain",)).get_content()
+    assert text.startswith("秋田市 道路冠水情報（解除）") and "冠水は解消しました" in text
+    assert "tok-town/unsubscribe" in text
+    near = rig.smtp.to("near@example.jp")
+    assert near[-1].message["Subject"] == "[Akita City flood all clear] 新屋扇町"
+    resolved = [r for r in rig.deliveries() if r.audience == "resident" and r.stage == "clear"]
+    assert len(resolved) == 2 and {r.status for r in resolved} == {"sent"}
+
+
+def test_no_all_clear_when_staff_resolve_the_alert(rig: Rig) -> None:
+    rig.subscribe("tok-town", "town@example.jp", area="新屋扇町")
+    opened = rig.manager.handle([flood(T0, "caution", 12.0)], T0)
+    # staff close it (a sensor under repair, say): the water may still be there
+    rig.manager.resolve(opened[0].alert.id, actor="operator-1", note="sensor under repair")
+    assert rig.dispatcher.flush(20)
+    assert [m.message["Subject"] for m in rig.smtp.to("town@example.jp")] == [
+        "【秋田市 冠水注意】新屋扇町"
+    ]
+
+
 def test_flapping_level_makes_no_storm(rig: Rig) -> None:
     rig.subscribe("tok-town", "town@example.jp", area="新屋扇町")
     at = T0
