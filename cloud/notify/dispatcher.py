@@ -305,20 +305,16 @@ class Dispatcher:
                     "address": found.address,
                     "distance_m": found.distance_m(alert.lat, alert.lon),
                 }
-        base = {
-            "alert": alert,
-            "action": action,
-            "stage": stage,
-            "topic": topic,
-            "depth": alert.value if topic == "flood" else None,
-            "value": alert.value,
-            "observed_at": local_time(alert.updated_at, self.config.timezone),
-            "map_url": map_url(alert.lat, alert.lon) if topic == "flood" else None,
-            "shelter": shelter,
-        }
-        for sub in self.router.residents(alert):
-            context = {**base, "unsubscribe_url": sub.unsubscribe_url}
-            self._enqueue(alert, action, sub, "resident_" + topic, context, change.at, stage)
+        self._tell_residents(
+            alert,
+            topic,
+            action,
+            stage,
+            alert.updated_at,
+            change.at,
+            map_url=map_url(alert.lat, alert.lon) if topic == "flood" else None,
+            shelter=shelter,
+        )
 
     def _plan_all_clear(self, change: Any, alert: Alert) -> None:
         """解除: the residents this alert reached hear that it is over (the rate limits
@@ -326,20 +322,36 @@ class Dispatcher:
         topic = self.router.topic(alert)
         if topic is None:
             return
+        self._tell_residents(alert, topic, "resolve", None, change.at, change.at)
+
+    def _tell_residents(
+        self,
+        alert: Alert,
+        topic: str,
+        action: str,
+        stage: str | None,
+        observed: datetime,
+        at: datetime,
+        *,
+        map_url: str | None = None,
+        shelter: Mapping[str, Any] | None = None,
+    ) -> None:
+        """One message to every resident subscribed to the alert's area (stage None: the
+        all-clear, recorded as stage ``clear``)."""
         base = {
             "alert": alert,
-            "action": "resolve",
-            "stage": None,
+            "action": action,
+            "stage": stage,
             "topic": topic,
             "depth": alert.value if topic == "flood" else None,
             "value": alert.value,
-            "observed_at": local_time(change.at, self.config.timezone),
-            "map_url": None,
-            "shelter": None,
+            "observed_at": local_time(observed, self.config.timezone),
+            "map_url": map_url,
+            "shelter": shelter,
         }
         for sub in self.router.residents(alert):
             context = {**base, "unsubscribe_url": sub.unsubscribe_url}
-            self._enqueue(alert, "resolve", sub, "resident_" + topic, context, change.at, "clear")
+            self._enqueue(alert, action, sub, "resident_" + topic, context, at, stage or "clear")
 
     def _staff_context(
         self, alert: Alert, action: str, stage: str | None, change: Any, **more: Any
