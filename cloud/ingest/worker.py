@@ -2,28 +2,31 @@
 
 Threads, each doing one thing:
 
-- paho's network thread only appends incoming messages to the inbox;
-- the *processor* decodes and checks each message (``cloud.ingest.decode`` when only
-  lines are needed, else ``schemas.decode_batch``; seq, timestamps), turns readings
-  into line protocol and gathers them into chunks by size (``batch_size`` readings) or
-  time (``batch_time_s``);
+- the *network* thread runs paho's loop (``Client.loop``, with its own reconnect and
+  backoff) and, between two turns of it, decodes and checks the messages that arrived
+  (``cloud.ingest.decode`` when only lines are needed, else ``schemas.decode_batch``;
+  seq, timestamps), turns readings into line protocol and gathers them into chunks by
+  size (``batch_size`` readings) or time (``batch_time_s``). It also sends the PUBACKs
+  the writers queue. Handing every message and every PUBACK from one thread to another
+  cost as much CPU as paho itself (GIL hand-offs and a socketpair wake-up per ack);
 - ``writers`` *writer* threads each write the oldest pending chunk to the store (two
   writes in flight let influxd use a second core); after a write, whichever writer
-  finds written chunks at the head of the queue acknowledges their messages (PUBACK)
-  in the order they arrived, records their seqs and hands the batches to
-  ``on_batch``. A killed worker therefore loses nothing: the broker redelivers every
-  message it has not acknowledged, and writes are idempotent;
+  finds written chunks at the head of the queue queues their PUBACKs in the order the
+  messages arrived, records their seqs and hands the batches to ``on_batch``. A killed
+  worker therefore loses nothing: the broker redelivers every message it has not
+  acknowledged, and writes are idempotent;
 - *housekeeping* writes the registry through to the database and, in a shared group,
   settles the seq ledger (``cloud.seq_ledger``), so that a slow database never holds
   the acknowledgements back;
 - *callbacks* runs ``on_batch`` (detection) off the write path.
 
 When the store is down the writer keeps its chunk and retries with jittered
-exponential backoff; the processor keeps filling chunks until ``buffer_readings`` are
-held, then stops taking messages. Nothing is acknowledged meanwhile, so the broker stops
-sending once ``receive_maximum`` messages are unacknowledged and queues the rest
-(backpressure all the way to the broker's ``max_queued_messages``). When the store comes
-back, the chunks are written in order, without a restart.
+exponential backoff; the network thread keeps filling chunks until ``buffer_readings``
+are held, then leaves new messages undecoded in the inbox. Nothing is acknowledged
+meanwhile, so the broker stops sending once ``receive_maximum`` messages are
+unacknowledged and queues the rest (backpressure all the way to the broker's
+``max_queued_messages``). When the store comes back, the chunks are written in order,
+without a restart.
 
 A payload that fails validation (or that the store refuses as malformed) is published to
 ``akita/v1/deadletter/<gateway>`` with the reason and acknowledged: it can never succeed,
@@ -153,8 +156,11 @@ class IngestWorker:
         self.encoder = Encoder(registry)
         self._fast = callable(getattr(store, "write_lines", None))
 
+        # both touched by the network thread only (paho calls on_message from it)
         self._inbox: deque[mqtt.MQTTMessage] = deque()
-        self._inbox_cv = threading.Condition()
+        self._chunk = _Chunk()
+        # (mid, qos) written and due a PUBACK, in arrival order; sent by the network thread
+        self._acks: deque[tuple[int, int]] = deque()
         self._chunks: deque[_Chunk] = deque()
         self._chunks_cv = threading.Condition()
         self._buffered = 0  # readings in chunks waiting for the writer
@@ -163,6 +169,8 @@ class IngestWorker:
 
         self._stopping = threading.Event()
         self._processor_done = threading.Event()
+        self._network_stop = threading.Event()
+        self._network: threading.Thread | None = None
         self._writer_done = threading.Event()
         self._writers_running = 0
         self._complete_lock = threading.Lock()
@@ -236,8 +244,9 @@ class IngestWorker:
         # a store without line protocol (SQLite) gets one
         writers = s.writers if self._fast else 1
         self._writers_running = writers
+        self._network_stop.clear()
+        self._chunk = _Chunk()
         for name, target in (
-            ("ingest-processor", self._process_loop),
             *((f"ingest-writer-{i}", self._write_loop) for i in range(writers)),
             ("ingest-callbacks", self._callback_loop),
             ("ingest-housekeeping", self._housekeeping_loop),
@@ -254,7 +263,10 @@ class IngestWorker:
             )
         else:
             self.client.connect_async(s.broker_host, s.broker_port, s.keepalive_s)
-        self.client.loop_start()
+        self._network = threading.Thread(
+            target=self._network_loop, name="ingest-network", daemon=True
+        )
+        self._network.start()
         log.info(
             "ingest_start worker=%s broker=%s:%d group=%s",
             s.name,
@@ -275,21 +287,29 @@ class IngestWorker:
         if end_session and self._connected:
             self._leave_group(timeout)
         self._stopping.set()
-        for cv in (self._inbox_cv, self._chunks_cv, self._callbacks_cv):
+        for cv in (self._chunks_cv, self._callbacks_cv):
             with cv:
                 cv.notify_all()
         deadline = time.monotonic() + timeout
+        # the network thread hands over its last chunk, then keeps sending the PUBACKs
+        # of what the writers finish
+        self._processor_done.wait(max(0.1, deadline - time.monotonic()))
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic()))
         self._threads.clear()
+        while self._acks and self._connected and time.monotonic() < deadline:
+            time.sleep(0.01)
         self.registry.flush()
+        self._network_stop.set()  # before disconnecting: no reconnect after it
         if end_session and self.settings.mqtt_version == "5":
             props = Properties(PacketTypes.DISCONNECT)
             props.SessionExpiryInterval = 0
             self.client.disconnect(properties=props)
         else:
             self.client.disconnect()
-        self.client.loop_stop()
+        if self._network is not None:
+            self._network.join(max(1.0, deadline - time.monotonic()))
+            self._network = None
         log.info("ingest_stop worker=%s", self.settings.name)
 
     def _leave_group(self, timeout: float) -> None:
@@ -377,58 +397,119 @@ class IngestWorker:
             log.warning("broker_disconnected worker=%s reason=%s", self.settings.name, rc)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        with self._inbox_cv:
-            self._inbox.append(msg)
-            self._inbox_cv.notify()
+        self._inbox.append(msg)  # network thread; decoded after this turn of the loop
 
-    # --- processor ----------------------------------------------------------------------
+    # --- network thread -----------------------------------------------------------------
 
-    def _process_loop(self) -> None:
-        chunk = _Chunk()
+    def _network_loop(self) -> None:
+        """paho's loop, reconnects with backoff, and the processing between its turns."""
+        client = self.client
+        delay = 1.0
+        need_connect = True
         try:
-            while not self._stopping.is_set():
-                with self._inbox_cv:
-                    if not self._inbox:
-                        wait = chunk.deadline - time.monotonic() if chunk.entries else 1.0
-                        if wait > 0:
-                            self._inbox_cv.wait(wait)
-                    taken: list[mqtt.MQTTMessage] = []
-                    while self._inbox and len(taken) < 256 and not self._stopping.is_set():
-                        taken.append(self._inbox.popleft())
-                for msg in taken:
-                    if not chunk.entries:
-                        chunk.deadline = time.monotonic() + self.settings.batch_time_s
-                    entry = self._handle_safely(msg)
-                    chunk.entries.append(entry)
-                    chunk.readings += entry.readings
-                    chunk.points += len(entry.lines) + len(entry.points)
-                self._maybe_self_metrics(chunk)
-                if chunk.entries and (
-                    chunk.points >= self.settings.batch_size or time.monotonic() >= chunk.deadline
-                ):
-                    self._hand_over(chunk)
-                    chunk = _Chunk()
-            # stopping: what is still in the inbox stays unacknowledged (redelivered)
-            if chunk.entries:
-                self._hand_over(chunk)
+            while not self._network_stop.is_set():
+                try:
+                    if need_connect:
+                        client.reconnect()  # raises while the broker is unreachable
+                        need_connect, delay = False, 1.0
+                    rc = client.loop(self._turn_timeout())
+                    self._send_acks()
+                    self._process_step()
+                except (OSError, ValueError) as exc:  # refused, DNS, TLS
+                    log.warning(
+                        "broker_unreachable worker=%s reason=%s retry_in_s=%.0f",
+                        self.settings.name,
+                        exc,
+                        delay,
+                    )
+                    rc = mqtt.MQTT_ERR_NO_CONN
+                except Exception:  # a bug in a callback must not end the ingest
+                    log.exception("network_loop_error worker=%s", self.settings.name)
+                    rc = mqtt.MQTT_ERR_UNKNOWN
+                if rc != mqtt.MQTT_ERR_SUCCESS and not self._network_stop.is_set():
+                    need_connect = True
+                    self._connected = False
+                    self._idle(delay)
+                    delay = min(delay * 2, 10.0)
         finally:
-            self._processor_done.set()
-            with self._chunks_cv:
-                self._chunks_cv.notify_all()
+            if not self._processor_done.is_set():
+                self._finish_processing()
 
-    def _hand_over(self, chunk: _Chunk) -> None:
+    def _turn_timeout(self) -> float:
+        # zero while there is work; else short, so that acks the writers queue meanwhile
+        # and a chunk's batch_time_s deadline are not late
+        if self._inbox or self._acks:
+            return 0.0
+        if self._chunk.entries:
+            return max(0.0, min(0.02, self._chunk.deadline - time.monotonic()))
+        return 0.02
+
+    def _idle(self, seconds: float) -> None:
+        """Wait, still sending acks and handing over chunks (the writers may need it)."""
+        end = time.monotonic() + seconds
+        while not self._network_stop.is_set() and time.monotonic() < end:
+            self._process_step()
+            time.sleep(0.05)
+
+    def _send_acks(self) -> None:
+        acks = self._acks
+        while acks:
+            mid, qos = acks[0]
+            self.client.ack(mid, qos)  # written to the socket here, on this thread
+            acks.popleft()  # after: stop() waits for an empty queue before disconnecting
+
+    # --- processing (on the network thread) ---------------------------------------------
+
+    def _process_step(self, limit: int = 256) -> None:
+        """Decode up to ``limit`` waiting messages into the current chunk; hand the chunk
+        to the writers when full or due. Under backpressure, leave messages waiting."""
+        if self._processor_done.is_set():
+            return
+        if self._stopping.is_set():
+            self._finish_processing()
+            return
+        chunk = self._chunk
+        inbox = self._inbox
+        size = self.settings.batch_size
+        taken = 0
+        while inbox and taken < limit:
+            if chunk.points >= size:
+                if not self._hand_over(chunk):
+                    break  # backpressure: the store is behind
+                chunk = self._chunk = _Chunk()
+            msg = inbox.popleft()
+            taken += 1
+            if not chunk.entries:
+                chunk.deadline = time.monotonic() + self.settings.batch_time_s
+            entry = self._handle_safely(msg)
+            chunk.entries.append(entry)
+            chunk.readings += entry.readings
+            chunk.points += len(entry.lines) + len(entry.points)
+        self._maybe_self_metrics(chunk)
+        due = chunk.points >= size or time.monotonic() >= chunk.deadline
+        if chunk.entries and due and self._hand_over(chunk):
+            self._chunk = _Chunk()
+
+    def _finish_processing(self) -> None:
+        """Stopping: hand over the chunk being filled; what is still in the inbox stays
+        unacknowledged (redelivered)."""
+        if self._chunk.entries:
+            self._hand_over(self._chunk, force=True)
+            self._chunk = _Chunk()
+        self._processor_done.set()
         with self._chunks_cv:
-            # backpressure: hold the stream while the store is behind
-            while (
-                self._buffered >= self.settings.buffer_readings
-                and self._chunks
-                and not self._stopping.is_set()
-            ):
-                self._chunks_cv.wait(0.5)
+            self._chunks_cv.notify_all()
+
+    def _hand_over(self, chunk: _Chunk, *, force: bool = False) -> bool:
+        """Queue ``chunk`` for the writers; False (not queued) while the store is behind."""
+        with self._chunks_cv:
+            if not force and self._buffered >= self.settings.buffer_readings and self._chunks:
+                return False
             self._chunks.append(chunk)
             self._buffered += chunk.points
             self._chunks_cv.notify_all()
         self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
+        return True
 
     def _handle_safely(self, msg: mqtt.MQTTMessage) -> _Entry:
         parsed = topics.parse(msg.topic)
@@ -736,9 +817,10 @@ class IngestWorker:
         readings = 0
         now_ms = self._now() * 1000
         batches: list[Batch] = []
+        acks = self._acks
         for entry in chunk.entries:
             if entry.qos > 0:
-                self.client.ack(entry.mid, entry.qos)
+                acks.append((entry.mid, entry.qos))  # sent by the network thread
             batch = entry.batch
             if batch is None:
                 continue
