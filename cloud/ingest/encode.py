@@ -120,10 +120,16 @@ class Encoder:
         tags.setdefault("gateway", gateway_id)
         return tags
 
-    def _prefix_for(self, device_id: str, kind: str, gateway_id: str) -> str:
+    def _check_version(self) -> None:
+        """Drop every cached prefix when the registry (tags) changed. One place: a
+        check that cleared only one cache left the other with stale tags."""
         if self.registry.version != self._version:
             self._prefix.clear()
+            self._by_gateway.clear()
             self._version = self.registry.version
+
+    def _prefix_for(self, device_id: str, kind: str, gateway_id: str) -> str:
+        self._check_version()
         key = (device_id, kind, gateway_id)
         prefix = self._prefix.get(key)
         if prefix is None:
@@ -149,10 +155,7 @@ class Encoder:
         readings = batch.readings
         if not readings:
             return None
-        if self.registry.version != self._version:
-            self._prefix.clear()
-            self._by_gateway.clear()
-            self._version = self.registry.version
+        self._check_version()
         times = [r.ts for r in readings]
         earliest, latest = ms(min(times)), ms(max(times))
         if latest > now_ms + lead_ms or earliest < now_ms - age_ms:
