@@ -48,7 +48,7 @@ from itertools import chain
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -159,6 +159,7 @@ class IngestWorker:
         # both touched by the network thread only (paho calls on_message from it)
         self._inbox: deque[mqtt.MQTTMessage] = deque()
         self._chunk = _Chunk()
+        self._held = False  # the current chunk is full and the writers have no room
         # (mid, qos) written and due a PUBACK, in arrival order; sent by the network thread
         self._acks: deque[tuple[int, int]] = deque()
         self._chunks: deque[_Chunk] = deque()
@@ -413,6 +414,8 @@ class IngestWorker:
                         client.reconnect()  # raises while the broker is unreachable
                         need_connect, delay = False, 1.0
                     rc = client.loop(self._turn_timeout())
+                    if rc == mqtt.MQTT_ERR_SUCCESS:
+                        rc = self._read_more()
                     self._send_acks()
                     self._process_step()
                 except (OSError, ValueError) as exc:  # refused, DNS, TLS
@@ -435,11 +438,28 @@ class IngestWorker:
             if not self._processor_done.is_set():
                 self._finish_processing()
 
+    def _read_more(self, most: int = 64) -> MQTTErrorCode:
+        """Read the messages already waiting in the socket. ``Client.loop`` reads one
+        packet per call, after a select(); under load that select() per message cost
+        more than reading it."""
+        inbox = self._inbox
+        before = len(inbox)
+        for _ in range(most):
+            rc = self.client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+            if len(inbox) == before:  # nothing waiting (or an ack, not a message)
+                break
+            before = len(inbox)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     def _turn_timeout(self) -> float:
         # zero while there is work; else short, so that acks the writers queue meanwhile
         # and a chunk's batch_time_s deadline are not late
-        if self._inbox or self._acks:
+        if self._acks or (self._inbox and not self._held):
             return 0.0
+        if self._held:  # backpressure: the writers must free room first; do not spin
+            return 0.005
         if self._chunk.entries:
             return max(0.0, min(0.02, self._chunk.deadline - time.monotonic()))
         return 0.02
@@ -472,10 +492,12 @@ class IngestWorker:
         inbox = self._inbox
         size = self.settings.batch_size
         taken = 0
+        self._held = False
         while inbox and taken < limit:
             if chunk.points >= size:
                 if not self._hand_over(chunk):
-                    break  # backpressure: the store is behind
+                    self._held = True  # backpressure: the store is behind
+                    break
                 chunk = self._chunk = _Chunk()
             msg = inbox.popleft()
             taken += 1
@@ -487,8 +509,11 @@ class IngestWorker:
             chunk.points += len(entry.lines) + len(entry.points)
         self._maybe_self_metrics(chunk)
         due = chunk.points >= size or time.monotonic() >= chunk.deadline
-        if chunk.entries and due and self._hand_over(chunk):
-            self._chunk = _Chunk()
+        if chunk.entries and due:
+            if self._hand_over(chunk):
+                self._chunk = _Chunk()
+            else:
+                self._held = True
 
     def _finish_processing(self) -> None:
         """Stopping: hand over the chunk being filled; what is still in the inbox stays
