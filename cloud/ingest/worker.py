@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 BatchCallback = Callable[[Batch], None]
 MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
+RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 2.0  # a local connection attempt costs nothing
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,6 @@ class IngestWorker:
                 keyfile=str(s.key_file) if s.key_file else None,
             )
             client.tls_insecure_set(s.tls_insecure)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -405,14 +405,16 @@ class IngestWorker:
     def _network_loop(self) -> None:
         """paho's loop, reconnects with backoff, and the processing between its turns."""
         client = self.client
-        delay = 1.0
+        # short backoff: a broker that restarts does not restore shared subscriptions
+        # (Mosquitto 2.0.11), so what arrives before a worker is back is lost
+        delay = RECONNECT_MIN_S
         need_connect = True
         try:
             while not self._network_stop.is_set():
                 try:
                     if need_connect:
                         client.reconnect()  # raises while the broker is unreachable
-                        need_connect, delay = False, 1.0
+                        need_connect, delay = False, RECONNECT_MIN_S
                     rc = client.loop(self._turn_timeout())
                     if rc == mqtt.MQTT_ERR_SUCCESS:
                         rc = self._read_more()
@@ -433,7 +435,7 @@ class IngestWorker:
                     need_connect = True
                     self._connected = False
                     self._idle(delay)
-                    delay = min(delay * 2, 10.0)
+                    delay = min(delay * 2, RECONNECT_MAX_S)
         finally:
             if not self._processor_done.is_set():
                 self._finish_processing()
