@@ -409,24 +409,34 @@ class IngestWorker:
         # (Mosquitto 2.0.11), so what arrives before a worker is back is lost
         delay = RECONNECT_MIN_S
         need_connect = True
+        failures = 0  # connection attempts refused in a row
         try:
             while not self._network_stop.is_set():
                 try:
                     if need_connect:
                         client.reconnect()  # raises while the broker is unreachable
-                        need_connect, delay = False, RECONNECT_MIN_S
+                        if failures:
+                            log.info(
+                                "broker_reachable worker=%s after_attempts=%d",
+                                self.settings.name,
+                                failures + 1,
+                            )
+                        need_connect, delay, failures = False, RECONNECT_MIN_S, 0
                     rc = client.loop(self._turn_timeout())
                     if rc == mqtt.MQTT_ERR_SUCCESS:
                         rc = self._read_more()
                     self._send_acks()
                     self._process_step()
                 except (OSError, ValueError) as exc:  # refused, DNS, TLS
-                    log.warning(
-                        "broker_unreachable worker=%s reason=%s retry_in_s=%.0f",
-                        self.settings.name,
-                        exc,
-                        delay,
-                    )
+                    failures += 1
+                    if failures == 1 or failures % 30 == 0:  # not one line per retry
+                        log.warning(
+                            "broker_unreachable worker=%s reason=%s attempts=%d retry_in_s=%.1f",
+                            self.settings.name,
+                            exc,
+                            failures,
+                            delay,
+                        )
                     rc = mqtt.MQTT_ERR_NO_CONN
                 except Exception:  # a bug in a callback must not end the ingest
                     log.exception("network_loop_error worker=%s", self.settings.name)

@@ -243,6 +243,7 @@ def test_worker_reconnects_after_a_broker_restart(
     influx_store: InfluxStore,
     unique: str,
     shared: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The worker runs paho's loop itself (``IngestWorker._network_loop``): after a broker
     restart it must reconnect on its own, subscribed, and store what comes exactly once.
@@ -268,6 +269,8 @@ def test_worker_reconnects_after_a_broker_restart(
 
         mosquitto.stop()
         wait_until(lambda: not worker.health().broker_connected, timeout=15)
+        caplog.set_level(logging.INFO, logger="cloud.ingest.worker")
+        time.sleep(3)  # several refused attempts: logged once, not once per retry
         mosquitto.start()
         pub = Publisher(mosquitto.port, f"pub2-{unique}")
         pub.publish_batches([batch(gw, seq, 50, t0) for seq in range(10, 20)])  # worker away
@@ -289,5 +292,8 @@ def test_worker_reconnects_after_a_broker_restart(
         wait_until(lambda: count(influx, influx_db) in [50 * len(a) for a in allowed])
         time.sleep(0.5)  # nothing more arrives
         assert flows(influx, influx_db) in [flows_of(a) for a in allowed]
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("broker_unreachable" in m for m in messages) == 1, messages
+        assert sum("broker_reachable" in m for m in messages) == 1, messages
     finally:
         worker.stop()
