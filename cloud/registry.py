@@ -453,8 +453,17 @@ class Registry:
     def _write_gateways(self, dirty: dict[str, GatewayInfo], duplicates: dict[str, int]) -> None:
         assert self._sessionmaker is not None
         with self._sessionmaker.begin() as session:
+            # one SELECT for all (a get() each cost ~0.3 ms: 100 gateways every 2 s)
+            ids = list(dirty)
+            rows = {
+                row.gateway_id: row
+                for i in range(0, len(ids), 500)  # SQLite's bound-parameter limit
+                for row in session.scalars(
+                    select(GatewayRow).where(GatewayRow.gateway_id.in_(ids[i : i + 500]))
+                )
+            }
             for gateway_id, g in dirty.items():
-                row = session.get(GatewayRow, gateway_id)
+                row = rows.get(gateway_id)
                 created = row is None
                 if row is None:
                     row = GatewayRow(gateway_id=gateway_id, gaps=0, duplicates=0)

@@ -30,6 +30,8 @@ from schemas.devices import (
 
 WIRE_VERSION: Literal[1] = 1
 MAX_READINGS_PER_BATCH = 10_000
+# Counters are stored as InfluxDB integers and SQL BIGINTs: both are signed 64-bit.
+INT64_MAX = 2**63 - 1
 
 # Ids end up in MQTT topics and InfluxDB tags: no wildcards, slashes, spaces or commas.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -104,7 +106,7 @@ class Batch(_Wire):
 
     v: Literal[1] = WIRE_VERSION
     gateway_id: GatewayId
-    seq: int = Field(ge=0, description="Per-gateway batch counter, +1 per batch")
+    seq: int = Field(ge=0, le=INT64_MAX, description="Per-gateway batch counter, +1 per batch")
     sent_at: UtcDatetime
     readings: list[Reading] = Field(default_factory=list, max_length=MAX_READINGS_PER_BATCH)
     statuses: list[DeviceStatus] = Field(default_factory=list, max_length=1000)
@@ -130,12 +132,14 @@ class GatewayHealth(_Wire):
     gateway_id: GatewayId
     ts: UtcDatetime
     uptime_s: float = Field(ge=0)
-    spool_depth: int = Field(ge=0, description="Readings waiting for a broker PUBACK")
-    spool_dropped: int = Field(ge=0, description="Readings dropped by the overflow policy")
-    devices_total: int = Field(ge=0)
-    devices_online: int = Field(ge=0)
-    poll_errors: int = Field(ge=0, description="Failed polls since start")
-    last_seq: int = Field(ge=-1, description="Last batch seq handed to the broker")
+    spool_depth: int = Field(ge=0, le=INT64_MAX, description="Readings waiting for a broker PUBACK")
+    spool_dropped: int = Field(
+        ge=0, le=INT64_MAX, description="Readings dropped by the overflow policy"
+    )
+    devices_total: int = Field(ge=0, le=INT64_MAX)
+    devices_online: int = Field(ge=0, le=INT64_MAX)
+    poll_errors: int = Field(ge=0, le=INT64_MAX, description="Failed polls since start")
+    last_seq: int = Field(ge=-1, le=INT64_MAX, description="Last batch seq handed to the broker")
 
 
 class DeviceInfo(_Wire):

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from cloud.db.base import Base
@@ -34,7 +45,7 @@ class GatewayRow(Base):
     gateway_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_since: Mapped[datetime | None]
-    last_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     gaps: Mapped[int] = mapped_column(Integer, default=0, doc="Batches missing by seq")
     duplicates: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[str | None] = mapped_column(String(40))
@@ -48,25 +59,30 @@ class GatewayRow(Base):
     )
 
 
-class GatewaySeqRow(Base):
+class GatewaySeqBlock(Base):
     """Seq ledger of ingest workers that share one subscription group.
 
-    Each worker adds a row per batch it stored; the sweep (:mod:`cloud.seq_ledger`) turns
-    settled rows into ``gateways.gaps`` and ``gateways.duplicates`` and deletes them. A
-    row with ``missing`` set marks a seq the sweep counted as a gap, so that a batch
-    arriving after all fills it again.
+    Each worker adds one block per gateway per registry flush (about every 2 s): the
+    seqs it stored, packed (:func:`cloud.seq_ledger.pack`), not a row per batch, so the
+    database sees about a hundred rows every 2 s instead of thousands a second. The
+    sweep (:mod:`cloud.seq_ledger`) turns settled seqs into ``gateways.gaps`` and
+    ``gateways.duplicates`` and deletes their blocks (a block only partly settled is
+    written back with the rest). A block with ``missing`` set holds seqs the sweep
+    counted as gaps, so that a batch arriving after all fills them again.
     """
 
-    __tablename__ = "gateway_seqs"
+    __tablename__ = "gateway_seq_blocks"
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
     gateway_id: Mapped[str] = mapped_column(String(64))
-    seq: Mapped[int] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime] = mapped_column(doc="When written; the grace period runs from it")
-    missing: Mapped[bool] = mapped_column(Boolean, default=False, doc="A gap marker, not a batch")
+    missing: Mapped[bool] = mapped_column(Boolean, default=False, doc="Gap markers, not batches")
+    lo: Mapped[int] = mapped_column(BigInteger, doc="Lowest seq in the block")
+    hi: Mapped[int] = mapped_column(BigInteger, doc="Highest seq in the block")
+    seqs: Mapped[bytes] = mapped_column(LargeBinary, doc="Sorted seqs, int64 little-endian")
 
-    __table_args__ = (Index("ix_gateway_seqs_gateway_seq", "gateway_id", "seq"),)
+    __table_args__ = (Index("ix_gateway_seq_blocks_gateway_lo", "gateway_id", "lo"),)
 
 
 class AlertRow(Base):

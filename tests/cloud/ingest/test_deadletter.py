@@ -92,6 +92,8 @@ HAND_MADE = [
     (with_reading(ts="2001-01-01T00:00:00Z"), ["readings.1.ts", "older than"]),
     (with_reading(ts="2026-01-01T00:00:00"), ["readings.1", "ts", "timezone"]),
     (json.dumps({**valid(), "seq": -1}).encode(), ["seq", "-1"]),
+    # beyond a signed 64-bit counter: no BIGINT column or InfluxDB integer holds it
+    (json.dumps({**valid(), "seq": 2**63}).encode(), ["seq", str(2**63)]),
     (json.dumps({**valid(), "gateway_id": "other"}).encode(), ["gateway_id", "other"]),
     (b"\xff\xfe\x00garbage", ["not UTF-8"]),
     (b"{not json", ["<root>", "json"]),
@@ -144,7 +146,11 @@ containers = st.lists(json_values, max_size=3) | st.dictionaries(
 # "1.5" for a float and 1700000000 for a datetime, so those are left out on purpose)
 BREAKERS: dict[str, st.SearchStrategy[Any]] = {
     "gateway_id": json_values.filter(lambda v: v != "gwbad"),
-    "seq": st.none() | st.text(alphabet="abc", min_size=1) | st.integers(max_value=-1) | containers,
+    "seq": st.none()
+    | st.text(alphabet="abc", min_size=1)
+    | st.integers(max_value=-1)
+    | st.integers(min_value=2**63)
+    | containers,
     "sent_at": st.none() | st.booleans() | containers,
     "readings": st.none() | st.text(max_size=5) | st.dictionaries(st.text(max_size=3), json_values),
     "v": json_values.filter(lambda v: v != 1),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import seq_ledger
 from cloud.db.base import add_missing_columns, create_all, make_engine, make_sessionmaker
-from cloud.db.models import GatewayRow, GatewaySeqRow
+from cloud.db.models import GatewayRow, GatewaySeqBlock
 from cloud.registry import Registry, SeqVerdict
 
 GRACE = 30.0
@@ -81,9 +81,10 @@ def gateway_row(w: Worker, gateway: str = GW) -> GatewayRow:
 
 def ledger(w: Worker, *, missing: bool = False) -> list[int]:
     with w.sm() as s:
-        return sorted(
-            s.scalars(select(GatewaySeqRow.seq).where(GatewaySeqRow.missing.is_(missing))).all()
-        )
+        blocks = s.scalars(
+            select(GatewaySeqBlock.seqs).where(GatewaySeqBlock.missing.is_(missing))
+        ).all()
+        return sorted(seq for block in blocks for seq in seq_ledger.unpack(block))
 
 
 def gap_logs(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -245,7 +246,7 @@ def test_without_a_group_nothing_goes_to_the_ledger(db: str) -> None:
     registry.flush()
     assert registry.sweep_seqs(GRACE, now=later()) == []
     with make_sessionmaker(engine)() as s:
-        assert s.scalar(select(func.count()).select_from(GatewaySeqRow)) == 0
+        assert s.scalar(select(func.count()).select_from(GatewaySeqBlock)) == 0
         row = s.get(GatewayRow, GW)
         assert row is not None and (row.gaps, row.seq_checked) == (1, None)
     engine.dispose()
@@ -316,11 +317,44 @@ def test_seqs_a_failed_flush_could_not_write_go_with_the_next_one(
     a, b = workers
     b.store([1])
     with a.engine.begin() as conn:  # the ledger is unusable for a while
-        conn.execute(text("ALTER TABLE gateway_seqs RENAME TO gateway_seqs_away"))
+        conn.execute(text("ALTER TABLE gateway_seq_blocks RENAME TO away"))
     a.store([0, 2])  # its flush fails: the seqs stay with the worker
     with a.engine.begin() as conn:
-        conn.execute(text("ALTER TABLE gateway_seqs_away RENAME TO gateway_seqs"))
+        conn.execute(text("ALTER TABLE away RENAME TO gateway_seq_blocks"))
     assert ledger(a) == [1]
     a.registry.flush()
     assert ledger(a) == [0, 1, 2]
     assert [(s.start, s.end, s.missing) for s in a.sweep()] == [(0, 2, 0)]
+
+
+def test_a_block_settled_in_part_keeps_the_rest_for_a_later_sweep(
+    workers: tuple[Worker, Worker],
+) -> None:
+    a, b = workers
+    t0 = datetime.now(UTC)
+    a.store(range(5))
+    with b.sm.begin() as s:  # b's flush 20 s later holds a repeat of 3, and 5 and 8
+        seq_ledger.record(s, [(GW, 8), (GW, 3), (GW, 5)], t0 + timedelta(seconds=20))
+    settled = a.sweep(now=t0 + timedelta(seconds=GRACE + 1))  # a's block is past the grace
+    assert [(s.start, s.end, s.missing, s.duplicates) for s in settled] == [(0, 4, 0, 1)]
+    assert ledger(a) == [5, 8]  # the part of b's block above the horizon waits
+    settled = b.sweep(now=t0 + timedelta(seconds=GRACE + 21))
+    assert [(s.start, s.end, s.missing, s.first_missing) for s in settled] == [(5, 8, 2, 6)]
+    row = gateway_row(a)
+    assert (row.gaps, row.duplicates, row.seq_checked) == (2, 1, 9)
+    assert ledger(a) == [] and ledger(a, missing=True) == [6, 7]
+    b.store([7])  # fills one of the two: its marker block is written back with the other
+    assert [s.filled for s in a.sweep()] == [1]
+    assert ledger(a, missing=True) == [6] and gateway_row(a).gaps == 1
+
+
+def test_one_flush_is_one_block_per_gateway(workers: tuple[Worker, Worker]) -> None:
+    a, _ = workers
+    a.store(range(300), gateway="gw-1")
+    a.store([9, 3, 3, 7], gateway="gw-2")  # the second 3 is a DUPLICATE: not recorded
+    with a.sm() as s:
+        rows = s.execute(
+            select(GatewaySeqBlock.gateway_id, GatewaySeqBlock.lo, GatewaySeqBlock.hi)
+        ).all()
+    assert sorted(rows) == [("gw-1", 0, 299), ("gw-2", 3, 9)]
+    assert seq_ledger.unpack(seq_ledger.pack([5, -1, 2**63 - 1, 0])) == [-1, 0, 5, 2**63 - 1]
