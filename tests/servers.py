@@ -138,6 +138,7 @@ class Influx:
     port: int
     rpc_port: int
     proc: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the deploy GOGC/GOMEMLIMIT
 
     @property
     def url(self) -> str:
@@ -160,7 +161,10 @@ class Influx:
         )
         with (d / "influxd.log").open("ab") as out:
             self.proc = subprocess.Popen(
-                [self.binary, "-config", str(conf)], stdout=out, stderr=subprocess.STDOUT
+                [self.binary, "-config", str(conf)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
             )
         wait_port(self.port, timeout=30, proc=self.proc)
         self._wait_ping()

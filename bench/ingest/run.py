@@ -42,7 +42,8 @@ shows what is left). The product keeps using paho-mqtt.
 
 influxd's CPU figure still includes these few queries (each full count over N points
 adds about 0.06 s per 100k points). Broker queue limits are read from
-deploy/mosquitto/mosquitto.conf, so the benchmark checks the shipped configuration.
+deploy/mosquitto/mosquitto.conf and influxd's GOGC/GOMEMLIMIT from
+deploy/influxdb/akita-influxd.conf, so the benchmark checks the shipped configuration.
 Figures are noisy on a shared 2-core machine.
 """
 
@@ -84,6 +85,16 @@ def deploy_limits() -> str:
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
     keep = ("max_queued_messages", "max_queued_bytes", "max_inflight_messages", "max_packet_size")
     return "\n".join(line for line in conf.splitlines() if line.startswith(keep)) + "\n"
+
+
+def deploy_influxd_env() -> dict[str, str]:
+    """The ``Environment=`` settings of the shipped influxd systemd drop-in (GOGC...)."""
+    env = {}
+    for line in (ROOT / "deploy" / "influxdb" / "akita-influxd.conf").read_text().splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").partition("=")
+            env[key] = value
+    return env
 
 
 def start_mosquitto(d: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -456,7 +467,11 @@ def bench(workers: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
     (d / "influx").mkdir(parents=True)
     (d / "mqtt").mkdir()
     influx = Influx(
-        binary="influxd", directory=d / "influx", port=free_port(), rpc_port=free_port()
+        binary="influxd",
+        directory=d / "influx",
+        port=free_port(),
+        rpc_port=free_port(),
+        env=deploy_influxd_env(),
     )
     influx.start()
     mosq, port = start_mosquitto(d / "mqtt")
