@@ -19,7 +19,7 @@ Seq accounting is exact in both ways a worker can run:
 - in a shared-subscription group (:meth:`Registry.share_seqs`), the broker may hand a
   gateway's batches to any member (round robin on Mosquitto), so no worker judges gaps
   from its part. Each records the seqs it stored (:meth:`Registry.record_seq`) in the
-  relational ledger ``gateway_seqs`` that all workers share, and every worker sweeps it
+  relational ledger ``gateway_seq_blocks`` that all workers share, and every worker sweeps it
   now and then (:meth:`Registry.sweep_seqs`, :mod:`cloud.seq_ledger`): once a seq is
   older than a grace period, the seqs missing below it are gaps and seqs recorded twice
   are duplicates, added to the ``gateways`` row by a compare-and-set on its watermark

@@ -59,6 +59,9 @@ def create_all(engine: Engine) -> None:
 
     Base.metadata.create_all(engine)
     add_missing_columns(engine)
+    from cloud import seq_ledger  # imports the models: not at module level
+
+    seq_ledger.upgrade(engine)
 
 
 # Columns added to a table after it was first released, as (table, column). create_all

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import seq_ledger
@@ -358,3 +358,43 @@ def test_one_flush_is_one_block_per_gateway(workers: tuple[Worker, Worker]) -> N
         ).all()
     assert sorted(rows) == [("gw-1", 0, 299), ("gw-2", 3, 9)]
     assert seq_ledger.unpack(seq_ledger.pack([5, -1, 2**63 - 1, 0])) == [-1, 0, 5, 2**63 - 1]
+
+
+def test_a_ledger_of_the_row_per_batch_version_is_moved_into_blocks(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    engine = make_engine(url)
+    with engine.begin() as conn:  # the ledger as the previous version made it
+        conn.execute(
+            text(
+                "CREATE TABLE gateway_seqs (id INTEGER NOT NULL PRIMARY KEY, gateway_id "
+                "VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, recorded_at DATETIME NOT NULL, "
+                "missing BOOLEAN NOT NULL)"
+            )
+        )
+        rows = [(s, "2026-11-27 10:00:00.000000", 0) for s in (11, 12, 14)]
+        rows += [(10, "2026-11-27 09:00:00.000000", 1)]  # a gap marker
+        rows += [(15, "2026-11-27 10:00:02.000000", 0)]
+        for seq, at, missing in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO gateway_seqs (gateway_id, seq, recorded_at, missing) "
+                    f"VALUES ('{GW}', {seq}, '{at}', {missing})"
+                )
+            )
+    create_all(engine)  # what every component does on start
+    assert "gateway_seqs" not in inspect(engine).get_table_names()
+    engine.dispose()
+    a = Worker(url)
+    try:
+        with a.sm() as s:
+            blocks = s.execute(
+                select(GatewaySeqBlock.missing, GatewaySeqBlock.lo, GatewaySeqBlock.hi)
+            ).all()
+        assert sorted(blocks) == [(False, 11, 14), (False, 15, 15), (True, 10, 10)]
+        a.store([13])
+        assert ledger(a) == [11, 12, 13, 14, 15] and ledger(a, missing=True) == [10]
+        settled = a.sweep()
+        assert [(s.start, s.end, s.missing) for s in settled] == [(11, 15, 0)]
+        assert seq_ledger.upgrade(a.engine) == 0  # done: safe to run again
+    finally:
+        a.engine.dispose()
