@@ -168,6 +168,75 @@ def init_db(config: ConfigOption = None) -> None:
     typer.echo(f"database: tables ready ({engine.dialect.name})")
 
 
+@app.command("reaggregate")
+def reaggregate(
+    start: Annotated[
+        str,
+        typer.Option("--from", help="First minute, ISO 8601 with offset (2026-11-28T09:00+09:00)"),
+    ],
+    end: Annotated[str, typer.Option("--to", help="Last minute, ISO 8601 with offset")],
+    kind: Annotated[
+        list[str] | None, typer.Option("--kind", help="Measurement(s); default: every kind")
+    ] = None,
+    gateway: Annotated[
+        str | None, typer.Option("--gateway", help="Only this gateway's series; default: all")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Recompute InfluxDB's 1-minute aggregates (agg_1m) for a time range.
+
+    The continuous queries look back only 2 minutes and the ingest recomputes the
+    minutes of readings that arrive later. Use this after an ingest worker was killed
+    while it held late readings (its log says `aggregates_not_recomputed`), or after
+    writing raw data by other means. Safe to repeat: an aggregate is keyed by series
+    and minute.
+
+    Example:
+
+      akita cloud reaggregate --from 2026-11-28T09:00+09:00 --to 2026-11-28T12:00+09:00
+    """
+    from datetime import datetime
+
+    from cloud.ingest.late import Reaggregating
+    from cloud.store import open_store
+    from schemas import DeviceKind
+
+    setup_logging("WARNING")
+    settings = _settings(config)
+    times = []
+    for name, text in (("--from", start), ("--to", end)):
+        try:
+            t = datetime.fromisoformat(text)
+        except ValueError as exc:
+            typer.echo(f"error: {name} {text!r} is not an ISO 8601 time", err=True)
+            raise typer.Exit(2) from exc
+        if t.tzinfo is None:
+            typer.echo(f"error: {name} {text!r} has no UTC offset (add Z or +09:00)", err=True)
+            raise typer.Exit(2)
+        times.append(int(t.timestamp() * 1000))
+    if times[1] < times[0]:
+        typer.echo(f"error: --to {end!r} is before --from {start!r}", err=True)
+        raise typer.Exit(2)
+    kinds = [k.value for k in DeviceKind]
+    unknown = [k for k in kind or [] if k not in kinds]
+    if unknown:
+        typer.echo(f"error: --kind {unknown[0]!r} is not one of {', '.join(kinds)}", err=True)
+        raise typer.Exit(2)
+    store = open_store(settings.store.url)
+    if not isinstance(store, Reaggregating):
+        typer.echo("error: this store keeps no aggregates (SQLite computes them on read)", err=True)
+        raise typer.Exit(2)
+    try:
+        for k in kind or kinds:
+            store.reaggregate(k, times[0], times[1], gateway=gateway)
+            typer.echo(f"recomputed: {k} {start} .. {end} gateway={gateway or '*'}")
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+
+
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="Who holds the token; recorded as the actor")],

@@ -9,6 +9,7 @@ even before the first message:
   (``stored``, ``duplicate``, ``dead_letter``)
 - ``akita_ingest_dead_letters_total`` payloads refused
 - ``akita_ingest_seq_gaps_total`` / ``akita_ingest_duplicates_total`` by gateway seq
+- ``akita_ingest_reaggregations_total`` aggregates recomputed for late readings
 - ``akita_ingest_buffer_depth`` readings held in memory waiting for the store
 - ``akita_ingest_points_per_second`` / ``akita_ingest_lag_seconds`` last 10 s
 - ``akita_ingest_batch_write_seconds`` store write latency (histogram)
@@ -79,6 +80,10 @@ class Metrics:
         self.counter("akita_ingest_dead_letters_total", "Payloads refused to the dead letter")
         self.counter("akita_ingest_seq_gaps_total", "Batches found missing by gateway seq")
         self.counter("akita_ingest_duplicates_total", "Batches received again (same seq)")
+        self.counter(
+            "akita_ingest_reaggregations_total",
+            "Time ranges whose 1-minute aggregates were recomputed for late readings",
+        )
         self.counter("akita_ingest_store_errors_total", "Failed store writes")
         self.gauge("akita_ingest_buffer_depth", "Readings held in memory waiting for the store")
         self.gauge("akita_ingest_points_per_second", "Readings written per second, last 10 s")

@@ -57,6 +57,7 @@ from pydantic import ValidationError
 from cloud.errors import StoreError
 from cloud.ingest.decode import decode_fast
 from cloud.ingest.encode import Encoder, ms
+from cloud.ingest.late import LATE_MS, LateAggregates, Reaggregating
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
 from cloud.registry import Registry, SeqCheck, SeqVerdict
@@ -64,6 +65,7 @@ from cloud.store.base import Point, TimeSeriesStore
 from schemas import (
     Batch,
     DeadLetter,
+    DeviceKind,
     GatewayHealth,
     GatewayMeta,
     GatewayState,
@@ -122,6 +124,7 @@ class _Entry:
     seq_check: SeqCheck | None = None
     after_write: Callable[[], None] | None = None
     first_ts_ms: int | None = None
+    oldest_ts_ms: int | None = None  # of the first and last reading (spool order)
 
 
 @dataclass
@@ -156,6 +159,12 @@ class IngestWorker:
         self.on_batch = on_batch
         self.encoder = Encoder(registry)
         self._fast = callable(getattr(store, "write_lines", None))
+        # a store with downsampled aggregates: recompute them for late readings
+        self._late = (
+            LateAggregates(store, [k.value for k in DeviceKind])
+            if isinstance(store, Reaggregating)
+            else None
+        )
 
         # both touched by the network thread only (paho calls on_message from it)
         self._inbox: deque[mqtt.MQTTMessage] = deque()
@@ -301,6 +310,14 @@ class IngestWorker:
         while self._acks and self._connected and time.monotonic() < deadline:
             time.sleep(0.01)
         self.registry.flush()
+        self._reaggregate()
+        if self._late is not None and len(self._late):
+            log.warning(
+                "aggregates_not_recomputed worker=%s ranges=%d reason=store down; run "
+                "`akita cloud reaggregate` for the late readings' time range",
+                self.settings.name,
+                len(self._late),
+            )
         self._network_stop.set()  # before disconnecting: no reconnect after it
         if end_session and self.settings.mqtt_version == "5":
             props = Properties(PacketTypes.DISCONNECT)
@@ -606,11 +623,14 @@ class IngestWorker:
         entry.batch = batch
         entry.payload = entry.payload[:600]  # enough for a dead-letter excerpt
         readings = batch.readings
+        last = ms(readings[-1].ts) if readings else None
+        if first is not None and last is not None:
+            entry.oldest_ts_ms = min(first, last)
         entry.fingerprint = (
             len(readings),
             len(batch.statuses),
             (readings[0].device_id, first) if readings else None,
-            (readings[-1].device_id, ms(readings[-1].ts)) if readings else None,
+            (readings[-1].device_id, last) if readings else None,
         )
         check = self.registry.check_seq(gateway, batch.seq, entry.fingerprint)
         if check.verdict is SeqVerdict.CONFLICT:
@@ -839,6 +859,10 @@ class IngestWorker:
                 self.settings.name,
                 self._store_down_since,
             )
+            if self._late is not None and self._store_down_since is not None:
+                # continuous-query passes failed meanwhile (influxd's clock: real time)
+                down_ms = int(self._store_down_since.timestamp() * 1000)
+                self._late.note_outage(down_ms, int(time.time() * 1000))
         if not ok and self._store_ok:
             self._store_down_since = datetime.now(UTC)
             log.warning("store_down worker=%s reason=%s", self.settings.name, error)
@@ -879,6 +903,12 @@ class IngestWorker:
             readings += entry.readings
             if entry.first_ts_ms is not None:
                 self._interval_lags.append((now_ms - entry.first_ts_ms) / 1000)
+            if (
+                self._late is not None
+                and entry.oldest_ts_ms is not None
+                and now_ms - entry.oldest_ts_ms > LATE_MS
+            ):
+                self._late.note_batch(batch)
             batches.append(batch)
         self._interval_readings += readings
         self.metrics.inc("akita_ingest_readings_total", readings)
@@ -898,8 +928,16 @@ class IngestWorker:
             try:
                 self.registry.flush()
                 self._sweep_seqs()
+                self._reaggregate()
             except Exception:  # the next round retries; ingest goes on
                 log.exception("housekeeping_error worker=%s", self.settings.name)
+
+    def _reaggregate(self) -> None:
+        """Recompute the aggregates of minutes that got late readings (store up only)."""
+        if self._late is not None and self._store_ok:
+            done = self._late.run()
+            if done:
+                self.metrics.inc("akita_ingest_reaggregations_total", done)
 
     def _sweep_seqs(self) -> None:
         """Shared group: settle the seq ledger now and then (every worker tries; one sweep
