@@ -12,7 +12,11 @@ For each worker count it prints:
 - latency at S/2: from a reading's timestamp to it being queryable (InfluxDB polled
   every 100 ms per 100 ms bucket: figures are +-0.1 s);
 - burst: 10 s at S then 10 s at 2 S; loss = readings the broker acknowledged to the
-  publishers minus readings stored (must be 0), and how long the backlog took to drain.
+  publishers minus readings stored (must be 0), and how long the backlog took to drain;
+- downsampling: influxd's CPU for one pass of the 1-minute continuous query over the
+  last 2 minutes written, per 100k points (passes run at minute boundaries, so whether
+  one falls inside the windows above is chance), and the ceiling it implies: the cores
+  divided by every part's CPU per point, with each point in 2 passes (RESAMPLE FOR 2m).
 
 How it measures without loading influxd itself: a ``count()`` over all points is
 expensive (over 1,000,000 points one costs influxd about 0.6 s of CPU, 0.33 s wall on
@@ -76,6 +80,7 @@ PUBLISHERS = 2
 SAMPLE = ("bg000", "bg001")  # the gateways polled: one per publisher
 SAMPLE_WHERE = "(" + " OR ".join(f"\"gateway\" = '{g}'" for g in SAMPLE) + ")"
 WINDOW_MS = 10_000  # latency polling looks this far back
+PASSES = 2  # continuous-query passes per point: RESAMPLE EVERY 1m FOR 2m
 
 
 # --- servers -------------------------------------------------------------------------
@@ -121,6 +126,34 @@ def stored(influx: Influx, since_ms: int, sample: bool = False) -> int:
     r = query(influx, f'SELECT count("flow") FROM "water_block" WHERE {where}time >= {since_ms}ms')
     series = r["results"][0].get("series")
     return int(series[0]["values"][0][1]) if series else 0
+
+
+def downsample_pass(influx: Influx, since_ms: int) -> dict[str, float]:
+    """One pass of the 1-minute continuous query over the last 2 minutes written, timed.
+
+    influxd runs one every minute, at the minute boundary; whether one lands inside a
+    capacity or burst window above is chance, so this measures it on its own."""
+    from cloud.store.influx import InfluxStore
+
+    end = int(time.time() * 1000)
+    lo = max(since_ms, end - 120_000) // 60_000 * 60_000
+    hi = (end // 60_000 + 1) * 60_000  # the whole minutes a pass recomputes
+    r = query(
+        influx, f'SELECT count("flow") FROM "water_block" WHERE time >= {lo}ms AND time < {hi}ms'
+    )
+    points = int(r["results"][0]["series"][0]["values"][0][1])
+    store = InfluxStore(influx.url, "akita", timeout=300)
+    c0 = cpu([influx.proc.pid])  # type: ignore[union-attr]
+    started = time.monotonic()
+    store.reaggregate("water_block", lo, hi - 1)
+    wall = time.monotonic() - started
+    used = cpu([influx.proc.pid]) - c0  # type: ignore[union-attr]
+    store.close()
+    return {
+        "points": points,
+        "wall_s": round(wall, 2),
+        "influxd_cpu_s_per_100k_per_pass": round(used * 100_000 / points, 3),
+    }
 
 
 def sample_buckets(influx: Influx, lo_ms: int, hi_ms: int) -> dict[int, int]:
@@ -555,6 +588,10 @@ def bench(workers: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
             "full_count_queries": drained.full_count_queries,
         }
         print(json.dumps(out["burst"]), flush=True)
+
+        # 4. downsampling: a continuous-query pass, timed by itself
+        out["downsampling"] = downsample_pass(influx, t_ms)
+        print(json.dumps(out["downsampling"]), flush=True)
     finally:
         pubs.close()
         for p in procs:
@@ -589,6 +626,10 @@ def main() -> None:
     print("\nsummary (noisy: shared 2-core machine)")
     for r in results:
         c, lat, b = r["capacity"], r["latency_half_rate"], r["burst"]
+        per_pass = r["downsampling"]["influxd_cpu_s_per_100k_per_pass"]
+        # every point is in PASSES continuous-query passes (RESAMPLE FOR 2m)
+        total = sum(c[k] for k in c if k.endswith("cpu_s_per_100k")) + PASSES * per_pass
+        ceiling = round((os.cpu_count() or 1) * 100_000 / total)
         print(
             f"workers={r['workers']} points/s={c['points_per_s']} "
             f"ingest_cpu_s/100k={c['ingest_cpu_s_per_100k']} "
@@ -597,7 +638,9 @@ def main() -> None:
             f"burst_loss={b['loss']} drained_after={b['drained_after_s']}s "
             f"latency_sample={lat['sample_stored']}/{lat['sample_offered']} "
             f"late={lat['late']} "
-            f"full_counts={c['full_count_queries']}+{b['full_count_queries']}"
+            f"full_counts={c['full_count_queries']}+{b['full_count_queries']} "
+            f"downsampling_cpu_s/100k/pass={per_pass} "
+            f"ceiling_with_downsampling={ceiling}/s"
         )
 
 

@@ -41,6 +41,8 @@ AGG_RP = "agg_1m"
 # cost. Later arrivals are re-aggregated on demand (reaggregate(), cloud.ingest.late).
 RESAMPLE_FOR = "2m"
 MINUTE_MS = 60_000
+REAGGREGATE_STEP_MS = 10 * MINUTE_MS
+REAGGREGATE_TIMEOUT_S = 300.0
 
 
 def quote_ident(name: str) -> str:
@@ -155,13 +157,17 @@ class InfluxStore:
 
     # --- querying -----------------------------------------------------------------------
 
-    def query(self, q: str, *, database: str | None = None) -> list[dict[str, Any]]:
+    def query(
+        self, q: str, *, database: str | None = None, timeout: float | None = None
+    ) -> list[dict[str, Any]]:
         """Run InfluxQL (one or more ``;``-separated statements); one result per statement.
 
         A statement error raises a non-retryable :class:`StoreError` naming it.
+        ``timeout`` overrides the store's for a long statement.
         """
         data = {"q": q, "db": database or self.database, "epoch": "ms"}
-        response = self._request("POST", "/query", data=data)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        response = self._request("POST", "/query", data=data, **extra)
         results: list[dict[str, Any]] = response.json().get("results", [])
         for result in results:
             if "error" in result:
@@ -368,10 +374,16 @@ class InfluxStore:
             raise StoreError(f"measurement {measurement!r} has no aggregates", retryable=False)
         lo = start_ms // MINUTE_MS * MINUTE_MS
         hi = (end_ms // MINUTE_MS + 1) * MINUTE_MS
-        where = f"time >= {lo}ms AND time < {hi}ms"
-        if gateway is not None:
-            where += f' AND "gateway" = {quote_string(gateway)}'
-        self.query(f"{self._downsample(measurement)} WHERE {where} GROUP BY time(1m), *")
+        only = "" if gateway is None else f' AND "gateway" = {quote_string(gateway)}'
+        # a pass costs about 5 CPU s per million points: an hours-long outage of every
+        # gateway goes in 10-minute steps, each well within the timeout
+        for a in range(lo, hi, REAGGREGATE_STEP_MS):
+            b = min(a + REAGGREGATE_STEP_MS, hi)
+            self.query(
+                f"{self._downsample(measurement)} WHERE time >= {a}ms AND time < {b}ms"
+                f"{only} GROUP BY time(1m), *",
+                timeout=REAGGREGATE_TIMEOUT_S,
+            )
 
 
 def _norm(statement: str) -> str:
