@@ -8,7 +8,6 @@ would have no aggregates, and the aggregates are what is kept for ten years.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,19 +20,9 @@ from cloud.ingest import IngestSettings, IngestWorker
 from cloud.ingest.late import OUTAGE_MARGIN_MS, LateAggregates
 from cloud.metrics import Metrics
 from cloud.registry import Registry
-from cloud.store import open_store
 from cloud.store.influx import InfluxStore
 from tests.cloud.ingest.helpers import Publisher, batch, recent, wait_until
 from tests.servers import Influx, Mosquitto
-
-
-@pytest.fixture
-def influx_store(influx: Influx, influx_db: str) -> Iterator[InfluxStore]:
-    store = open_store(f"influx+http://127.0.0.1:{influx.port}/{influx_db}")
-    assert isinstance(store, InfluxStore)
-    store.init_db()
-    yield store
-    store.close()
 
 
 def aggregates(influx: Influx, db: str, gateway: str) -> dict[str, list[Any]]:

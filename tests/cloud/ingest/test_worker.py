@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,15 +38,6 @@ from tests.cloud.ingest.helpers import (
     wait_until,
 )
 from tests.servers import Influx, Mosquitto
-
-
-@pytest.fixture
-def influx_store(influx: Influx, influx_db: str) -> Iterator[InfluxStore]:
-    store = open_store(f"influx+http://127.0.0.1:{influx.port}/{influx_db}")
-    assert isinstance(store, InfluxStore)
-    store.init_db()
-    yield store
-    store.close()
 
 
 def settings(mosquitto: Mosquitto, unique: str, **kw: object) -> IngestSettings:

@@ -1,0 +1,21 @@
+"""Fixtures shared by the ingest tests (servers come from tests/conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from cloud.store import open_store
+from cloud.store.influx import InfluxStore
+from tests.servers import Influx
+
+
+@pytest.fixture
+def influx_store(influx: Influx, influx_db: str) -> Iterator[InfluxStore]:
+    """An InfluxStore on a fresh database with the retention plan (``init_db``)."""
+    store = open_store(f"influx+http://127.0.0.1:{influx.port}/{influx_db}")
+    assert isinstance(store, InfluxStore)
+    store.init_db()
+    yield store
+    store.close()
