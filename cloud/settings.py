@@ -10,6 +10,8 @@ Sections (every one optional; defaults run a development instance on one machine
     [database]  url = "sqlite:///./.akita/akita.db"       # production: PostgreSQL,
                                      # "postgresql+psycopg://akita:...@db/akita"
     [api]       host = "127.0.0.1"   port = 8000
+                public_url = "https://bousai.city.akita.example"   # required in production
+    [citizen]                        # cloud.citizen.config.CitizenSettings: rate limits, ...
     [detect]                         # cloud.detect.config.DetectConfig
     [alerts]                         # cloud.alerts.config.AlertConfig
     [notify]                         # cloud.notify.config.NotifyConfig
@@ -31,10 +33,20 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cloud.alerts.config import AlertConfig
+from cloud.citizen.config import CitizenSettings
 from cloud.detect.config import DetectConfig
 from cloud.errors import SettingsError
 from cloud.ingest.settings import IngestSettings
@@ -73,6 +85,23 @@ class ApiSettings(_Section):
         default=False, description="Serve /metrics without a token (a private scrape network)"
     )
     tick_s: float = Field(default=1.0, gt=0, le=60, description="Detector/alert tick period")
+    public_url: str | None = Field(
+        default=None,
+        description="Public base URL (https://host[/prefix]) of every link sent to residents; "
+        "required in production, never taken from a request's Host header",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as 'https://bousai.example.jp'")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(f"{value!r} must not carry a query, fragment or credentials")
+        return value.strip().rstrip("/")
 
 
 class SmtpConfig(_Section):
@@ -112,10 +141,53 @@ class CloudSettings(_Section):
     smtp: SmtpConfig | None = None
     sms: SmsConfig | None = None
     webhook: WebhookConfig | None = None
+    citizen: CitizenSettings = Field(default_factory=CitizenSettings)
     clock_file: Path | None = Field(
         default=None,
         description="Simulator clock file (firmware_sim); the cloud's 'now' follows it",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_url_alias(cls, data: Any) -> Any:
+        # earlier docs named a top-level public_url: accept it as api.public_url
+        if not isinstance(data, Mapping) or "public_url" not in data:
+            return data
+        out = dict(data)
+        url = out.pop("public_url")
+        api = dict(out.get("api") or {})
+        if api.get("public_url") not in (None, url):
+            raise ValueError("public_url and api.public_url differ; set only api.public_url")
+        out["api"] = api | {"public_url": url}
+        return out
+
+    @model_validator(mode="after")
+    def _one_public_url(self) -> CloudSettings:
+        # one base builds every link: notify.public_base_url follows api.public_url
+        notify = self.notify
+        if notify is None:
+            return self
+        explicit = "public_base_url" in notify.model_fields_set
+        own = notify.public_base_url.rstrip("/")
+        if self.api.public_url is None and explicit:
+            self.api.public_url = ApiSettings._public_url(own)
+        elif self.api.public_url is not None and explicit and own != self.api.public_url:
+            raise ValueError(
+                f"notify.public_base_url ({own}) differs from api.public_url "
+                f"({self.api.public_url}); set only api.public_url"
+            )
+        if self.api.public_url is not None:
+            notify.public_base_url = self.api.public_url
+        return self
+
+    def check_public_url(self) -> None:
+        """In production every link needs the configured public URL (never a Host header)."""
+        if self.environment == "production" and not self.api.public_url:
+            raise SettingsError(
+                "setting api.public_url is required in production: the public base URL "
+                "(e.g. https://bousai.city.akita.example) that builds every link sent to "
+                "residents (confirmation e-mails, report status, unsubscribe)"
+            )
 
     @classmethod
     def load(
@@ -150,6 +222,7 @@ class CloudSettings(_Section):
         except ValidationError as exc:
             raise SettingsError(f"{source}: {_describe(exc)}") from exc
         settings.check_secrets()
+        settings.check_public_url()
         return settings
 
     @classmethod

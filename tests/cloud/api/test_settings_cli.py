@@ -29,6 +29,7 @@ url = "influx+http://influx:8086/akita"
 url = "postgresql+psycopg://akita@db/akita"
 [api]
 port = 8080
+public_url = "https://bousai.city.akita.example"
 [alerts]
 hold_off_s = 120
 [alerts.hold_off_by_kind]
