@@ -51,6 +51,7 @@ from cloud.detect.config import DetectConfig
 from cloud.errors import SettingsError
 from cloud.ingest.settings import IngestSettings
 from cloud.notify.config import NotifyConfig
+from cloud.opendata.settings import OpendataSettings
 
 ENV_PREFIX = "AKITA_"
 _SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "salt")
@@ -135,6 +136,7 @@ class CloudSettings(_Section):
     api: ApiSettings = Field(default_factory=ApiSettings)
     detect: DetectConfig = Field(default_factory=DetectConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
+    opendata: OpendataSettings = Field(default_factory=OpendataSettings)
     notify: NotifyConfig | None = Field(
         default=None, description="Notification routing; absent = no notifier"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.citizen.errors import CitizenError
 from cloud.db.models import DeviceRow
+from cloud.opendata.settings import DEFAULT_PUBLIC_KINDS
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -84,14 +86,21 @@ def shipped_areas() -> dict[str, tuple[str, ...]]:
     return {str(k): tuple(str(t) for t in v) for k, v in raw.items()}
 
 
-def known_areas(sm: sessionmaker[Session] | None) -> dict[str, tuple[str, ...]]:
-    """Shipped towns plus areas of registered devices (under 「センサー設置地区」)."""
+def known_areas(
+    sm: sessionmaker[Session] | None, kinds: Collection[str] = DEFAULT_PUBLIC_KINDS
+) -> dict[str, tuple[str, ...]]:
+    """Shipped towns plus areas of registered devices of a public ``kinds`` (under
+    「センサー設置地区」): a call unit's area would tell where a monitored resident lives."""
     groups = dict(shipped_areas())
     if sm is None:
         return groups
     shipped = {t for towns in groups.values() for t in towns}
     with sm() as s:
-        rows = s.scalars(select(DeviceRow.area).where(DeviceRow.area.is_not(None)).distinct())
+        rows = s.scalars(
+            select(DeviceRow.area)
+            .where(DeviceRow.area.is_not(None), DeviceRow.kind.in_([str(k) for k in kinds]))
+            .distinct()
+        )
         extra = sorted({a for a in rows if a and a not in shipped})
     if extra:
         groups["センサー設置地区"] = tuple(extra)

@@ -28,6 +28,7 @@ from cloud.citizen.errors import FormError
 from cloud.citizen.flood import flood_status
 from cloud.citizen.photos import MAX_PHOTO_BYTES
 from cloud.db.citizen import create_tables
+from cloud.opendata.public import public_kinds
 from cloud.shelters import ATTRIBUTION
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def _subscribe_page(
         status_code=status_code,
         values=values or {},
         errors=errors or {},
-        areas=known_areas(_sm(request)),
+        areas=known_areas(_sm(request), public_kinds(_service(request))),
         channels=subscriptions.CHANNELS,
         kinds=subscriptions.KINDS,
         selected_kinds=kinds if kinds is not None else ["flood", "heat"],
@@ -186,7 +187,9 @@ async def subscribe(request: Request) -> HTMLResponse:
     values = _form_values(form)
     kinds = [str(k) for k in form.getlist("kinds")]
     sm = _sm(request)
-    areas = {t for towns in known_areas(sm).values() for t in towns}
+    areas = {
+        t for towns in known_areas(sm, public_kinds(_service(request))).values() for t in towns
+    }
     sms_ok = _sms_channel(request) is not None
     try:
         data = subscriptions.parse_subscription(values, kinds, areas, sms_available=sms_ok)
@@ -294,7 +297,7 @@ def _subscription_page(
         channels=subscriptions.CHANNELS,
         kinds=subscriptions.KINDS,
         selected_kinds=kinds if kinds is not None else list(sub.kinds),
-        areas=known_areas(_sm(request)),
+        areas=known_areas(_sm(request), public_kinds(_service(request))),
         values=values,
         errors=errors or {},
         saved=saved,
@@ -325,7 +328,9 @@ async def subscription_change(request: Request, token: str) -> Response:
     kinds = [str(k) for k in form.getlist("kinds")]
     errors: dict[str, str] = {}
     kinds_t = subscriptions.parse_kinds(kinds, errors)
-    areas = {t for towns in known_areas(sm).values() for t in towns}
+    areas = {
+        t for towns in known_areas(sm, public_kinds(_service(request))).values() for t in towns
+    }
     area, lat, lon, radius = subscriptions.parse_area(values, areas, errors)
     if errors:
         return _subscription_page(

@@ -31,6 +31,7 @@ from cloud.notify.config import CapConfig, NotifyConfig
 from cloud.notify.messages import render_blocks
 from cloud.notify.routing import by_prefix
 from cloud.notify.stages import stage_of
+from cloud.opendata.public import is_public_device
 from schemas.alert import Alert, AlertState, Severity
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
@@ -266,7 +267,11 @@ def _context(request: Request) -> tuple[sessionmaker[Session], NotifyConfig]:
 def cap_feed(request: Request) -> Response:
     sm, config = _context(request)
     now = datetime.now(UTC)
-    items = public_alerts(sm, config, now)
+    # alerts of private device kinds (call units: residents' homes) stay off the feed
+    service = request.app.state.service
+    items = [
+        i for i in public_alerts(sm, config, now) if is_public_device(service, i.alert.device_id)
+    ]
     base = str(request.base_url).rstrip("/")
     feed = build_feed(items, config, self_url=str(request.url), base=base, now=now)
     return Response(to_bytes(feed), media_type=ATOM_MEDIA_TYPE)
@@ -281,6 +286,6 @@ def cap_feed(request: Request) -> Response:
 def cap_alert(alert_id: str, request: Request) -> Response:
     sm, config = _context(request)
     item = one_alert(sm, config, alert_id)
-    if item is None:
+    if item is None or not is_public_device(request.app.state.service, item.alert.device_id):
         raise HTTPException(status_code=404, detail=f"no public alert {alert_id!r}")
     return Response(to_bytes(build_alert(item, config)), media_type=CAP_MEDIA_TYPE)

@@ -32,6 +32,7 @@ from cloud.opendata.gtfs_rt import build_vehicle_positions, feed_to_dict
 from cloud.opendata.gtfs_static import SAMPLE_FEED, GtfsError, GtfsStatic
 from cloud.opendata.licence import licence_meta, link_header
 from cloud.opendata.positions import flood_statuses, latest_vehicles, plow_tracks
+from cloud.opendata.public import public_devices
 from schemas.devices import DeviceKind
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ def vehicle_positions(
         fixes = [
             s.fix
             for s in latest_vehicles(
-                service.store, service.devices(), "bus", now=now, max_age=cfg.max_age
+                service.store, public_devices(service), "bus", now=now, max_age=cfg.max_age
             )
         ]
         return build_vehicle_positions(fixes, now=now, static=_gtfs(cfg))
@@ -242,7 +243,7 @@ def snowplows(request: Request) -> JSONResponse:
     def make() -> Any:
         now = cfg.clock()
         fixes = latest_vehicles(
-            service.store, service.devices(), "snowplow", now=now, max_age=cfg.max_age
+            service.store, public_devices(service), "snowplow", now=now, max_age=cfg.max_age
         )
         return geojson.snowplows(fixes, now=now)
 
@@ -264,7 +265,7 @@ def cleared_segments(request: Request) -> JSONResponse:
         start = datetime(local.year, local.month, local.day, tzinfo=CITY_TZ).astimezone(UTC)
         plows = [
             dev
-            for dev, info in sorted(service.devices().items())
+            for dev, info in sorted(public_devices(service).items())
             if info.kind == DeviceKind.VEHICLE and info.vehicle_type in (None, "snowplow")
         ]
         tracks = plow_tracks(service.store, plows, start, now)
@@ -282,7 +283,9 @@ def _flood(request: Request) -> list[Any]:
 
     def make() -> Any:
         sites, stages = _detect_settings(service)
-        return flood_statuses(service.store, service.devices(), sites=sites, default_stages=stages)
+        return flood_statuses(
+            service.store, public_devices(service), sites=sites, default_stages=stages
+        )
 
     return _cache(request).get("flood", cfg.cache_s, make)  # type: ignore[no-any-return]
 
@@ -318,7 +321,7 @@ def sites_worldmap(request: Request) -> JSONResponse:
     service = _service(request)
     rows = [
         (dev, info.lat, info.lon, info.site or dev)
-        for dev, info in sorted(service.devices().items())
+        for dev, info in sorted(public_devices(service).items())
         if info.lat is not None and info.lon is not None and info.kind != DeviceKind.VEHICLE
     ]
     return JSONResponse(geojson.sites_worldmap(rows), headers=_headers(cfg))

@@ -19,7 +19,9 @@ from cloud.db.models import DeviceRow
 from cloud.detect.base import Detection
 from cloud.notify.cap import ATOM_NS, CAP_NS, router
 from cloud.notify.config import NotifyConfig
+from cloud.opendata.settings import OpendataSettings
 from schemas.alert import Severity
+from schemas.devices import DeviceKind
 
 XSD = Path(__file__).resolve().parents[2] / "fixtures" / "cap" / "CAP-v1.2.xsd"
 NS = {"cap": CAP_NS, "atom": ATOM_NS}
@@ -47,9 +49,28 @@ def world(db: sessionmaker[Session]) -> tuple[TestClient, AlertManager]:
         {"cap": {"sender": "alerts.city.akita.example", "web": "https://city.akita.example/"}}
     )
     app = FastAPI()
-    app.state.service = SimpleNamespace(sessionmaker=db, settings=SimpleNamespace(notify=config))
+    # call units opted in as public, so heat alerts show (the default leaves them out)
+    settings = SimpleNamespace(
+        notify=config, opendata=OpendataSettings(public_kinds=list(DeviceKind))
+    )
+    app.state.service = SimpleNamespace(sessionmaker=db, settings=settings)
     app.include_router(router)
     return TestClient(app), manager
+
+
+def test_call_unit_alerts_stay_off_the_feed_by_default(
+    world: tuple[TestClient, AlertManager],
+) -> None:
+    client, manager = world
+    client.app.state.service.settings.opendata = OpendataSettings()  # type: ignore[attr-defined]
+    now = datetime.now(UTC).replace(microsecond=0)
+    [heat] = manager.handle(
+        [det("heat_wbgt", "cu-1", now, "severe_warning", 29.3, Severity.SEVERE)], now
+    )
+    feed = client.get("/cap/alerts.xml")
+    assert feed.status_code == 200
+    assert "cu-1" not in feed.text and "土崎港中央" not in feed.text and "140.07" not in feed.text
+    assert client.get(f"/cap/alerts/{heat.alert.id}.xml").status_code == 404
 
 
 def det(
