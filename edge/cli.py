@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from edge.check_report import DeviceCheck, render, to_json
 from edge.config import EdgeConfig, load_config
 from edge.errors import ConfigError, DeviceError
 from edge.logs import quiet_third_party
@@ -75,6 +75,9 @@ def check(
     stream_wait: float = typer.Option(
         5.0, help="Seconds to wait for the first message of a GPS or call-unit device."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON document (gateway, devices, ok) instead of a table."
+    ),
 ) -> None:
     """Validate a config, read every device once and print a table.
 
@@ -83,56 +86,54 @@ def check(
     line opens but stays quiet for --stream-wait seconds counts as ok (call units speak
     at their heartbeat); one sending only garbage fails.
 
+    Device ids are never cut: in a terminal too narrow for the table, each device gets
+    its own line instead. --json gives the same results for scripts.
+
     Example: akita edge check --config deploy/edge/manhole_pump.toml
+
+    Example: akita edge check --config deploy/edge/water_block.toml --json
     """
     _setup_logging("error")
     cfg = _load(config)
-    rows = asyncio.run(_check_all(cfg, stream_wait))
-    table = Table(title=f"gateway {cfg.gateway.id}: {config}")
-    for col in ("device", "kind", "driver", "result", "requests", "values / reason"):
-        table.add_column(col)
-    failed = 0
-    for dev_id, kind, driver, ok, requests, detail in rows:
-        failed += not ok
-        table.add_row(
-            dev_id,
-            kind,
-            driver,
-            "[green]ok[/green]" if ok else "[red]FAIL[/red]",
-            requests,
-            detail,
-        )
-    Console().print(table)
-    if failed:
+    results = asyncio.run(_check_all(cfg, stream_wait))
+    if as_json:
+        typer.echo(to_json(cfg.gateway.id, str(config), results))
+    else:
+        console = Console()
+        console.print(render(cfg.gateway.id, str(config), results, console.width))
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
-async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[tuple[str, ...]]:
+async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[DeviceCheck]:
     from edge.drivers import PollDriver, create
 
-    rows: list[tuple[Any, ...]] = []
+    results: list[DeviceCheck] = []
     for dev in cfg.devices:
         drv = create(dev, cfg)
-        ok, detail, requests = False, "", ""
+        ok, reason, requests = False, None, None
+        values: dict[str, Any] | None = None
         try:
             await drv.open()
             if isinstance(drv, PollDriver):
                 values = await drv.read()
-                requests = str(drv.requests)
+                requests = drv.requests
             else:
                 values = await asyncio.wait_for(anext(aiter(drv.stream())), stream_wait)
-            ok, detail = True, ", ".join(f"{k}={v!r}" for k, v in values.items())
+            ok = True
         except DeviceError as exc:
-            detail = exc.reason
+            reason = exc.reason
         except (TimeoutError, StopAsyncIteration):
             # the line is open; a call unit may only speak at its next heartbeat
             last = None if isinstance(drv, PollDriver) else drv.last_error
             ok = last is None
-            detail = f"line open, nothing received within {stream_wait:g} s"
+            reason = f"line open, nothing received within {stream_wait:g} s"
             if last:
-                detail += f" (last error: {last})"
+                reason += f" (last error: {last})"
         finally:
             with contextlib.suppress(DeviceError, OSError):
                 await drv.close()
-        rows.append((dev.id, dev.kind.value, dev.driver.value, ok, requests, detail))
-    return rows
+        results.append(
+            DeviceCheck(dev.id, dev.kind.value, dev.driver.value, ok, requests, values, reason)
+        )
+    return results

@@ -195,3 +195,53 @@ def test_check_stream_devices(tmp_path: Path) -> None:
     assert "FAIL" in rows["bus-1"] and "bad checksum" in rows["bus-1"]
     assert "ok" in rows["cu-1"] and "line open" in rows["cu-1"]
     assert "FAIL" in rows["cu-2"] and "cannot open line" in rows["cu-2"]
+
+
+LONG_IDS = ("wb-kawajiri-flow-meter-inlet-north", "wb-kawajiri-flow-meter-inlet-south")
+
+
+def _two_long_ids(tmp_path: Path, port: int) -> Path:
+    """Two devices whose ids differ only at the end; the second reads a missing register."""
+    regs = [{"field": "flow", "address": 0, "scale": 0.1}, {"field": "totaliser", "address": 1}]
+    good = {**MODBUS, "id": LONG_IDS[0], "port": port, "registers": regs}
+    bad = {**good, "id": LONG_IDS[1], "registers": [{"field": "flow", "address": 450}]}
+    path = tmp_path / "long-ids.toml"
+    path.write_text(tomli_w.dumps(base([good, bad])))
+    return path
+
+
+@pytest.mark.parametrize("columns", [200, 80, 60])
+def test_check_never_cuts_an_id(tmp_path: Path, columns: int) -> None:
+    ctx = server_context([1])
+    ctx[1].setValues(3, 0, [1234, 56])
+    with server_thread(ctx) as port:
+        path = _two_long_ids(tmp_path, port)
+        result = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["check", "-c", str(path)])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= columns, result.output
+    for dev_id in LONG_IDS:
+        # whole, on one line, next to its own result
+        (line,) = [ln for ln in lines if dev_id in ln]
+        assert ("ok" if dev_id == LONG_IDS[0] else "FAIL") in line, result.output
+    assert "ILLEGAL_DATA_ADDRESS" in result.output.replace("\n", "").replace(" ", "")
+    # 200 columns: the table; 60: one line per device (no table borders)
+    assert ("│" in result.output) is (columns == 200)
+
+
+def test_check_json_is_machine_readable(tmp_path: Path) -> None:
+    import json
+
+    ctx = server_context([1])
+    ctx[1].setValues(3, 0, [1234, 56])
+    with server_thread(ctx) as port:
+        path = _two_long_ids(tmp_path, port)
+        result = CliRunner(env={"COLUMNS": "40"}).invoke(app, ["check", "-c", str(path), "--json"])
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["gateway"] == "gw-t" and doc["ok"] is False
+    good, bad = doc["devices"]
+    assert good["device"] == LONG_IDS[0] and good["ok"] is True
+    assert good["values"] == {"flow": 123.4, "totaliser": 56} and good["requests"] == 1
+    assert bad["device"] == LONG_IDS[1] and bad["ok"] is False and bad["values"] is None
+    assert "ILLEGAL_DATA_ADDRESS" in bad["reason"]
