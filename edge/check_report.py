@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -99,5 +100,5 @@ def _lines(title: str, results: list[DeviceCheck]) -> Group:
         # wider than the terminal
         parts.append(head)
         if r.detail:
-            parts.append(Text("    " + r.detail, overflow="fold"))
+            parts.append(Padding(Text(r.detail, overflow="fold"), (0, 0, 0, 4)))
     return Group(*parts)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 from firmware_sim.scenarios import SCENARIOS
 from firmware_sim.sites import attribution
@@ -51,20 +55,57 @@ def _check_scenario(name: str) -> str:
 
 
 @app.command("list")
-def list_scenarios() -> None:
+def list_scenarios(
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the scenarios as JSON (name, start, days, description)."
+    ),
+) -> None:
     """Show the scenarios, their start date, default length and what they inject.
 
+    Scenario names are never cut; a terminal too narrow for the table gets one
+    scenario per line instead.
+
     Example: akita sim list
+
+    Example: akita sim list --json
     """
-    table = Table(title="Scenarios (seeded; the same --seed gives the same run)")
-    table.add_column("scenario", style="bold")
-    table.add_column("starts (JST)")
-    table.add_column("days", justify="right")
-    table.add_column("what happens")
-    for s in SCENARIOS.values():
-        y, m, d = s.date
-        table.add_row(s.name, f"{y}-{m:02d}-{d:02d}", f"{s.days:g}", s.description)
-    console.print(table)
+    rows = [
+        {
+            "scenario": s.name,
+            "starts": "{:04d}-{:02d}-{:02d}".format(*s.date),
+            "days": s.days,
+            "description": s.description,
+        }
+        for s in SCENARIOS.values()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    here = Console()  # the terminal's width now (the module's console fixed it at import)
+    here.print(_scenario_view(rows, here.width))
+
+
+_LIST_TITLE = "Scenarios (seeded; the same --seed gives the same run)"
+_MIN_DESCRIPTION = 20  # a narrower "what happens" column is one word per line
+
+
+def _scenario_view(rows: list[dict[str, Any]], width: int) -> RenderableType:
+    longest = max(len(r["scenario"]) for r in rows)
+    # 4 columns: 5 borders + 2 spaces of padding each; "starts (JST)" is 12 wide
+    if longest + 12 + 4 + 5 + 8 + _MIN_DESCRIPTION <= width:
+        table = Table(title=_LIST_TITLE)
+        table.add_column("scenario", style="bold", no_wrap=True, min_width=longest)
+        table.add_column("starts (JST)", no_wrap=True)
+        table.add_column("days", justify="right", no_wrap=True)
+        table.add_column("what happens", ratio=1, overflow="fold")
+        for r in rows:
+            table.add_row(r["scenario"], r["starts"], f"{r['days']:g}", r["description"])
+        return table
+    lines: list[RenderableType] = [Text(_LIST_TITLE, style="italic")]
+    for r in rows:
+        lines.append(Text.assemble((r["scenario"], "bold"), f"  {r['starts']}, {r['days']:g} d"))
+        lines.append(Padding(Text(r["description"], overflow="fold"), (0, 0, 0, 4)))
+    return Group(*lines)
 
 
 @app.command("run")
@@ -99,7 +140,7 @@ def run(
     gateway under --workdir, and prints where every device listens.
 
     Example: akita sim run demo --speed 60 --workdir /tmp/sim
-    then: akita edge run /tmp/sim/edge/gw-small-01.toml
+    then: akita edge run --config /tmp/sim/edge/gw-small-01.toml
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from akita.cli import app
+from firmware_sim.scenarios import SCENARIOS
 
 runner = CliRunner()
 
@@ -16,6 +20,30 @@ def test_list_shows_every_scenario() -> None:
     assert result.exit_code == 0, result.output
     for name in ("normal_week", "heavy_rain_flood", "heat_wave", "device_offline", "demo"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_list_never_cuts_a_name(columns: int) -> None:
+    result = CliRunner(env={"COLUMNS": str(columns)}).invoke(app, ["sim", "list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= columns
+    for name, scenario in SCENARIOS.items():
+        # whole, on one line, with its start date beside it
+        (line,) = [ln for ln in lines if re.search(rf"(^|[ │]){name}([ │]|$)", ln)]
+        assert "{:04d}-{:02d}-{:02d}".format(*scenario.date) in line, result.output
+    assert ("│" in result.output) is (columns == 80)
+
+
+def test_list_json() -> None:
+    result = CliRunner(env={"COLUMNS": "40"}).invoke(app, ["sim", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["scenario"] for r in rows] == list(SCENARIOS)
+    demo = next(r for r in rows if r["scenario"] == "demo")
+    assert demo["starts"] == "{:04d}-{:02d}-{:02d}".format(*SCENARIOS["demo"].date)
+    assert demo["days"] == SCENARIOS["demo"].days
+    assert demo["description"] == SCENARIOS["demo"].description
 
 
 def test_export_writes_csv_and_sidecars(tmp_path: Path) -> None:
