@@ -86,6 +86,10 @@ class ApiSettings(_Section):
         default=False, description="Serve /metrics without a token (a private scrape network)"
     )
     tick_s: float = Field(default=1.0, gt=0, le=60, description="Detector/alert tick period")
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxy addresses whose X-Forwarded-Proto is believed (HSTS behind TLS)",
+    )
     public_url: str | None = Field(
         default=None,
         description="Public base URL (https://host[/prefix]) of every link sent to residents; "

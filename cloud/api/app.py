@@ -6,14 +6,19 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
+from cloud.api import access_log
+from cloud.api.docs import docs_router
 from cloud.api.extras import load_extra_routers
+from cloud.api.headers import SecurityHeaders, app_csp, template_style_hashes
 from cloud.api.routes import alerts, devices, health, maintenance, tokens
 from cloud.service import CloudService
 
 DESCRIPTION = """\
 Staff API of the Akita City telemetry system.
 
-Every route except `/health` needs `Authorization: Bearer <token>`. Roles:
+Every route except `/health` and the public pages (open data, CAP feed, citizen site)
+needs `Authorization: Bearer <token>`. In production this documentation needs one too.
+Roles:
 **viewer** reads, **operator** also acknowledges and resolves alerts and manages
 maintenance windows, **admin** also manages tokens. Make the first token with
 `akita cloud token create --name NAME --role admin`.
@@ -28,8 +33,13 @@ def create_app(
         title="Akita telemetry staff API",
         version="1",
         description=DESCRIPTION,
+        # served by cloud.api.docs instead: staff only in production
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
+    app.include_router(docs_router(app))
     for router in (
         health.router,
         devices.router,
@@ -40,4 +50,10 @@ def create_app(
         app.include_router(router)
     for router in load_extra_routers() if extra_routers is None else extra_routers:
         app.include_router(router)
+    app.add_middleware(
+        SecurityHeaders,
+        csp=app_csp(template_style_hashes()),
+        trusted_proxies=service.settings.api.trusted_proxies,
+    )
+    access_log.install()
     return app
