@@ -1,5 +1,10 @@
 """Checks an uploaded photo by its content (Pillow), never by its name or declared type,
-and reads the EXIF GPS position when the camera recorded one."""
+reads the EXIF GPS position when the camera recorded one, and keeps only the pixels.
+
+A phone's photo carries the owner's name, the camera's serial number and where it was
+taken (EXIF, XMP, comments, ICC profile text). Only re-encoded pixel data is stored and
+served; the GPS position is handed to the caller, which uses it only with consent.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cloud.citizen.errors import PhotoError
 
@@ -21,7 +26,7 @@ _MAX_PIXELS = 50_000_000
 
 @dataclass(frozen=True, slots=True)
 class Photo:
-    data: bytes
+    data: bytes  # re-encoded pixels only
     mime: str
     width: int
     height: int
@@ -49,6 +54,39 @@ def _gps(img: Image.Image) -> tuple[float, float] | None:
     return round(lat, 7), round(lon, 7)
 
 
+def _pixels_only(img: Image.Image) -> Image.Image:
+    """A new image holding only ``img``'s pixels, turned upright (EXIF orientation applied
+    before the tag is dropped) and in a mode JPEG/PNG can store without a palette."""
+    upright = ImageOps.exif_transpose(img)
+    if upright.mode not in ("L", "RGB", "RGBA", "LA"):
+        has_alpha = "transparency" in upright.info or upright.mode in ("PA", "RGBa")
+        upright = upright.convert("RGBA" if has_alpha else "RGB")
+    # frombytes: a fresh image with an empty info dict, so nothing rides along on save
+    return Image.frombytes(upright.mode, upright.size, upright.tobytes())
+
+
+def strip_metadata(data: bytes) -> tuple[bytes, int, int]:
+    """``data`` re-encoded from its pixels only (same format); returns (bytes, w, h)."""
+    with Image.open(io.BytesIO(data)) as img:
+        fmt = img.format or ""
+        clean = _pixels_only(img)
+    buf = io.BytesIO()
+    if fmt == "PNG":
+        clean.save(buf, "PNG", optimize=False)
+    else:
+        if clean.mode in ("RGBA", "LA"):
+            clean = clean.convert("RGB" if clean.mode == "RGBA" else "L")
+        clean.save(buf, "JPEG", quality=90)
+    return buf.getvalue(), clean.width, clean.height
+
+
+def has_metadata(data: bytes) -> bool:
+    """Whether stored bytes still carry metadata (photos stored by earlier versions)."""
+    with Image.open(io.BytesIO(data)) as img:
+        keys = set(img.info) - {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi"}
+        return bool(keys) or len(img.getexif()) > 0
+
+
 def check_photo(data: bytes) -> Photo:
     """Validate ``data``; raises :class:`PhotoError` with a Japanese message naming the cause."""
     if len(data) > MAX_PHOTO_BYTES:
@@ -74,6 +112,7 @@ def check_photo(data: bytes) -> Photo:
                 gps = _gps(img)
             with Image.open(io.BytesIO(data)) as img2:
                 img2.verify()  # catches truncated / corrupt files
+            clean, width, height = strip_metadata(data)
     except PhotoError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -83,10 +122,10 @@ def check_photo(data: bytes) -> Photo:
     except (OSError, SyntaxError, ValueError) as e:
         raise PhotoError("写真のファイルが壊れているため読み取れません。") from e
     return Photo(
-        data=data,
+        data=clean,
         mime=ALLOWED[fmt],
         width=width,
         height=height,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=hashlib.sha256(clean).hexdigest(),
         gps=gps,
     )

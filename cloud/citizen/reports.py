@@ -1,10 +1,17 @@
 """Problem reports: validate, store with a reference number, staff triage and on-site
-confirmation, and the one-week confirmation rate the city reports."""
+confirmation, and the one-week confirmation rate the city reports.
+
+The reference number is sequential, for phone calls to staff; it shows nothing publicly.
+The reporter reads the status through a capability token (32 random bytes), of which only
+the SHA-256 hash is stored.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -24,6 +31,7 @@ JST = timezone(timedelta(hours=9))
 REF_RE = re.compile(r"^AK-(\d{4})-(\d{6,})$")
 MAX_DESCRIPTION = 2000
 MAX_ADDRESS = 200
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,251}\.[A-Za-z]{2,}$")
 CONFIRM_WINDOW = timedelta(days=7)
 TRIAGE_STATUSES = ("triaged", "in_progress", "closed", "rejected")
 _FULLWIDTH = str.maketrans("０１２３４５６７８９．－", "0123456789.-")
@@ -43,6 +51,7 @@ class ReportForm:
     lon: float | None
     location_source: str
     photo: Photo | None
+    email: str | None = None  # where the status link goes; not stored
 
 
 def make_ref(report_id: int, created_at: datetime) -> str:
@@ -83,34 +92,54 @@ def parse_report(form: Mapping[str, str], photo_bytes: bytes | None) -> ReportFo
         errors["lat" if lat is None else "lon"] = "緯度と経度の両方を入力してください。"
     elif lat is not None and lon is not None and not in_city(lat, lon):
         errors["lat"] = f"地点（{lat}, {lon}）は秋田市の範囲外です。"
+    email = (form.get("email") or "").strip() or None
+    if email and (len(email) > 254 or not _EMAIL.match(email)):
+        errors["email"] = f"電子メールアドレス「{email[:60]}」の形式が正しくありません。"
     photo: Photo | None = None
     if photo_bytes:
         try:
             photo = check_photo(photo_bytes)
         except PhotoError as e:
             errors["photo"] = e.message
+    gps_ok = form.get("use_photo_location") == "yes"
     source = "point"
     if lat is None or lon is None:
         lat = lon = None
         if address:
             source = "address"
-        elif photo is not None and photo.gps is not None and in_city(*photo.gps):
+        elif gps_ok and photo is not None and photo.gps is not None and in_city(*photo.gps):
+            # the photo's position only with the reporter's consent on the form
             lat, lon = photo.gps
             source = "exif"
         elif not any(k in errors for k in ("lat", "lon", "photo")):
             hint = ""
-            if photo is not None and photo.gps is not None:
+            if gps_ok and photo is not None and photo.gps is not None:
                 hint = "（写真の位置情報は秋田市の範囲外でした）"
+            elif photo is not None and photo.gps is not None:
+                hint = "（写真の位置情報を使う場合は、その欄にチェックを入れてください）"
             errors["address"] = f"場所（住所・目印、または緯度・経度）を入力してください{hint}。"
     if errors:
         raise FormError(errors)
-    return ReportForm(category, sub, description, address, lat, lon, source, photo)
+    return ReportForm(category, sub, description, address, lat, lon, source, photo, email)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def create_report(
     sm: sessionmaker[Session], data: ReportForm, *, now: datetime | None = None
 ) -> ReportRow:
+    """Store the report (staff and tests: nobody gets its status token)."""
+    return file_report(sm, data, now=now)[0]
+
+
+def file_report(
+    sm: sessionmaker[Session], data: ReportForm, *, now: datetime | None = None
+) -> tuple[ReportRow, str]:
+    """Store the report; returns it with the status page's capability token (shown once)."""
     now = now or datetime.now(UTC)
+    token = secrets.token_urlsafe(32)
     with sm() as s, s.begin():
         row = ReportRow(
             category=data.category,
@@ -120,6 +149,7 @@ def create_report(
             lat=data.lat,
             lon=data.lon,
             location_source=data.location_source,
+            status_token_hash=token_hash(token),
             status="received",
             created_at=now,
             updated_at=now,
@@ -132,8 +162,9 @@ def create_report(
                 width=p.width,
                 height=p.height,
                 sha256=p.sha256,
-                exif_lat=p.gps[0] if p.gps else None,
-                exif_lon=p.gps[1] if p.gps else None,
+                # never kept apart from the report: used only as its location, by consent
+                exif_lat=None,
+                exif_lon=None,
                 data=p.data,
             )
         s.add(row)
@@ -147,7 +178,19 @@ def create_report(
         row.location_source,
         data.photo is not None,
     )
-    return row
+    return row, token
+
+
+def get_report_by_token(sm: sessionmaker[Session], token: str) -> ReportRow | None:
+    """The report whose status token is ``token`` (the reporter's capability)."""
+    if not token or len(token) > 100:
+        return None
+    with sm() as s:
+        return s.scalars(
+            select(ReportRow)
+            .options(selectinload(ReportRow.photo))
+            .where(ReportRow.status_token_hash == token_hash(token))
+        ).first()
 
 
 def get_report(sm: sessionmaker[Session], ref: str) -> ReportRow | None:

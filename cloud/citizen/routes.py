@@ -9,8 +9,9 @@ Jinja2 autoescaping is on for every template: whatever a resident typed is shown
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from cloud.citizen import reports, subscriptions
+from cloud.citizen import limits, reports, subscriptions
+from cloud.citizen.bodies import LimitedBodyRoute
 from cloud.citizen.catalog import CATEGORIES, STATUS_LABELS, category_label, known_areas
 from cloud.citizen.catalog import load_procedures as _procedures
+from cloud.citizen.config import CitizenSettings
 from cloud.citizen.errors import FormError
 from cloud.citizen.flood import flood_status
+from cloud.citizen.links import public_base
 from cloud.citizen.photos import MAX_PHOTO_BYTES
 from cloud.db.citizen import create_tables
 from cloud.opendata.public import public_kinds
@@ -33,7 +37,38 @@ from cloud.shelters import ATTRIBUTION
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/citizen", tags=["citizen"], include_in_schema=False)
+
+class _CitizenRoute(LimitedBodyRoute):
+    """Every citizen route reads its body within a limit before parsing (chunked too)."""
+
+    def body_limit(self, request: Request) -> int:
+        if self.name == "citizen_report_submit":
+            return _MAX_BODY
+        return _citizen_settings(request).max_form_bytes
+
+    def refused(self, request: Request, status: int, reason: str) -> Response:
+        if status == 413 and self.name == "citizen_report_submit":
+            return _report_page(
+                request,
+                errors={
+                    "photo": f"写真のサイズが大きすぎます。{MAX_PHOTO_BYTES // 1024 // 1024} MB "
+                    "以下にしてください。"
+                },
+                status_code=413,
+            )
+        text = (
+            "送信された内容が大きすぎます。入力内容を短くしてください。"
+            if status == 413
+            else "送信された内容を読み取れませんでした。もう一度お試しください。"
+        )
+        return render(
+            request, "message.html", "送信できませんでした", status_code=status, paragraphs=[text]
+        )
+
+
+router = APIRouter(
+    prefix="/citizen", tags=["citizen"], include_in_schema=False, route_class=_CitizenRoute
+)
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -56,6 +91,18 @@ def _service(request: Request) -> Any:
     return request.app.state.service
 
 
+def _citizen_settings(request: Request) -> CitizenSettings:
+    settings = getattr(getattr(_service(request), "settings", None), "citizen", None)
+    return settings if isinstance(settings, CitizenSettings) else CitizenSettings()
+
+
+def _ttl(request: Request) -> timedelta:
+    return timedelta(hours=_citizen_settings(request).unconfirmed_ttl_h)
+
+
+_HOUSEKEEPING_S = 60.0
+
+
 def _sm(request: Request) -> sessionmaker[Session]:
     sm: sessionmaker[Session] = _service(request).sessionmaker
     state = request.app.state
@@ -63,6 +110,13 @@ def _sm(request: Request) -> sessionmaker[Session]:
         # the citizen tables may be newer than the database the service created
         create_tables(sm.kw["bind"])
         state.citizen_tables_ready = True
+    last = getattr(state, "citizen_housekeeping_at", None)
+    if last is None or time.monotonic() - last > _HOUSEKEEPING_S:
+        # expired unconfirmed subscriptions are deleted, not just hidden (at most once a
+        # minute per process; find() already ignores them in between)
+        state.citizen_housekeeping_at = time.monotonic()
+        subscriptions.purge_unconfirmed(sm, ttl=_ttl(request))
+        limits.prune(sm)
     return sm
 
 
@@ -75,19 +129,8 @@ def _sms_channel(request: Request) -> Any | None:
 
 
 def _public_base(request: Request) -> str:
-    """Base of links sent by mail/SMS: a configured public URL (``settings.public_url``,
-    ``settings.api.public_url`` or ``settings.notify.public_base_url``), else the URL this
-    request came in on (fine behind a proxy that sets Host; set one in production)."""
-    settings = getattr(_service(request), "settings", None)
-    candidates = (
-        getattr(settings, "public_url", None),
-        getattr(getattr(settings, "api", None), "public_url", None),
-        getattr(getattr(settings, "notify", None), "public_base_url", None),
-    )
-    for value in candidates:
-        if isinstance(value, str) and value:
-            return value.rstrip("/")
-    return str(request.base_url).rstrip("/")
+    """Base of links sent by mail/SMS: ``api.public_url``, never the request's Host."""
+    return public_base(getattr(_service(request), "settings", None))
 
 
 def render(
@@ -191,14 +234,21 @@ async def subscribe(request: Request) -> HTMLResponse:
         t for towns in known_areas(sm, public_kinds(_service(request))).values() for t in towns
     }
     sms_ok = _sms_channel(request) is not None
+    conf = _citizen_settings(request)
     try:
-        data = subscriptions.parse_subscription(values, kinds, areas, sms_available=sms_ok)
+        data = subscriptions.parse_subscription(
+            values, kinds, areas, sms_available=sms_ok, sms_countries=conf.sms_countries
+        )
         if data.channel == "email" and _service(request).email is None:
             raise FormError({"channel": "現在、電子メールでの登録は受け付けていません。"})
     except FormError as e:
         return _subscribe_page(
             request, values=values, kinds=kinds, errors=e.errors, status_code=422
         )
+    try:
+        await run_in_threadpool(limits.take, sm, _confirmation_limits(request, data, conf))
+    except limits.RateLimited as e:
+        return _rate_limited_page(request, values, kinds, e)
     from cloud.notify.errors import NotifyError
 
     try:
@@ -229,6 +279,34 @@ async def subscribe(request: Request) -> HTMLResponse:
     )
 
 
+def _confirmation_limits(
+    request: Request, data: subscriptions.SubscriptionForm, conf: CitizenSettings
+) -> list[limits.Limit]:
+    ip = limits.client_key(request.client.host if request.client else None)
+    return [
+        limits.Limit("address", data.address, conf.confirmations_per_address_per_hour),
+        limits.Limit("ip", ip, conf.confirmations_per_ip_per_hour),
+    ]
+
+
+def _rate_limited_page(
+    request: Request, values: dict[str, str], kinds: list[str], e: limits.RateLimited
+) -> HTMLResponse:
+    if e.scope == "address":
+        errors = {
+            "address": f"この連絡先には1時間に{e.per_hour}回まで確認用のリンクを送ります。"
+            "届いたリンクを開くか、1時間ほどたってからもう一度お試しください。"
+        }
+    else:
+        errors = {
+            "address": f"この接続元からの登録は1時間に{e.per_hour}件までです。"
+            "1時間ほどたってからもう一度お試しください。"
+        }
+    response = _subscribe_page(request, values=values, kinds=kinds, errors=errors, status_code=429)
+    response.headers["Retry-After"] = "3600"
+    return response
+
+
 def _urls(request: Request, token: str) -> dict[str, Any]:
     return {
         "manage_url": request.url_for("citizen_subscription", token=token).path,
@@ -242,7 +320,7 @@ def _urls(request: Request, token: str) -> dict[str, Any]:
 )
 def confirm_page(request: Request, token: str) -> HTMLResponse:
     # GET only shows a button: mail scanners that prefetch links must not confirm
-    sub = subscriptions.find(_sm(request), token)
+    sub = subscriptions.find(_sm(request), token, unconfirmed_ttl=_ttl(request))
     if sub is None:
         return _not_found(request, "登録")
     return render(request, "confirm.html", "登録の確定", sub=sub, **_urls(request, token))
@@ -250,7 +328,7 @@ def confirm_page(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/subscriptions/{token}/confirm", response_class=HTMLResponse, name="citizen_confirm")
 def confirm(request: Request, token: str) -> Response:
-    sub = subscriptions.confirm(_sm(request), token)
+    sub = subscriptions.confirm(_sm(request), token, unconfirmed_ttl=_ttl(request))
     if sub is None:
         return _not_found(request, "登録")
     return render(
@@ -307,7 +385,7 @@ def _subscription_page(
 
 @router.get("/subscriptions/{token}", response_class=HTMLResponse, name="citizen_subscription")
 def subscription(request: Request, token: str, saved: bool = False) -> HTMLResponse:
-    sub = subscriptions.find(_sm(request), token)
+    sub = subscriptions.find(_sm(request), token, unconfirmed_ttl=_ttl(request))
     if sub is None:
         return _not_found(request, "登録")
     return _subscription_page(request, token, sub, saved=saved)
@@ -318,7 +396,7 @@ def subscription(request: Request, token: str, saved: bool = False) -> HTMLRespo
 )
 async def subscription_change(request: Request, token: str) -> Response:
     sm = _sm(request)
-    sub = subscriptions.find(sm, token)
+    sub = subscriptions.find(sm, token, unconfirmed_ttl=_ttl(request))
     if sub is None:
         return _not_found(request, "登録")
     if sub.unsubscribed_at is not None:
@@ -394,17 +472,7 @@ def report_form(request: Request) -> HTMLResponse:
 
 @router.post("/reports", response_class=HTMLResponse, name="citizen_report_submit")
 async def report_submit(request: Request) -> Response:
-    size = request.headers.get("content-length")
-    if size and size.isdigit() and int(size) > _MAX_BODY:
-        # refuse before reading: the photo alone is over the limit
-        return _report_page(
-            request,
-            errors={
-                "photo": f"写真のサイズが大きすぎます。{MAX_PHOTO_BYTES // 1024 // 1024} MB "
-                "以下にしてください。"
-            },
-            status_code=413,
-        )
+    # the body was read within _MAX_BODY by _CitizenRoute, chunked or not, in memory
     form = await request.form()
     values = _form_values(form)
     photo = form.get("photo")
@@ -416,31 +484,70 @@ async def report_submit(request: Request) -> Response:
         parsed = await run_in_threadpool(reports.parse_report, values, data)
     except FormError as e:
         return _report_page(request, values=values, errors=e.errors, status_code=422)
-    row = await run_in_threadpool(reports.create_report, sm, parsed)
-    url = request.url_for("citizen_report_status", ref=row.ref).path + "?created=1"
+    row, token = await run_in_threadpool(reports.file_report, sm, parsed)
+    mailed = ""
+    if parsed.email:
+        mailed = (
+            "1"
+            if await run_in_threadpool(_mail_status_link, request, parsed.email, row, token)
+            else "0"
+        )
+    url = request.url_for("citizen_report_status", token=token).path + "?created=1"
+    if mailed:
+        url += f"&mailed={mailed}"
     return RedirectResponse(url, status_code=303)
 
 
+def _mail_status_link(request: Request, address: str, row: Any, token: str) -> bool:
+    """Send the reporter the status link; False (logged, no address) when that failed."""
+    from cloud.notify.errors import NotifyError
+
+    channel = _service(request).email
+    if channel is None:
+        return False
+    link = _public_base(request) + request.app.url_path_for("citizen_report_status", token=token)
+    try:
+        channel.send(
+            address,
+            f"【秋田市】通報を受け付けました（受付番号 {row.ref}）",
+            "秋田市への通報を受け付けました。ありがとうございます。\n\n"
+            f"受付番号：{row.ref}（お電話でのお問い合わせの際にお伝えください）\n\n"
+            "対応状況は次のリンクから確認できます（このリンクは他の人に教えないでください）：\n"
+            f"{link}\n\n"
+            "このメールに心当たりがない場合は、何もせずに削除してください。\n"
+            "秋田市",
+        )
+    except NotifyError as e:
+        log.warning("report_status_mail_failed ref=%s reason=%s", row.ref, e)
+        return False
+    return True
+
+
 @router.get("/reports", response_class=HTMLResponse, name="citizen_report_lookup")
-def report_lookup(request: Request, ref: str | None = None) -> Response:
-    if ref is None:
+def report_lookup(request: Request, code: str | None = None) -> Response:
+    """The status by the code of the status link; a reference number alone shows nothing
+    (it is sequential: anyone could read every report)."""
+    if code is None:
         return render(request, "report_lookup.html", "通報の対応状況の確認")
-    ref = ref.strip().upper()
-    if not reports.REF_RE.match(ref) or reports.get_report(_sm(request), ref) is None:
+    code = code.strip().rsplit("/", 1)[-1]  # the whole link pasted is fine too
+    if reports.get_report_by_token(_sm(request), code) is None:
+        shown = code[:12] + ("…" if len(code) > 12 else "")
         return render(
             request,
             "report_lookup.html",
             "通報の対応状況の確認",
             status_code=404,
-            values={"ref": ref},
-            errors={"ref": f"受付番号「{ref[:30]}」の通報は見つかりません。"},
+            values={"code": code[:100]},
+            errors={"code": f"確認コード「{shown}」の通報は見つかりません。"},
         )
-    return RedirectResponse(request.url_for("citizen_report_status", ref=ref).path, 303)
+    return RedirectResponse(request.url_for("citizen_report_status", token=code).path, 303)
 
 
-@router.get("/reports/{ref}", response_class=HTMLResponse, name="citizen_report_status")
-def report_status(request: Request, ref: str, created: bool = False) -> HTMLResponse:
-    row = reports.get_report(_sm(request), ref)
+@router.get("/reports/status/{token}", response_class=HTMLResponse, name="citizen_report_status")
+def report_status(
+    request: Request, token: str, created: bool = False, mailed: str | None = None
+) -> HTMLResponse:
+    row = reports.get_report_by_token(_sm(request), token)
     if row is None:
         return _not_found(request, "通報")
     return render(
@@ -449,8 +556,31 @@ def report_status(request: Request, ref: str, created: bool = False) -> HTMLResp
         "通報の対応状況",
         report=row,
         created=created,
+        mailed=mailed,
+        status_url=_public_base(request)
+        + request.url_for("citizen_report_status", token=token).path,
         category=category_label(row.category, row.subcategory),
         status_label=STATUS_LABELS.get(row.status, row.status),
+    )
+
+
+@router.get("/reports/{ref}", response_class=HTMLResponse, name="citizen_report_by_ref")
+def report_by_ref(request: Request, ref: str) -> HTMLResponse:
+    # no lookup at all: the answer must not even tell whether the reference exists
+    return render(
+        request,
+        "message.html",
+        "この方法では確認できません",
+        status_code=404,
+        paragraphs=[
+            "受付番号だけでは、通報の対応状況は表示できません。",
+            "受付時の画面またはメールでお知らせした確認用リンクから確認してください。"
+            "リンクがわからない場合は、受付番号をお伝えのうえ市役所までお電話ください。",
+        ],
+        link={
+            "href": request.url_for("citizen_report_lookup").path,
+            "text": "確認コードで確認する",
+        },
     )
 
 

@@ -7,7 +7,7 @@ the on-site confirmation.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, status
@@ -15,11 +15,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.auth import CurrentUser, RequireOperator
-from cloud.citizen import reports
+from cloud.citizen import photos, reports
+from cloud.citizen.bodies import LimitedBodyRoute
 from cloud.citizen.catalog import CATEGORIES, STATUS_LABELS, category_label
 from cloud.db.citizen import ReportRow, create_tables
 
-router = APIRouter(prefix="/reports", tags=["citizen reports"])
+# bodies are read within 64 KiB before authentication or parsing (chunked ones too)
+router = APIRouter(prefix="/reports", tags=["citizen reports"], route_class=LimitedBodyRoute)
 
 RefPath = Annotated[
     str, Path(pattern=reports.REF_RE.pattern, description="Reference, e.g. AK-2026-000123")
@@ -183,12 +185,25 @@ def stats(
     until: Annotated[datetime | None, Query(description="Filed before (aware)")] = None,
 ) -> dict[str, Any]:
     for name, value in (("since", since), ("until", until)):
-        if value is not None and value.tzinfo is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                detail=f"{name}={value.isoformat()} needs a time zone (e.g. +09:00 or Z)",
-            )
+        if value is not None:
+            _check_aware(name, value)
     return reports.confirmation_stats(_sm(request), since=since, until=until)
+
+
+def _check_aware(name: str, value: datetime) -> None:
+    """An aware time that UTC can hold (0001-01-01T00:00+14:00 is before year 1 in UTC)."""
+    if value.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"{name}={value.isoformat()} needs a time zone (e.g. +09:00 or Z)",
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"{name}={value.isoformat()} is out of range (years 1-9999 in UTC)",
+        ) from None
 
 
 @router.get("/{ref}", response_model=ReportPublic, responses=_ERRORS, summary="One report")
@@ -204,13 +219,15 @@ def get_report(request: Request, _user: CurrentUser, ref: RefPath) -> ReportPubl
     name="staff_report_photo",
     responses={200: {"content": {"image/jpeg": {}, "image/png": {}}}, 404: _ERRORS[404]},
     response_class=Response,
-    summary="The report's photo as uploaded",
+    summary="The report's photo (pixels only: no EXIF, XMP or comments)",
 )
 def get_photo(request: Request, _user: CurrentUser, ref: RefPath) -> Response:
     photo = reports.get_photo(_sm(request), ref)
     if photo is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"report {ref} has no photo")
     mime, data = photo
+    if photos.has_metadata(data):  # stored by an earlier version, before stripping
+        data = photos.strip_metadata(data)[0]
     return Response(data, media_type=mime, headers={"X-Content-Type-Options": "nosniff"})
 
 
@@ -251,11 +268,8 @@ def triage(
 def confirm(
     request: Request, user: RequireOperator, ref: RefPath, body: ConfirmRequest
 ) -> ReportPublic:
-    if body.confirmed_at is not None and body.confirmed_at.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=f"confirmed_at={body.confirmed_at.isoformat()} needs a time zone",
-        )
+    if body.confirmed_at is not None:
+        _check_aware("confirmed_at", body.confirmed_at)
     sm = _sm(request)
     _act(
         lambda **kw: reports.confirm_on_site(sm, **kw),

@@ -15,9 +15,9 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 KINDS = {"flood": "洪水・道路冠水", "heat": "熱中症（高温）"}
 CHANNELS = {"email": "電子メール", "sms": "SMS（ショートメッセージ）"}
 RADIUS_MIN_M, RADIUS_MAX_M = 100.0, 10_000.0
+UNCONFIRMED_TTL = timedelta(hours=24)
+# premium-rate ranges inside an allowed country code (North America's 900 and 976)
+_PREMIUM = ("+1900", "+1976")
+_JP_MOBILE = re.compile(r"^\+81[6789]0\d{8}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,251}\.[A-Za-z]{2,}$")
 
 
@@ -41,16 +45,32 @@ def token_hash(token: str) -> str:
 
 
 def normalise_phone(raw: str) -> str | None:
-    """Japanese mobile number (070/080/090) or E.164 -> E.164, else None."""
+    """Japanese mobile number (060/070/080/090) or E.164 -> E.164, else None."""
     digits = re.sub(r"[\s\-‐－()（）]", "", raw.translate(_FULLWIDTH))
-    if re.fullmatch(r"0[789]0\d{8}", digits):
+    if re.fullmatch(r"0[6789]0\d{8}", digits):
         return "+81" + digits[1:]
+    if re.fullmatch(r"\+810[6789]0\d{8}", digits):  # +81 typed before the domestic 0
+        return "+81" + digits[4:]
     if re.fullmatch(r"\+[1-9]\d{7,14}", digits):
         return digits
     return None
 
 
 _FULLWIDTH = str.maketrans("０１２３４５６７８９＋", "0123456789+")
+
+
+def sms_refusal(phone: str, countries: Sequence[str]) -> str | None:
+    """Why ``phone`` (E.164) may not get SMS, or None: only the allowed country codes,
+    in Japan only mobile numbers, never a premium-rate range."""
+    allowed = ", ".join(countries)
+    if not any(phone.startswith(code) for code in countries) or phone.startswith(_PREMIUM):
+        return (
+            f"電話番号「{phone}」には送信できません。SMSは国番号 {allowed} "
+            "の携帯電話番号にのみ送ります。"
+        )
+    if phone.startswith("+81") and not _JP_MOBILE.match(phone):
+        return f"電話番号「{phone}」は携帯電話番号（060/070/080/090）ではありません。"
+    return None
 
 
 def mask_address(channel: str, address: str) -> str:
@@ -129,7 +149,12 @@ def parse_kinds(values: list[str], errors: dict[str, str]) -> tuple[str, ...]:
 
 
 def parse_subscription(
-    form: Mapping[str, str], kinds: list[str], areas: set[str], *, sms_available: bool
+    form: Mapping[str, str],
+    kinds: list[str],
+    areas: set[str],
+    *,
+    sms_available: bool,
+    sms_countries: Sequence[str] = ("+81",),
 ) -> SubscriptionForm:
     """Validate the subscription form; raises :class:`FormError` with every bad field."""
     errors: dict[str, str] = {}
@@ -146,8 +171,14 @@ def parse_subscription(
             errors["address"] = "電子メールアドレスの形式が正しくありません。"
     elif channel == "sms":
         phone = normalise_phone(address)
+        refusal = sms_refusal(phone, sms_countries) if phone is not None else None
         if phone is None:
-            errors["address"] = "携帯電話番号（例：090-1234-5678）を入力してください。"
+            errors["address"] = (
+                f"「{address[:30]}」は電話番号として読み取れません。"
+                "携帯電話番号（例：090-1234-5678）を入力してください。"
+            )
+        elif refusal is not None:
+            errors["address"] = refusal
         else:
             address = phone
     kinds_t = parse_kinds(kinds, errors)
@@ -197,13 +228,42 @@ def create(
     return row
 
 
-def find(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
+def find(
+    sm: sessionmaker[Session], token: str, *, unconfirmed_ttl: timedelta = UNCONFIRMED_TTL
+) -> SubscriptionRow | None:
+    """The subscription of ``token``; an unconfirmed one past its time is gone already."""
     if not token or len(token) > 100:
         return None
     with sm() as s:
-        return s.scalars(
+        row = s.scalars(
             select(SubscriptionRow).where(SubscriptionRow.token_hash == token_hash(token))
         ).first()
+    if row is not None and _expired(row, datetime.now(UTC) - unconfirmed_ttl):
+        return None
+    return row
+
+
+def _expired(row: SubscriptionRow, cutoff: datetime) -> bool:
+    return row.confirmed_at is None and row.unsubscribed_at is None and row.created_at < cutoff
+
+
+def purge_unconfirmed(
+    sm: sessionmaker[Session], *, ttl: timedelta = UNCONFIRMED_TTL, now: datetime | None = None
+) -> int:
+    """Delete subscriptions never confirmed within ``ttl`` (with their address)."""
+    cutoff = (now or datetime.now(UTC)) - ttl
+    with sm() as s, s.begin():
+        result = s.execute(
+            delete(SubscriptionRow).where(
+                SubscriptionRow.confirmed_at.is_(None),
+                SubscriptionRow.unsubscribed_at.is_(None),
+                SubscriptionRow.created_at < cutoff,
+            )
+        )
+    n = int(getattr(result, "rowcount", 0) or 0)
+    if n:
+        log.info("subscriptions_expired count=%s ttl_h=%s", n, ttl.total_seconds() / 3600)
+    return n
 
 
 def _update(sm: sessionmaker[Session], sub_id: int, **values: object) -> SubscriptionRow | None:
@@ -216,8 +276,10 @@ def _update(sm: sessionmaker[Session], sub_id: int, **values: object) -> Subscri
         return row
 
 
-def confirm(sm: sessionmaker[Session], token: str) -> SubscriptionRow | None:
-    row = find(sm, token)
+def confirm(
+    sm: sessionmaker[Session], token: str, *, unconfirmed_ttl: timedelta = UNCONFIRMED_TTL
+) -> SubscriptionRow | None:
+    row = find(sm, token, unconfirmed_ttl=unconfirmed_ttl)
     if row is None or row.confirmed_at is not None or row.unsubscribed_at is not None:
         return row
     row = _update(sm, row.id, confirmed_at=datetime.now(UTC))
@@ -267,7 +329,8 @@ _keys: dict[str, bytes] = {}
 _keys_lock = threading.Lock()
 
 
-def _link_key(sm: sessionmaker[Session]) -> bytes:
+def link_key(sm: sessionmaker[Session]) -> bytes:
+    """The install's random HMAC key (also keys the rate-limit counters)."""
     engine = sm.kw["bind"]
     cache_key = str(engine.url)
     with _keys_lock:
@@ -291,7 +354,7 @@ def _link_key(sm: sessionmaker[Session]) -> bytes:
 def unsubscribe_token_for(sm: sessionmaker[Session], sub: SubscriptionRow) -> str:
     """The token for ``/citizen/subscriptions/{token}/unsubscribe`` in alert messages."""
     msg = f"unsubscribe:{sub.id}:{sub.token_hash}".encode()
-    mac = hmac.new(_link_key(sm), msg, hashlib.sha256).digest()
+    mac = hmac.new(link_key(sm), msg, hashlib.sha256).digest()
     return f"u{sub.id}." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 

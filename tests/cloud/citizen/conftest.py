@@ -29,6 +29,8 @@ from cloud.settings import CloudSettings
 from cloud.store.base import TimeSeriesStore
 from tests.servers import free_port
 
+PUBLIC_URL = "https://bousai.city.test"
+
 
 @dataclass
 class Mailbox:
@@ -110,6 +112,8 @@ def make_service(directory: Path, smtp: Smtp, **sections: Any) -> CloudService:
             "store": {"url": f"sqlite:///{directory / 'telemetry.db'}"},
             "database": {"url": f"sqlite:///{directory / 'akita.db'}"},
             "smtp": {"host": smtp.host, "port": smtp.port, "sender": "bousai@city.test"},
+            # links in messages come from here, never from the request's Host header
+            "api": {"public_url": PUBLIC_URL},
             **sections,
         }
     )

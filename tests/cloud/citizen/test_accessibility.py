@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -136,7 +137,7 @@ def pages(citizen, images) -> list[tuple[str, str]]:  # type: ignore[no-untyped-
     assert r.status_code == 200
     out.append(("subscribe-sent", r.text))
     confirm = citizen.mailbox.confirmation_link("a11y@example.jp")
-    path = confirm.split("testserver", 1)[1]
+    path = urlsplit(confirm).path
     get("confirm", path)
     manage = path.removesuffix("/confirm")
     get("subscription", manage)
@@ -151,13 +152,19 @@ def pages(citizen, images) -> list[tuple[str, str]]:  # type: ignore[no-untyped-
     out.append(("report-errors", r.text))
     r = c.post(
         "/citizen/reports",
-        data={"category": "park:light", "description": "街灯が消えています"},
+        data={
+            "category": "park:light",
+            "description": "街灯が消えています",
+            "use_photo_location": "yes",
+            "email": "a11y@example.jp",
+        },
         files={"photo": ("p.jpg", images.jpeg_with_gps(39.7186, 140.1190), "image/jpeg")},
     )
     assert r.status_code == 200
     out.append(("report-status", r.text))
     get("report-lookup", "/citizen/reports")
-    get("report-lookup-error", "/citizen/reports?ref=AK-2026-999999", 404)
+    get("report-lookup-error", "/citizen/reports?code=no-such-code", 404)
+    get("report-by-ref", "/citizen/reports/AK-2026-999999", 404)
     get("procedures", "/citizen/procedures")
     for ev in load_procedures().events:
         get(f"procedures-{ev.id}", f"/citizen/procedures?event={ev.id}")

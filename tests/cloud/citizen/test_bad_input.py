@@ -177,8 +177,8 @@ def test_report_without_any_location_is_refused(citizen, images) -> None:  # typ
 
 def test_unknown_reference_and_token_get_japanese_404(citizen) -> None:  # type: ignore[no-untyped-def]
     for url in (
-        "/citizen/reports/AK-2026-424242",
-        "/citizen/reports/<script>",
+        "/citizen/reports/status/not-a-token",
+        "/citizen/reports/status/<script>",
         "/citizen/subscriptions/not-a-token",
         "/citizen/subscriptions/not-a-token/unsubscribe",
     ):

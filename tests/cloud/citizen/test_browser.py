@@ -38,7 +38,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture
 def server(tmp_path: Path, smtp, service_factory) -> Iterator[tuple[str, object]]:  # type: ignore[no-untyped-def]
-    service = service_factory(tmp_path, smtp)
+    port = free_port()
+    service = service_factory(tmp_path, smtp, api={"public_url": f"http://127.0.0.1:{port}"})
     with service.sessionmaker() as s, s.begin():
         s.add(
             DeviceRow(
@@ -53,7 +54,6 @@ def server(tmp_path: Path, smtp, service_factory) -> Iterator[tuple[str, object]
     service.store.write(
         [Point("flood_sensor", {"device": "fl-browser"}, {"depth": 21.0}, datetime.now(UTC))]
     )
-    port = free_port()
     config = uvicorn.Config(
         create_app(service), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
@@ -128,6 +128,7 @@ def test_resident_journey_in_chromium(server, smtp, images, tmp_path: Path) -> N
             page.get_by_label("種類").select_option("road:pothole")
             page.get_by_label("内容").fill("車道に深い穴があり、自転車が転びそうです。")
             page.get_by_label("写真（任意、JPEG または PNG、5 MB まで）").set_input_files(photo)
+            page.get_by_label("写真の位置情報を通報場所として使うことに同意する").check()
             shot("report-form")
             page.get_by_role("button", name="通報する").click()
             page.get_by_role("heading", name="通報の対応状況").wait_for()
@@ -140,13 +141,15 @@ def test_resident_journey_in_chromium(server, smtp, images, tmp_path: Path) -> N
                 assert row.ref == ref and row.location_source == "exif"
                 assert abs(row.lat - 39.71862) < 1e-5
 
-            # later: read the status by reference number
+            # later: read the status with the link shown on the confirmation page
+            status_link = page.get_by_label("このページのリンク").input_value()
+            assert status_link.startswith(f"{base}/citizen/reports/status/")
             page.goto(f"{base}/citizen/reports")
-            page.get_by_label("受付番号").fill(ref)
+            page.get_by_label("確認コード（または確認用リンク）").fill(status_link)
             page.get_by_role("button", name="状況を確認する").click()
             page.get_by_role("heading", name="通報の対応状況").wait_for()
             assert page.get_by_text("受付済み").is_visible()
-            assert page.url.endswith(f"/citizen/reports/{ref}")
+            assert page.url == status_link
             shot("report-status")
 
             page.goto(f"{base}/citizen/procedures")

@@ -1,5 +1,6 @@
-"""Problem reports: reference numbers, EXIF GPS as the location, the status page, the staff
-API (roles, triage, on-site confirmation) and the one-week confirmation rate."""
+"""Problem reports: reference numbers, EXIF GPS as the location (by consent), the status
+page behind its capability token, the staff API (roles, triage, on-site confirmation) and
+the one-week confirmation rate."""
 
 from __future__ import annotations
 
@@ -13,44 +14,71 @@ from cloud.citizen.reports import ReportForm, confirmation_stats, create_report
 from cloud.db.citizen import ReportPhotoRow, ReportRow
 
 
-def file_report(citizen, data: dict, photo: bytes | None = None) -> str:  # type: ignore[no-untyped-def]
+def file_report(citizen, data: dict, photo: bytes | None = None) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Files the report over HTTP; returns (reference, status page path)."""
     files = {"photo": ("photo.jpg", photo, "image/jpeg")} if photo else None
     r = citizen.client.post("/citizen/reports", data=data, files=files, follow_redirects=False)
     assert r.status_code == 303, r.text
-    ref = r.headers["location"].split("/")[-1].split("?")[0]
-    assert re.fullmatch(r"AK-\d{4}-\d{6}", ref)
-    return ref
+    path = r.headers["location"].split("?")[0]
+    token = path.rsplit("/", 1)[1]
+    assert path == f"/citizen/reports/status/{token}" and len(token) >= 40
+    row = reports.get_report_by_token(citizen.sm, token)
+    assert row is not None and row.ref and re.fullmatch(r"AK-\d{4}-\d{6}", row.ref)
+    return row.ref, path
 
 
 def test_exif_gps_becomes_the_location_when_none_given(citizen, images) -> None:  # type: ignore[no-untyped-def]
     photo = images.jpeg_with_gps(39.71862, 140.10251)
-    ref = file_report(citizen, {"category": "road:pothole", "description": "深い穴"}, photo)
+    form = {"category": "road:pothole", "description": "深い穴", "use_photo_location": "yes"}
+    ref, path = file_report(citizen, form, photo)
     with citizen.sm() as s:
         row = s.scalars(select(ReportRow).where(ReportRow.ref == ref)).one()
         assert row.location_source == "exif"
         assert abs(row.lat - 39.71862) < 1e-5 and abs(row.lon - 140.10251) < 1e-5
         p = s.scalars(select(ReportPhotoRow)).one()
-        assert (p.mime, p.width, p.height, p.size_bytes) == ("image/jpeg", 320, 240, len(photo))
-    page = citizen.client.get(f"/citizen/reports/{ref}").text
+        assert (p.mime, p.width, p.height) == ("image/jpeg", 320, 240)
+        # the GPS position is the report's location only, never kept with the photo
+        assert (p.exif_lat, p.exif_lon) == (None, None)
+    page = citizen.client.get(path).text
     assert ref in page and "受付済み" in page and "写真の位置情報から" in page
     assert "道路：穴・陥没" in page
+    assert "39.718" not in page and "140.102" not in page  # never shown, even here
+
+
+def test_photo_gps_is_not_used_without_consent(citizen, images) -> None:  # type: ignore[no-untyped-def]
+    photo = images.jpeg_with_gps(39.71862, 140.10251)
+    r = citizen.client.post(
+        "/citizen/reports",
+        data={"category": "road:pothole", "description": "深い穴"},
+        files={"photo": ("p.jpg", photo, "image/jpeg")},
+    )
+    assert r.status_code == 422
+    assert "写真の位置情報を使う場合は" in r.text
+    with citizen.sm() as s:
+        assert s.scalars(select(ReportRow)).first() is None
 
 
 def test_a_given_point_or_address_wins_over_exif(citizen, images) -> None:  # type: ignore[no-untyped-def]
     photo = images.jpeg_with_gps(39.71862, 140.10251)
-    ref = file_report(
+    ref, _ = file_report(
         citizen,
         {
             "category": "park:playground",
             "description": "ブランコの鎖が切れている",
             "lat": "39.7000",
             "lon": "140.0900",
+            "use_photo_location": "yes",
         },
         photo,
     )
-    ref2 = file_report(
+    ref2, _ = file_report(
         citizen,
-        {"category": "river:bank", "description": "護岸が崩れている", "address": "旭川沿い"},
+        {
+            "category": "river:bank",
+            "description": "護岸が崩れている",
+            "address": "旭川沿い",
+            "use_photo_location": "yes",
+        },
         photo,
     )
     with citizen.sm() as s:
@@ -58,25 +86,29 @@ def test_a_given_point_or_address_wins_over_exif(citizen, images) -> None:  # ty
         b = s.scalars(select(ReportRow).where(ReportRow.ref == ref2)).one()
     assert (a.location_source, a.lat, a.lon) == ("point", 39.7, 140.09)
     assert (b.location_source, b.address, b.lat) == ("address", "旭川沿い", None)
-    # the photo's own position is still kept for staff
+    # the photo's own position is not kept anywhere when the reporter gave one
     with citizen.sm() as s:
-        assert all(p.exif_lat is not None for p in s.scalars(select(ReportPhotoRow)))
+        assert all(p.exif_lat is None for p in s.scalars(select(ReportPhotoRow)))
 
 
 def test_reference_numbers_are_sequential_and_lookup_works(citizen) -> None:  # type: ignore[no-untyped-def]
     data = {"category": "road:snow", "description": "除雪されていない", "address": "泉"}
-    refs = [file_report(citizen, data) for _ in range(3)]
+    filed = [file_report(citizen, data) for _ in range(3)]
+    refs = [ref for ref, _ in filed]
     nums = [int(r.rsplit("-", 1)[1]) for r in refs]
     assert nums == sorted(nums) and len(set(nums)) == 3
     year = datetime.now(reports.JST).year
     assert all(r.startswith(f"AK-{year}-") for r in refs)
-    r = citizen.client.get("/citizen/reports", params={"ref": refs[1].lower()})
-    assert r.status_code == 200 and refs[1] in r.text
+    # the lookup takes the status code (or the whole link), not the reference
+    code = filed[1][1].rsplit("/", 1)[1]
+    for given in (code, "https://bousai.city.test" + filed[1][1]):
+        r = citizen.client.get("/citizen/reports", params={"code": given})
+        assert r.status_code == 200 and refs[1] in r.text
 
 
 def test_staff_api_roles_triage_and_confirm(citizen, staff, images) -> None:  # type: ignore[no-untyped-def]
     c = citizen.client
-    ref = file_report(
+    ref, status_path = file_report(
         citizen,
         {"category": "road:gutter", "description": "側溝のふたが外れている", "address": "八橋"},
         images.jpeg_with_gps(39.72, 140.10),
@@ -114,7 +146,7 @@ def test_staff_api_roles_triage_and_confirm(citizen, staff, images) -> None:  # 
     # confirming twice is a conflict, with the reason
     r = c.post(f"/reports/{ref}/confirm", json={}, headers=staff.operator)
     assert r.status_code == 409 and "already confirmed" in r.json()["detail"]
-    page = c.get(f"/citizen/reports/{ref}").text
+    page = c.get(status_path).text
     assert "現地確認済み" in page and "担当課で確認します" in page
 
     # bad input names the field
