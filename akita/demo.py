@@ -24,10 +24,8 @@ import amqtt  # noqa: F401
 import fastapi  # noqa: F401
 import numpy  # noqa: F401
 import typer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
 
 if TYPE_CHECKING:
     import uvicorn
@@ -38,13 +36,20 @@ if TYPE_CHECKING:
     from edge.agent import Agent
     from firmware_sim.fleet import RunningFleet
 
+from akita.pipeline_state import PipelineState, StoreProbe, broker_reachable, redact_url
+
 app = typer.Typer(
     help=(
         "Run the whole pipeline on this machine: simulated devices -> edge gateway -> MQTT -> "
         "cloud ingest -> store -> detectors -> alerts -> staff API.\n\n"
         "Defaults need nothing installed: an embedded MQTT broker and SQLite. Point it at real "
-        "servers with --mqtt mqtt://host:1883 and --store influx+http://host:8086/akita.\n\n"
-        "Example: akita demo --speed 60   (one simulated hour per real minute)"
+        "servers with --mqtt mqtt://host:1883 and --store influx+http://host:8086/akita: the "
+        "demo creates the InfluxDB database, retention policies and continuous queries as "
+        "'akita cloud init-db' does, or stops at once saying what to run. The live panel "
+        "shows whether the broker and the store are ok, or down and why.\n\n"
+        "Example: akita demo --speed 60   (one simulated hour per real minute)\n\n"
+        "Example: akita demo --mqtt mqtt://127.0.0.1:1883 "
+        "--store influx+http://127.0.0.1:8086/akita"
     ),
     invoke_without_command=True,
 )
@@ -65,16 +70,22 @@ class DemoOptions:
     duration: float | None
 
 
+class DemoStop(Exception):
+    """The demo cannot start; the message says why and what to run."""
+
+
 @dataclass
 class Running:
-    """Everything the demo started, stopped in reverse order."""
+    """Everything the demo started, stopped in reverse order, and what the panel shows."""
 
     broker: EmbeddedBroker | None = None
     fleet: RunningFleet | None = None
     service: CloudService | None = None
     server: uvicorn.Server | None = None
+    probe: StoreProbe | None = None
     agents: list[Agent] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    state: PipelineState | None = None  # the panel's last reading
 
 
 @app.callback()
@@ -99,8 +110,12 @@ def demo(
     opts = DemoOptions(scenario, seed, speed, api_host, api_port, workdir, mqtt, store, duration)
     opts.workdir.mkdir(parents=True, exist_ok=True)
     _log_to_file(opts.workdir / "demo.log")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(opts))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_main(opts))
+    except DemoStop as exc:
+        console.print(f"[red]cannot start the demo:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from exc
     console.print("[bold]demo stopped[/bold]; logs in " + str(opts.workdir / "demo.log"))
 
 
@@ -113,12 +128,15 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-async def _main(opts: DemoOptions) -> None:
-    stop = asyncio.Event()
+async def _main(
+    opts: DemoOptions, running: Running | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Start everything, show the panel until ``stop`` (Ctrl-C), stop everything."""
+    stop = stop or asyncio.Event()
+    running = running or Running()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    running = Running()
     try:
         await _start(opts, running, stop)
         await _show(opts, running, stop)
@@ -134,6 +152,11 @@ async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> No
     from firmware_sim.fleet import start_fleet
 
     host, port = _broker_address(opts.mqtt)
+    if opts.mqtt is not None:
+        await _check_broker(host, port)
+    if opts.store is not None:
+        await _prepare_store(opts.store)
+        running.probe = StoreProbe(opts.store)
     if opts.mqtt is None:
         broker = EmbeddedBroker()
         await broker.start()
@@ -164,6 +187,34 @@ async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> No
         agent = Agent(load_config(path))
         running.agents.append(agent)
         running.tasks.append(asyncio.create_task(agent.run(stop)))
+
+
+async def _check_broker(host: str, port: int) -> None:
+    reason = await asyncio.to_thread(broker_reachable, host, port, 3.0)
+    if reason is not None:
+        raise DemoStop(
+            f"the MQTT broker given with --mqtt does not answer ({reason}). Start it "
+            "(sudo systemctl start mosquitto), or leave out --mqtt to use the embedded broker."
+        )
+
+
+async def _prepare_store(url: str) -> None:
+    """Create what the store needs (InfluxDB: database, retention, continuous queries)
+    with the same function as 'akita cloud init-db'; stop at once if that fails."""
+    from cloud.errors import CloudError
+    from cloud.store import init_db
+
+    try:
+        done = await asyncio.to_thread(init_db, url)
+    except CloudError as exc:
+        raise DemoStop(
+            f"the store {redact_url(url)} could not be prepared: {exc}\n"
+            "Start the store and run the demo again, or prepare it by hand with:\n"
+            f"  AKITA_STORE__URL='{redact_url(url)}' akita cloud init-db"
+        ) from exc
+    log.info("demo_store_prepared url=%s statements=%d", redact_url(url), len(done))
+    if done:
+        console.print(f"store prepared: {len(done)} statements (as 'akita cloud init-db')")
 
 
 def _broker_address(url: str | None) -> tuple[str, int]:
@@ -225,6 +276,7 @@ async def _serve_api(opts: DemoOptions, service: CloudService, running: Running)
 
 
 async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> None:
+    from akita.pipeline_state import read_state, render
     from cloud.api.auth import create_token
 
     service = running.service
@@ -240,11 +292,15 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
     console.print(f"[bold]Staff API:[/bold] http://{opts.api_host}:{opts.api_port}/docs")
     console.print(f"[bold]Read the alerts:[/bold]\n{curl}", soft_wrap=True)
     started = time.monotonic()
-    with Live(_summary(running, started), console=console, refresh_per_second=2) as live:
+    probe = running.probe or StoreProbe(service.settings.store.url)
+    running.probe = probe
+    running.state = await asyncio.to_thread(read_state, service, probe, started)
+    with Live(render(running.state), console=console, refresh_per_second=2) as live:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
-            live.update(_summary(running, started))
+            running.state = await asyncio.to_thread(read_state, service, probe, started)
+            live.update(render(running.state))
             if opts.duration is not None and time.monotonic() - started >= opts.duration:
                 stop.set()
             if any(t.done() and t.exception() for t in running.tasks):
@@ -253,26 +309,6 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
         if t.done() and not t.cancelled() and t.exception():
             console.print(f"[red]component failed:[/red] {t.exception()!r}")
     console.print(curl, soft_wrap=True)
-
-
-def _summary(running: Running, started: float) -> Panel:
-    service = running.service
-    assert service is not None, "_start sets the service before the summary"
-    snap = service.snapshot()
-    table = Table.grid(padding=(0, 2))
-    table.add_row("uptime", f"{time.monotonic() - started:,.0f} s")
-    table.add_row("readings stored", f"{snap['points_total']:,}")
-    table.add_row("readings/s", f"{snap['points_per_s']:,.1f}")
-    table.add_row("devices online", f"{snap['devices_online']} / {snap['devices_total']}")
-    table.add_row("gateways online", f"{snap['gateways_online']}")
-    table.add_row("alerts open", f"{snap['alerts_open']}")
-    alerts = Table("severity", "kind", "device", "title", box=None, pad_edge=False)
-    for a in snap["recent_alerts"][:8]:
-        alerts.add_row(a.severity, a.kind, a.device_id or "-", a.title)
-    return Panel(
-        Group(table, alerts, "\nThe curl line above reads the alerts. Ctrl-C stops."),
-        title="akita demo",
-    )
 
 
 async def _shutdown(running: Running, stop: asyncio.Event) -> None:
@@ -288,3 +324,5 @@ async def _shutdown(running: Running, stop: asyncio.Event) -> None:
         await asyncio.to_thread(running.service.stop)
     if running.broker is not None:
         await running.broker.stop()
+    if running.probe is not None:
+        running.probe.close()
