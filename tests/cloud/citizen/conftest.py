@@ -183,3 +183,36 @@ def staff(citizen: Citizen) -> SimpleNamespace:
         viewer=staff_headers(citizen.service, "viewer"),
         operator=staff_headers(citizen.service, "operator"),
     )
+
+
+@dataclass
+class Live:
+    """The citizen app under a real uvicorn server on loopback."""
+
+    url: str
+    port: int
+    service: CloudService
+    mailbox: Mailbox
+
+
+@pytest.fixture
+def live(tmp_path: Path, smtp: Smtp) -> Iterator[Live]:
+    import uvicorn
+
+    from tests.servers import wait_port
+
+    service = make_service(tmp_path, smtp)
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(service), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-citizen-live", daemon=True)
+    thread.start()
+    try:
+        wait_port(port)
+        yield Live(f"http://127.0.0.1:{port}", port, service, smtp.mailbox)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        service.stop()

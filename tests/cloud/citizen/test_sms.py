@@ -86,3 +86,66 @@ def test_sms_subscription_gets_its_link_by_sms(
             assert smtp.mailbox.messages == []
     finally:
         service.stop()
+
+
+@pytest.mark.parametrize(
+    ("typed", "shown"),
+    [
+        ("+44 7700 900123", "+447700900123"),  # abroad
+        ("+1-900-555-0100", "+19005550100"),  # premium rate abroad
+        ("+81 990-123-456", "+81990123456"),  # a Japanese premium-rate (Dial Q2) number
+        ("+81-3-1234-5678", "+81312345678"),  # a Japanese landline cannot get SMS
+    ],
+)
+def test_sms_only_to_mobile_numbers_of_allowed_countries(
+    tmp_path: Path, smtp, gateway, service_factory, typed: str, shown: str | None
+) -> None:  # type: ignore[no-untyped-def]
+    url, received = gateway
+    service = service_factory(
+        tmp_path,
+        smtp,
+        sms={"provider": "webhook", "url": url},
+        notify={"recipient_salt": "citizen-sms-test-5f0c9b2e"},
+    )
+    try:
+        with TestClient(create_app(service)) as client:
+            r = client.post(
+                "/citizen/subscribe",
+                data={
+                    "channel": "sms",
+                    "address": typed,
+                    "kinds": ["flood"],
+                    "area": "御所野",
+                    "consent": "yes",
+                },
+            )
+            assert r.status_code == 422
+            assert 'id="err-channel"' not in r.text  # SMS is on: the number is what is refused
+            error = r.text.split('id="err-address">', 1)[1].split("</p>", 1)[0]
+            assert (shown or typed) in error
+        assert received == []
+        with service.sessionmaker() as s:
+            assert s.scalars(select(SubscriptionRow)).first() is None
+    finally:
+        service.stop()
+
+
+def test_allowed_countries_are_a_setting(tmp_path: Path, smtp, gateway, service_factory) -> None:  # type: ignore[no-untyped-def]
+    url, received = gateway
+    service = service_factory(
+        tmp_path,
+        smtp,
+        sms={"provider": "webhook", "url": url},
+        citizen={"sms_countries": ["+81", "+44"]},
+        notify={"recipient_salt": "citizen-sms-test-5f0c9b2e"},
+    )
+    try:
+        with TestClient(create_app(service)) as client:
+            data = {"channel": "sms", "kinds": ["flood"], "area": "御所野", "consent": "yes"}
+            r = client.post("/citizen/subscribe", data=data | {"address": "+44 7700 900123"})
+            assert r.status_code == 200
+            r = client.post("/citizen/subscribe", data=data | {"address": "+1 900 555 0100"})
+            assert r.status_code == 422
+        assert [m["to"] for m in received] == ["+447700900123"]
+    finally:
+        service.stop()
