@@ -1,10 +1,19 @@
-"""Device and gateway registry, fed by the gateways' retained MQTT messages.
+"""Device and gateway registry: who owns which device, and what the gateways report.
 
-- Devices come from each gateway's retained :class:`~schemas.GatewayMeta`.
+- Which gateway owns which device, and each device's kind, come from provisioning only
+  (:mod:`cloud.provisioning`, :meth:`Registry.provision`). The ingest asks
+  :meth:`Registry.owned` (a dict lookup per reading) and refuses a reading, status or
+  event of a device the sending gateway does not own. A gateway's retained
+  :class:`~schemas.GatewayMeta` fills only the descriptive fields (site, district, area,
+  location, poll interval, vehicle type) of devices it owns (:meth:`Registry.apply_meta`).
+  In a lab, ``first_seen`` mode adopts unknown devices for the gateway that sends them.
+- Other processes change the registry (``akita cloud device move``): every worker polls
+  the ``registry_version`` row and reloads when it moved (:meth:`Registry.refresh`).
 - Gateway online/offline comes from the retained :class:`~schemas.GatewayStatus` birth
-  message and Last Will.
+  message and Last Will; the birth's ``boot_id`` names the gateway's seq counter.
 - Per gateway, the batch ``seq`` tells a duplicate (seq already seen) from a gap (seq
-  skipped): see :meth:`Registry.check_seq`.
+  skipped) from a rollback (seq gone back, refused unless a birth brought a new boot id):
+  see :meth:`Registry.check_seq`.
 
 State lives in memory (the ingest asks for tags on every reading) and is written through
 to the relational tables ``devices`` and ``gateways`` (:mod:`cloud.db.models`), so that a
@@ -44,22 +53,40 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud import seq_ledger
+from cloud import provisioning, seq_ledger
 from cloud.db.models import DeviceRow, GatewayRow
 from cloud.errors import CloudError
-from cloud.seq_ledger import SEQ_RESET, SEQ_WINDOW, SeqSettled
+from cloud.seq_ledger import SEQ_WINDOW, SeqSettled
 from schemas import DeviceInfo, DeviceStatus, GatewayHealth, GatewayMeta, GatewayStatus
 
 log = logging.getLogger(__name__)
 
 MAX_PENDING_SEQS = 500_000  # stored seqs held for the ledger while the database is down
+_NONE: dict[str, str] = {}  # the devices of a gateway that owns none (never mutated)
 
 
 class SeqVerdict(StrEnum):
     NEW = "new"
     DUPLICATE = "duplicate"  # same seq, same content: a re-send, harmless
     CONFLICT = "conflict"  # same seq, different content: refused
-    RESET = "reset"  # counter restarted far below the last seq
+    RESET = "reset"  # counter restarted after a birth with a new boot id
+    ROLLBACK = "rollback"  # seq went back beyond any re-send, no new boot id: refused
+
+
+class Refusal(StrEnum):
+    """Why a device's data from a gateway is refused (the metric's ``reason`` label)."""
+
+    NOT_OWNER = "not_owner"  # provisioned for another gateway
+    UNKNOWN_DEVICE = "unknown_device"  # not provisioned at all
+    KIND_MISMATCH = "kind_mismatch"  # provisioned with another kind
+
+
+@dataclass(frozen=True)
+class MetaOutcome:
+    """What :meth:`Registry.apply_meta` did: devices changed, and entries refused."""
+
+    changed: int = 0
+    refused: tuple[tuple[str, Refusal], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,6 +109,7 @@ class GatewayInfo:
     version: str | None = None
     health: dict[str, Any] | None = None
     last_seen: datetime | None = None
+    boot_id: str | None = None  # of the seq counter, from the birth message
 
 
 @dataclass
@@ -89,6 +117,7 @@ class _SeqState:
     last: int = -1
     seen: OrderedDict[int, tuple[object, ...]] = field(default_factory=OrderedDict)
     missing: set[int] = field(default_factory=set)
+    reset_allowed: bool = False  # a birth brought a new boot id: the seq may restart
 
 
 @dataclass
@@ -105,8 +134,20 @@ class RegistryError(CloudError):
 class Registry:
     """Devices and gateways, in memory with write-through to SQLAlchemy (optional)."""
 
-    def __init__(self, sessionmaker: sessionmaker[Session] | None = None) -> None:
+    def __init__(
+        self, sessionmaker: sessionmaker[Session] | None = None, *, first_seen: bool = False
+    ) -> None:
         self._sessionmaker = sessionmaker
+        # lab mode: a device nobody owns is adopted by the first gateway that sends it
+        self.first_seen = first_seen
+        if first_seen:
+            log.warning(
+                "registry_first_seen_mode enabled=true reason=unknown devices are adopted by "
+                "the gateway that sends them first; never use this in production"
+            )
+        # gateway -> {device: kind}; replaced whole on change, so readers need no lock
+        self._owned: dict[str, dict[str, str]] = {}
+        self._registry_version: int | None = None  # of the registry_version row
         self._lock = threading.RLock()
         self._devices: dict[str, DeviceInfo] = {}
         self._device_gateway: dict[str, str] = {}
@@ -133,9 +174,14 @@ class Registry:
             return
         try:
             with self._sessionmaker() as session:
+                version = provisioning.read_version(self._sessionmaker)
                 devices = session.scalars(select(DeviceRow)).all()
                 gateways = session.scalars(select(GatewayRow)).all()
                 with self._lock:
+                    self._registry_version = version
+                    # the table is the authority: a removed or moved device goes here too
+                    self._devices.clear()
+                    self._device_gateway.clear()
                     for row in devices:
                         info = DeviceInfo(
                             device_id=row.device_id,
@@ -151,9 +197,11 @@ class Registry:
                         self._devices[row.device_id] = info
                         if row.gateway_id:
                             self._device_gateway[row.device_id] = row.gateway_id
-                        self._device_state[row.device_id] = DeviceState(
-                            row.state, row.state_reason, row.last_seen
-                        )
+                        known = self._device_state.get(row.device_id)
+                        if known is None or known.since is None:
+                            self._device_state[row.device_id] = DeviceState(
+                                row.state, row.state_reason, row.last_seen
+                            )
                     for g in gateways:
                         info_g = self._gateways.setdefault(g.gateway_id, GatewayInfo(g.gateway_id))
                         info_g.state = g.state
@@ -164,11 +212,97 @@ class Registry:
                         info_g.version = g.version
                         info_g.health = g.health
                         seq = self._seq.setdefault(g.gateway_id, _SeqState())
-                        seq.last = max(seq.last, g.last_seq)
+                        if info_g.boot_id in (None, g.boot_id):
+                            info_g.boot_id = g.boot_id
+                            seq.last = max(seq.last, g.last_seq)
+                    self._rebuild_owned()
                     self._tags.clear()
                     self.version += 1
         except SQLAlchemyError as exc:
             raise RegistryError(f"registry load failed: {exc}") from exc
+
+    def refresh(self) -> bool:
+        """Reload when another process changed the provisioning (the ``registry_version``
+        row moved); True when it reloaded. One small SELECT: call it every few seconds."""
+        if self._sessionmaker is None:
+            return False
+        try:
+            version = provisioning.read_version(self._sessionmaker)
+        except SQLAlchemyError as exc:
+            log.warning("registry_read_failed reason=%s", exc)
+            return False
+        if version == self._registry_version:
+            return False
+        self.load()
+        log.info("registry_reloaded version=%d devices=%d", version, len(self._devices))
+        return True
+
+    def _rebuild_owned(self) -> None:
+        """Under the lock: the per-gateway ownership maps, replaced whole (readers of the
+        old maps go on unlocked; a new reader sees the new ones)."""
+        owned: dict[str, dict[str, str]] = {}
+        for device_id, gateway_id in self._device_gateway.items():
+            info = self._devices.get(device_id)
+            if info is not None:
+                owned.setdefault(gateway_id, {})[device_id] = info.kind.value
+        self._owned = owned
+
+    # --- ownership ----------------------------------------------------------------------
+
+    def owned(self, gateway_id: str) -> dict[str, str]:
+        """``{device_id: kind}`` of the devices ``gateway_id`` owns. Do not mutate it."""
+        return self._owned.get(gateway_id, _NONE)
+
+    def judge(self, gateway_id: str, device_id: str, kind: str) -> Refusal | None:
+        """Why ``gateway_id`` may not send ``kind`` data for ``device_id`` (None: it may)."""
+        mine = self._owned.get(gateway_id, _NONE).get(device_id)
+        if mine is not None:
+            return None if mine == kind else Refusal.KIND_MISMATCH
+        with self._lock:
+            known = device_id in self._devices and device_id in self._device_gateway
+        return Refusal.NOT_OWNER if known else Refusal.UNKNOWN_DEVICE
+
+    def owner_of(self, device_id: str) -> str | None:
+        return self.gateway_of(device_id)
+
+    def provision(self, gateway_id: str, infos: list[DeviceInfo]) -> int:
+        """Authoritative: ``gateway_id`` owns ``infos`` (added, moved, kind set). For
+        provisioning tools, tests and the demo; never called with what a gateway sent
+        (except by :meth:`adopt` in first-seen mode). Returns how many changed."""
+        changed: list[DeviceInfo] = []
+        with self._lock:
+            for info in infos:
+                if (
+                    self._devices.get(info.device_id) != info
+                    or self._device_gateway.get(info.device_id) != gateway_id
+                ):
+                    changed.append(info)
+                    self._devices[info.device_id] = info
+                    self._device_gateway[info.device_id] = gateway_id
+                    self._tags.pop(info.device_id, None)
+            if changed:
+                self._rebuild_owned()
+                self.version += 1
+            self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
+        if changed:
+            log.info("registry_provisioned gateway=%s devices=%d", gateway_id, len(changed))
+            self._persist_devices(gateway_id, changed, owner=True)
+        return len(changed)
+
+    def adopt(self, gateway_id: str, info: DeviceInfo) -> bool:
+        """First-seen mode: give an unknown device to the gateway that sent it. True when
+        adopted (False: not in first-seen mode, or the device is known)."""
+        with self._lock:
+            if not self.first_seen or info.device_id in self._device_gateway:
+                return False
+        log.warning(
+            "registry_first_seen_adopted gateway=%s device=%s kind=%s",
+            gateway_id,
+            info.device_id,
+            info.kind.value,
+        )
+        self.provision(gateway_id, [info])
+        return True
 
     # --- queries ------------------------------------------------------------------------
 
@@ -219,26 +353,35 @@ class Registry:
 
     # --- updates from MQTT --------------------------------------------------------------
 
-    def apply_meta(self, meta: GatewayMeta) -> int:
-        """A gateway's device list; returns how many devices were added or changed."""
+    def apply_meta(self, meta: GatewayMeta) -> MetaOutcome:
+        """A gateway's retained device list: it fills the descriptive fields of devices the
+        gateway owns, never creates, re-homes or re-kinds one (first-seen mode: adopts
+        unknown ones). Returns what changed and what was refused, and why."""
+        gateway_id = meta.gateway_id
+        refused: list[tuple[str, Refusal]] = []
+        adopt: list[DeviceInfo] = []
         changed: list[DeviceInfo] = []
         with self._lock:
             for info in meta.devices:
-                if (
-                    self._devices.get(info.device_id) != info
-                    or self._device_gateway.get(info.device_id) != meta.gateway_id
-                ):
+                reason = self.judge(gateway_id, info.device_id, info.kind.value)
+                if reason is Refusal.UNKNOWN_DEVICE and self.first_seen:
+                    adopt.append(info)
+                elif reason is not None:
+                    refused.append((info.device_id, reason))
+                elif self._devices.get(info.device_id) != info:
                     changed.append(info)
-                    self._devices[info.device_id] = info
-                    self._device_gateway[info.device_id] = meta.gateway_id
+                    self._devices[info.device_id] = info  # same kind, same owner
                     self._tags.pop(info.device_id, None)
             if changed:
+                self._rebuild_owned()
                 self.version += 1
-            self._gateways.setdefault(meta.gateway_id, GatewayInfo(meta.gateway_id))
+            self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
+        for info in adopt:
+            self.adopt(gateway_id, info)
         if changed:
-            log.info("registry_meta gateway=%s devices_changed=%d", meta.gateway_id, len(changed))
-            self._persist_devices(meta.gateway_id, changed)
-        return len(changed)
+            log.info("registry_meta gateway=%s devices_changed=%d", gateway_id, len(changed))
+            self._persist_devices(gateway_id, changed, owner=False)
+        return MetaOutcome(len(changed) + len(adopt), tuple(refused))
 
     def apply_status(self, status: GatewayStatus, *, now: datetime | None = None) -> bool:
         """Birth (online) or Last Will (offline); returns True when the state changed."""
@@ -251,6 +394,20 @@ class Registry:
                 g.state_since = at
             if status.version:
                 g.version = status.version
+            new_boot = status.boot_id is not None and status.boot_id != g.boot_id
+            if new_boot:
+                # the gateway's seq counter restarted (a new spool): the next batch may
+                # go back, once
+                seq = self._seq.setdefault(status.gateway_id, _SeqState())
+                seq.reset_allowed = g.boot_id is not None or seq.last >= 0
+                log.warning(
+                    "gateway_new_boot gateway=%s boot_id=%s previous=%s last_seq=%d",
+                    status.gateway_id,
+                    status.boot_id,
+                    g.boot_id,
+                    seq.last,
+                )
+                g.boot_id = status.boot_id
             self._dirty_gateways.add(status.gateway_id)
         if changed:
             log.info("gateway_state gateway=%s state=%s", status.gateway_id, status.state.value)
@@ -265,7 +422,11 @@ class Registry:
             self._dirty_gateways.add(health.gateway_id)
 
     def apply_device_status(self, gateway_id: str, status: DeviceStatus) -> bool:
-        """A device went online/offline (from a batch); True when the state changed."""
+        """A device went online/offline (from a batch); True when the state changed.
+        Only its owner speaks for a device: the ingest refuses the others' statuses
+        before they get here, and this refuses them again (False)."""
+        if status.device_id not in self._owned.get(gateway_id, _NONE):
+            return False
         with self._lock:
             current = self._device_state.setdefault(status.device_id, DeviceState())
             if current.since is not None and status.ts < current.since:
@@ -276,10 +437,6 @@ class Registry:
                 status.reason,
                 status.ts,
             )
-            if status.device_id not in self._device_gateway:
-                self._device_gateway[status.device_id] = gateway_id
-                self._tags.pop(status.device_id, None)
-                self.version += 1
         if changed and self._sessionmaker is not None:
             try:
                 with self._sessionmaker.begin() as session:
@@ -309,27 +466,31 @@ class Registry:
             state = self._seq.setdefault(gateway_id, _SeqState())
             g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
             seen = state.seen.get(seq)
-            if seen is not None:
+            if seen is not None and not (state.reset_allowed and seq < state.last):
                 if seen != fingerprint:
                     return SeqCheck(SeqVerdict.CONFLICT)
                 check = SeqCheck(SeqVerdict.DUPLICATE)
+            elif state.reset_allowed and seq <= state.last:
+                check = SeqCheck(SeqVerdict.RESET)  # announced by a birth with a new boot id
+            elif state.last - seq >= SEQ_WINDOW:
+                # far behind anything a gateway or the broker re-sends, and no new boot
+                # id: a replay, or a second device using this gateway's name
+                return SeqCheck(SeqVerdict.ROLLBACK)
             elif self._shared:
                 # a peer may have the seqs in between (or this one): the sweep settles them
-                if state.last >= 0 and state.last - seq >= SEQ_RESET:
-                    check = SeqCheck(SeqVerdict.RESET)
-                else:
-                    check = SeqCheck(SeqVerdict.NEW)
+                check = SeqCheck(SeqVerdict.NEW)
             elif state.last < 0 or seq == state.last + 1:
                 check = SeqCheck(SeqVerdict.NEW)
             elif seq > state.last:
                 check = SeqCheck(SeqVerdict.NEW, missing=seq - state.last - 1)
             elif seq in state.missing:
                 check = SeqCheck(SeqVerdict.NEW, filled=True)
-            elif state.last - seq >= SEQ_RESET:
-                check = SeqCheck(SeqVerdict.RESET)
             else:
-                # at or below the last seq, not remembered (e.g. seen before a restart)
+                # less than SEQ_WINDOW below the last seq, not remembered: seen before this
+                # worker restarted (the broker redelivers what was not acknowledged)
                 check = SeqCheck(SeqVerdict.DUPLICATE)
+            if check.verdict is not SeqVerdict.DUPLICATE:
+                state.reset_allowed = False  # the counter went on, or restarted: once
             self._record(gateway_id, state, g, seq, fingerprint, check)
             return check
 
@@ -347,14 +508,19 @@ class Registry:
             if self._shared:
                 self._duplicates_delta[gateway_id] = self._duplicates_delta.get(gateway_id, 0) + 1
         elif check.verdict is SeqVerdict.RESET:
-            if not self._shared:  # shared: the sweep logs it and restarts the gap count
-                log.warning(
-                    "gateway_seq_reset gateway=%s from=%d to=%d", gateway_id, state.last, seq
-                )
+            log.warning(
+                "gateway_seq_reset gateway=%s from=%d to=%d boot_id=%s",
+                gateway_id,
+                state.last,
+                seq,
+                g.boot_id,
+            )
+            if not self._shared:  # shared: the sweep restarts the gap count
                 g.gaps = 0
             state.missing.clear()
             state.seen.clear()
             state.last = seq
+            g.last_seq = seq
         else:
             if check.filled:
                 state.missing.discard(seq)
@@ -376,24 +542,30 @@ class Registry:
         state.seen.move_to_end(seq)
         while len(state.seen) > SEQ_WINDOW:
             state.seen.popitem(last=False)
-        g.last_seq = max(g.last_seq, seq)
+        g.last_seq = max(g.last_seq, seq) if check.verdict is not SeqVerdict.RESET else seq
         g.last_seen = datetime.now(UTC)
         self._dirty_gateways.add(gateway_id)
 
     # --- write-through ------------------------------------------------------------------
 
-    def _persist_devices(self, gateway_id: str, infos: list[DeviceInfo]) -> None:
+    def _persist_devices(self, gateway_id: str, infos: list[DeviceInfo], *, owner: bool) -> None:
+        """Write devices through; ``owner``: also their owner and kind (provisioning; bumps
+        the registry version so the other workers reload), else descriptive fields only
+        (meta, on rows whose owner is still ``gateway_id``)."""
         if self._sessionmaker is None:
             return
         try:
             with self._sessionmaker.begin() as session:
                 for info in infos:
                     row = session.get(DeviceRow, info.device_id)
+                    if not owner and (row is None or row.gateway_id != gateway_id):
+                        continue  # moved meanwhile by another process: not ours to fill
                     if row is None:
                         row = DeviceRow(device_id=info.device_id, state="unknown")
                         session.add(row)
-                    row.kind = info.kind.value
-                    row.gateway_id = gateway_id
+                    if owner:
+                        row.kind = info.kind.value
+                        row.gateway_id = gateway_id
                     row.site = info.site
                     row.district = info.district
                     row.area = info.area
@@ -401,6 +573,8 @@ class Registry:
                     row.lon = info.lon
                     row.poll_interval_s = info.poll_interval_s
                     row.vehicle_type = info.vehicle_type.value if info.vehicle_type else None
+                if owner:
+                    provisioning.bump_version(session)
         except SQLAlchemyError as exc:
             # the in-memory registry still serves; the next meta message retries
             log.warning("registry_write_failed gateway=%s reason=%s", gateway_id, exc)
@@ -471,8 +645,14 @@ class Registry:
                     row.last_seq = -1
                 row.state = g.state
                 row.state_since = g.state_since
-                # several workers may share a gateway's stream: never move seq back
-                row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
+                if g.boot_id is not None and row.boot_id != g.boot_id:
+                    # a new seq counter: its last seq replaces the old counter's (the
+                    # shared ledger tells the restart by itself, see cloud.seq_ledger)
+                    row.boot_id = g.boot_id
+                    row.last_seq = g.last_seq
+                else:
+                    # several workers may share a gateway's stream: never move seq back
+                    row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
                 if not self._shared:
                     row.gaps = g.gaps
                     row.duplicates = g.duplicates
@@ -555,13 +735,23 @@ class Registry:
         try:
             with self._sessionmaker() as session:
                 rows = session.execute(
-                    select(GatewayRow.gateway_id, GatewayRow.gaps, GatewayRow.duplicates)
+                    select(
+                        GatewayRow.gateway_id,
+                        GatewayRow.gaps,
+                        GatewayRow.duplicates,
+                        GatewayRow.last_seq,
+                        GatewayRow.boot_id,
+                    )
                 ).all()
         except SQLAlchemyError as exc:
             log.warning("registry_read_failed reason=%s", exc)
             return
         with self._lock:
-            for gateway_id, gaps, duplicates in rows:
+            for gateway_id, gaps, duplicates, last_seq, boot_id in rows:
                 g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
                 g.gaps = gaps or 0
                 g.duplicates = (duplicates or 0) + self._duplicates_delta.get(gateway_id, 0)
+                # the peers' highest seq: a rollback is judged against the whole group's
+                seq = self._seq.setdefault(gateway_id, _SeqState())
+                if last_seq is not None and boot_id == g.boot_id:
+                    seq.last = max(seq.last, last_seq)

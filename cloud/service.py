@@ -73,7 +73,12 @@ class CloudService:
         self.metrics = Metrics()
         self.metrics.counter("akita_alert_changes_total", "Alert transitions by action")
         self.metrics.counter("akita_detections_total", "Detections handed to the alert lifecycle")
-        self.registry = Registry(self.sessionmaker)
+        if settings.ingest.first_seen and settings.environment == "production":
+            raise SettingsError(
+                "setting ingest.first_seen: true is refused in production (any gateway could "
+                "adopt unknown devices); provision them with `akita cloud device add|import`"
+            )
+        self.registry = Registry(self.sessionmaker, first_seen=settings.ingest.first_seen)
         self.detectors = DetectorEngine(settings.detect)
         self._load_route_shapes()
         self.alerts = AlertManager(

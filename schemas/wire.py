@@ -32,6 +32,12 @@ WIRE_VERSION: Literal[1] = 1
 MAX_READINGS_PER_BATCH = 10_000
 # Counters are stored as InfluxDB integers and SQL BIGINTs: both are signed 64-bit.
 INT64_MAX = 2**63 - 1
+# Every float on the wire has finite bounds on both sides: JSON decoders turn 1e400 into
+# inf (and accept NaN), which no comparison with a finite bound lets through, so such a
+# value is refused at decode, naming the field, instead of by the store.
+MAX_UPTIME_S = 1e10  # ~300 years
+MAX_POLL_INTERVAL_S = 86_400.0  # a device polled less than daily is not monitored
+BOOT_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 # Ids end up in MQTT topics and InfluxDB tags: no wildcards, slashes, spaces or commas.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -124,6 +130,12 @@ class GatewayStatus(_Wire):
     state: GatewayState
     ts: UtcDatetime | None = Field(default=None, description="Connect time of this session")
     version: str | None = Field(default=None, max_length=40)
+    boot_id: str | None = Field(
+        default=None,
+        pattern=BOOT_ID_PATTERN,
+        description="Id of the gateway's seq counter, made when its spool starts a new one. "
+        "The cloud accepts a seq that goes back only after a birth with a new boot id.",
+    )
 
 
 class GatewayHealth(_Wire):
@@ -131,7 +143,7 @@ class GatewayHealth(_Wire):
 
     gateway_id: GatewayId
     ts: UtcDatetime
-    uptime_s: float = Field(ge=0)
+    uptime_s: float = Field(ge=0, le=MAX_UPTIME_S)
     spool_depth: int = Field(ge=0, le=INT64_MAX, description="Readings waiting for a broker PUBACK")
     spool_dropped: int = Field(
         ge=0, le=INT64_MAX, description="Readings dropped by the overflow policy"
@@ -152,7 +164,7 @@ class DeviceInfo(_Wire):
     area: str | None = Field(default=None, max_length=80, description="Town name (町名)")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
-    poll_interval_s: float | None = Field(default=None, gt=0)
+    poll_interval_s: float | None = Field(default=None, gt=0, le=MAX_POLL_INTERVAL_S)
     vehicle_type: VehicleType | None = None
 
 

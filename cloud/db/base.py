@@ -67,7 +67,10 @@ def create_all(engine: Engine) -> None:
 # Columns added to a table after it was first released, as (table, column). create_all
 # only creates missing tables, so a database made by an earlier version gets these here
 # (nullable, no default: the code treats NULL as "not set yet").
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (("gateways", "seq_checked"),)
+ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("gateways", "seq_checked"),
+    ("gateways", "boot_id"),
+)
 
 
 def add_missing_columns(engine: Engine) -> list[str]:

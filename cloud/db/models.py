@@ -22,7 +22,9 @@ from cloud.db.base import Base
 
 
 class DeviceRow(Base):
-    """Device registry, filled from gateways' retained meta messages."""
+    """Device registry. ``gateway_id`` (the owner) and ``kind`` are set only by
+    provisioning (:mod:`cloud.provisioning`); a gateway's retained meta fills the
+    descriptive fields of the devices it owns."""
 
     __tablename__ = "devices"
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -57,6 +59,20 @@ class GatewayRow(Base):
         default=None,
         doc="Shared ingest: every seq below this is settled by the gap sweep (watermark)",
     )
+    # Added for the seq-reset rule (cloud.registry): a seq may go back only after a
+    # birth message with a new boot id.
+    boot_id: Mapped[str | None] = mapped_column(
+        String(64), default=None, doc="Boot id of the gateway's current seq counter"
+    )
+
+
+class RegistryVersionRow(Base):
+    """One row: bumped by every provisioning change, polled by the ingest workers, which
+    reload the device registry when it moves (no restart, no query per reading)."""
+
+    __tablename__ = "registry_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class GatewaySeqBlock(Base):

@@ -102,7 +102,13 @@ def run(
         engine = make_engine(db)
         create_all(engine)
         sessionmaker = make_sessionmaker(engine)
-    worker = IngestWorker(settings, series, Registry(sessionmaker), metrics=Metrics())
+    if sessionmaker is None and not settings.first_seen:
+        logging.getLogger(__name__).warning(
+            "registry_missing reason=no --db: no device is provisioned, so every reading "
+            "is refused (give --db, or AKITA_INGEST_FIRST_SEEN=true in a lab)"
+        )
+    registry = Registry(sessionmaker, first_seen=settings.first_seen)
+    worker = IngestWorker(settings, series, registry, metrics=Metrics())
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

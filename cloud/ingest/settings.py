@@ -78,6 +78,12 @@ class IngestSettings(BaseModel):
         default=89 * 86_400.0, gt=0, description="Refuse readings older (raw retention is 90 d)"
     )
     self_metrics_interval_s: float = Field(default=10.0, gt=0)
+    first_seen: bool = Field(
+        default=False,
+        description="Lab only: a device no gateway owns is adopted by the first gateway that "
+        "sends it. Off: only provisioned devices are accepted (akita cloud device add). "
+        "Refused in production",
+    )
     seq_grace_s: float = Field(
         default=30.0,
         gt=0,

@@ -31,6 +31,15 @@ without a restart.
 A payload that fails validation (or that the store refuses as malformed) is published to
 ``akita/v1/deadletter/<gateway>`` with the reason and acknowledged: it can never succeed,
 and holding it would block the stream.
+
+Trust: a gateway speaks only for the devices the registry says it owns (provisioning,
+:mod:`cloud.provisioning`). A batch's readings and statuses of other devices, or of a
+device of another kind, are taken out of it before anything is stored or detected, and
+dead-lettered (one record per batch, naming each), counted in
+``akita_ingest_refused_total{reason,item}`` and logged once per (gateway, device,
+reason). The rest of the batch is stored: a legitimate gateway never loses data to a
+registry mistake, and its seq counts as received. A batch whose seq goes back beyond any
+re-send, without a birth announcing a new boot id, is dead-lettered whole.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
@@ -60,7 +70,7 @@ from cloud.ingest.encode import Encoder, ms
 from cloud.ingest.late import LATE_MS, LateAggregates, Reaggregating
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
-from cloud.registry import Registry, SeqCheck, SeqVerdict
+from cloud.registry import Refusal, Registry, SeqCheck, SeqVerdict
 from cloud.store.base import Point, TimeSeriesStore
 from schemas import (
     Batch,
@@ -80,6 +90,12 @@ log = logging.getLogger(__name__)
 
 BatchCallback = Callable[[Batch], None]
 MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
+MAX_REFUSALS_LOGGED = 10_000  # (gateway, device, reason) logged once each; then forgotten
+_REFUSAL_TEXT = {
+    Refusal.NOT_OWNER: "is owned by another gateway",
+    Refusal.UNKNOWN_DEVICE: "is not provisioned (akita cloud device add)",
+    Refusal.KIND_MISMATCH: "is registered with another kind",
+}
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 2.0  # a local connection attempt costs nothing
 
 
@@ -195,6 +211,12 @@ class IngestWorker:
         self._dead_letters = 0
         self._gaps = 0
         self._duplicates = 0
+        self.metrics.counter(
+            "akita_ingest_refused_total",
+            "Readings, statuses and meta entries refused by the trust checks, and batches "
+            "refused for a seq rollback, by reason",
+        )
+        self._refusals_logged: set[tuple[str, str, str]] = set()
         # in a shared group this worker sees part of each gateway's seqs: gaps are settled
         # through the relational store by every worker's sweeps (cloud.registry)
         self._shared_seqs = settings.group is not None and registry.share_seqs()
@@ -598,6 +620,9 @@ class IngestWorker:
                 f"{entry.gateway_id!r}",
                 field="gateway_id",
             )
+        # the seq check compares what the gateway sent, foreign readings included
+        fingerprint = self._fingerprint(batch)
+        batch, refused = self._owned_only(batch)
         limits = {
             "now_ms": int(self._now() * 1000),
             "lead_ms": int(self.settings.max_future_s * 1000),
@@ -626,24 +651,99 @@ class IngestWorker:
         last = ms(readings[-1].ts) if readings else None
         if first is not None and last is not None:
             entry.oldest_ts_ms = min(first, last)
-        entry.fingerprint = (
-            len(readings),
-            len(batch.statuses),
-            (readings[0].device_id, first) if readings else None,
-            (readings[-1].device_id, last) if readings else None,
-        )
-        check = self.registry.check_seq(gateway, batch.seq, entry.fingerprint)
+        entry.fingerprint = fingerprint
+        check = self.registry.check_seq(gateway, batch.seq, fingerprint)
         if check.verdict is SeqVerdict.CONFLICT:
-            entry.lines.clear()
-            entry.points.clear()
-            entry.readings = 0
-            entry.batch = None
             raise WireError(
                 f"seq: {batch.seq} of gateway {gateway!r} was already received with other "
                 "content (a gateway must reuse a seq only for an unchanged re-send)",
                 field="seq",
             )
+        if check.verdict is SeqVerdict.ROLLBACK:
+            self.metrics.inc("akita_ingest_refused_total", reason="seq_rollback", item="batch")
+            last_seq = self.registry.gateway(gateway)
+            raise WireError(
+                f"seq: {batch.seq} of gateway {gateway!r} goes back from "
+                f"{last_seq.last_seq if last_seq else '?'} without a birth message with a new "
+                "boot_id (a replay, or two devices using one gateway's name)",
+                field="seq",
+            )
         entry.seq_check = check
+        if refused:
+            self._publish_dead_letter(entry, refused)
+
+    @staticmethod
+    def _fingerprint(batch: Batch | Any) -> tuple[object, ...]:
+        readings = batch.readings
+        return (
+            len(readings),
+            len(batch.statuses),
+            (readings[0].device_id, ms(readings[0].ts)) if readings else None,
+            (readings[-1].device_id, ms(readings[-1].ts)) if readings else None,
+        )
+
+    def _owned_only(self, batch: Batch | Any) -> tuple[Batch | Any, str]:
+        """The batch without the readings and statuses of devices its gateway does not
+        own (or of another kind), and the dead-letter reason naming those ("": none).
+        One dict lookup per reading; the slow path runs only when something is refused."""
+        gateway = batch.gateway_id
+        owned = self.registry.owned(gateway)
+        get = owned.get
+        if all(get(r.device_id) == r.kind for r in batch.readings) and all(
+            s.device_id in owned for s in batch.statuses
+        ):
+            return batch, ""
+        reasons: list[str] = []
+        readings = []
+        for i, r in enumerate(batch.readings):
+            why = self._refusal(gateway, r.device_id, r.kind, "reading")
+            if why is None:
+                readings.append(r)
+            else:
+                reasons.append(f"readings.{i}.device_id: {r.device_id!r} {why}")
+        statuses = []
+        for i, st in enumerate(batch.statuses):
+            kind = self.registry.device(st.device_id)
+            why = self._refusal(gateway, st.device_id, kind.kind.value if kind else "", "status")
+            if why is None:
+                statuses.append(st)
+            else:
+                reasons.append(f"statuses.{i}.device_id: {st.device_id!r} {why}")
+        total = len(batch.readings) + len(batch.statuses)
+        shown = "; ".join(reasons[:5]) + (
+            f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""
+        )
+        reason = f"refused {len(reasons)} of {total} items of gateway {gateway!r}: {shown}"
+        if isinstance(batch, msgspec.Struct):
+            return msgspec.structs.replace(batch, readings=readings, statuses=statuses), reason
+        return batch.model_copy(update={"readings": readings, "statuses": statuses}), reason
+
+    def _refusal(self, gateway: str, device_id: str, kind: str, item: str) -> str | None:
+        """Why ``gateway`` may not send this item (None: it may, perhaps just adopted)."""
+        reason = self.registry.judge(gateway, device_id, kind)
+        if reason is Refusal.UNKNOWN_DEVICE and self.registry.first_seen and kind:
+            from schemas import DeviceInfo  # lab mode only
+
+            if self.registry.adopt(gateway, DeviceInfo(device_id=device_id, kind=kind)):  # type: ignore[arg-type]
+                return None
+            reason = self.registry.judge(gateway, device_id, kind)
+        if reason is None:
+            return None
+        self.metrics.inc("akita_ingest_refused_total", reason=reason.value, item=item)
+        key = (gateway, device_id, reason.value)
+        if key not in self._refusals_logged:
+            if len(self._refusals_logged) >= MAX_REFUSALS_LOGGED:
+                self._refusals_logged.clear()
+            self._refusals_logged.add(key)
+            log.warning(
+                "ingest_refused gateway=%s device=%s reason=%s owner=%s item=%s",
+                gateway,
+                device_id,
+                reason.value,
+                self.registry.owner_of(device_id),
+                item,
+            )
+        return _REFUSAL_TEXT[reason]
 
     def _decode_telemetry(self, payload: bytes) -> Batch | Any:
         """The batch: a msgspec struct when only lines are made from it, else pydantic."""
@@ -673,7 +773,34 @@ class IngestWorker:
             return
         meta: GatewayMeta = self._decode(GatewayMeta, entry.payload)
         self._check_topic(entry, meta.gateway_id)
-        self.registry.apply_meta(meta)
+        outcome = self.registry.apply_meta(meta)
+        if outcome.refused:
+            index = {info.device_id: i for i, info in enumerate(meta.devices)}
+            reasons = []
+            for device_id, refusal in outcome.refused:
+                self.metrics.inc("akita_ingest_refused_total", reason=refusal.value, item="meta")
+                key = (meta.gateway_id, device_id, refusal.value)
+                if key not in self._refusals_logged:
+                    self._refusals_logged.add(key)
+                    log.warning(
+                        "meta_refused gateway=%s device=%s reason=%s owner=%s",
+                        meta.gateway_id,
+                        device_id,
+                        refusal.value,
+                        self.registry.owner_of(device_id),
+                    )
+                reasons.append(
+                    f"devices.{index[device_id]}.device_id: {device_id!r} {_REFUSAL_TEXT[refusal]}"
+                )
+            shown = "; ".join(reasons[:5]) + (
+                f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""
+            )
+            self._publish_dead_letter(
+                entry,
+                f"meta: refused {len(reasons)} of {len(meta.devices)} devices of gateway "
+                f"{meta.gateway_id!r} (a gateway's meta describes only devices provisioned "
+                f"for it): {shown}",
+            )
 
     def _handle_status(self, entry: _Entry) -> None:
         if not entry.payload:
@@ -702,11 +829,17 @@ class IngestWorker:
             )
 
     def _dead_letter(self, entry: _Entry, reason: str) -> None:
+        """Refuse the whole message: nothing of it is stored."""
         entry.lines.clear()
         entry.points.clear()
         entry.readings = 0
         entry.batch = None
         entry.seq_check = None
+        self._publish_dead_letter(entry, reason)
+        self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
+
+    def _publish_dead_letter(self, entry: _Entry, reason: str) -> None:
+        """Publish a dead-letter record for ``entry`` (all of it, or the part refused)."""
         payload = entry.payload
         excerpt = repr(payload[:400])[:600]
         record = DeadLetter(
@@ -721,7 +854,6 @@ class IngestWorker:
         self.client.publish(topic, record.model_dump_json().encode(), qos=1)
         self._dead_letters += 1
         self.metrics.inc("akita_ingest_dead_letters_total")
-        self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
         log.warning("dead_letter topic=%s size=%d reason=%r", entry.topic, entry.size, reason[:300])
 
     def _maybe_self_metrics(self, chunk: _Chunk) -> None:
@@ -927,6 +1059,7 @@ class IngestWorker:
         while not self._stopping.wait(2.0):
             try:
                 self.registry.flush()
+                self.registry.refresh()  # provisioning changed elsewhere: reload (no restart)
                 self._sweep_seqs()
                 self._reaggregate()
             except Exception:  # the next round retries; ingest goes on

@@ -138,7 +138,7 @@ def start_group(
                 **{"batch_time_s": 0.05, **settings},
             ),
             store(i),
-            registry(i) if registry is not None else Registry(),
+            registry(i) if registry is not None else Registry(first_seen=True),
             metrics=Metrics(),
         )
         for i in range(n)

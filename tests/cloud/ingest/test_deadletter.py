@@ -31,7 +31,7 @@ class Rig:
         self.worker = IngestWorker(
             IngestSettings(broker_port=mosquitto.port, client_id=f"dl-{unique}", batch_time_s=0.02),
             self.store,
-            Registry(),
+            Registry(first_seen=True),
             metrics=self.metrics,
         )
         self.dead = Collector(mosquitto.port, f"{topics.ROOT}/deadletter/#", f"dlc-{unique}")

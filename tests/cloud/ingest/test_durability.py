@@ -39,6 +39,7 @@ def start_worker_process(
     mosquitto: Mosquitto, store_url: str, unique: str
 ) -> subprocess.Popen[bytes]:
     env = {**os.environ, "AKITA_INGEST_BATCH_SIZE": "500", "AKITA_INGEST_BATCH_TIME_S": "0.02"}
+    env["AKITA_INGEST_FIRST_SEEN"] = "true"  # no registry database: adopt the test's devices
     return subprocess.Popen(
         [
             sys.executable,
@@ -116,7 +117,7 @@ def test_influx_down_30_s_then_everything_is_stored(
                 retry_max_s=2.0,
             ),
             store,
-            Registry(),
+            Registry(first_seen=True),
             metrics=Metrics(),
         )
         worker.start()

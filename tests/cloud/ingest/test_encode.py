@@ -29,10 +29,10 @@ def _lines(encoder: Encoder) -> list[bytes]:
 
 def test_a_registry_change_seen_first_by_another_call_still_renews_every_cache() -> None:
     registry = Registry()
-    registry.apply_meta(_meta("north"))
+    registry.provision("gw-1", _meta("north").devices)
     encoder = Encoder(registry)
     assert b"district=north" in _lines(encoder)[0]
-    registry.apply_meta(_meta("south"))
+    assert registry.apply_meta(_meta("south")).changed == 1  # owned: meta may describe it
     # the single-reading path notices the change first; the batch path must not keep
     # the old prefix in its per-gateway cache
     values = WaterBlockValues(flow=2.0)

@@ -47,7 +47,7 @@ def test_late_readings_get_their_minutes_aggregated(
     settings = IngestSettings(
         broker_port=mosquitto.port, client_id=f"ingest-{unique}", group=None, batch_time_s=0.05
     )
-    worker = IngestWorker(settings, influx_store, Registry(), metrics=Metrics())
+    worker = IngestWorker(settings, influx_store, Registry(first_seen=True), metrics=Metrics())
     worker.start()
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     late_gw, fresh_gw = f"late{unique}", f"fresh{unique}"

@@ -32,8 +32,16 @@ def test_devices_tags_and_gateway_state_survive_a_restart(tmp_path: Path) -> Non
             DeviceInfo(device_id="fs-1", kind="flood_sensor"),
         ],
     )
-    assert reg.apply_meta(meta) == 2
-    assert reg.apply_meta(meta) == 0  # retained message seen again: nothing changes
+    # a gateway's meta never creates devices: provisioning does
+    assert reg.apply_meta(meta).changed == 0
+    assert (
+        reg.provision(
+            "gw-a", [DeviceInfo(device_id=d.device_id, kind=d.kind) for d in meta.devices]
+        )
+        == 2
+    )
+    assert reg.apply_meta(meta).changed == 1  # fills wb-1's site and district
+    assert reg.apply_meta(meta).changed == 0  # retained message seen again: nothing changes
     assert reg.tags_for("wb-1") == {
         "device": "wb-1",
         "gateway": "gw-a",
@@ -76,9 +84,26 @@ def test_seq_duplicates_gaps_conflicts_and_resets() -> None:
     g = reg.gateway("gw")
     assert g is not None and g.gaps == 2
     assert feed(500_000) is SeqVerdict.NEW
-    assert feed(0) is SeqVerdict.RESET  # the gateway's counter restarted
+    assert feed(0) is SeqVerdict.ROLLBACK  # going back without a new boot id: refused
+    assert feed(500_000 - 4096) is SeqVerdict.ROLLBACK  # beyond any re-send
+    assert feed(500_000 - 4095) is SeqVerdict.NEW  # within the window: fills the gap
+    # the documented reset: a birth with a new boot id, then the counter restarts once
+    reg.apply_status(GatewayStatus(gateway_id="gw", state=GatewayState.ONLINE, boot_id="b1"))
+    assert feed(0) is SeqVerdict.RESET
     g = reg.gateway("gw")
-    assert g is not None and g.gaps == 0
+    assert g is not None and (g.gaps, g.last_seq) == (0, 0)
+    assert feed(1) is SeqVerdict.NEW
+    for seq in range(2, 100):
+        feed(seq)
+    assert feed(1) is SeqVerdict.DUPLICATE  # remembered: same content
+    assert feed(1, ("new content",)) is SeqVerdict.CONFLICT
+    assert feed(0, ("replayed",)) is SeqVerdict.CONFLICT  # remembered, other content
+    for seq in range(100, 5000):
+        feed(seq)
+    assert feed(0, ("replayed",)) is SeqVerdict.ROLLBACK  # the reset was allowed once only
+    # the same boot id again (a reconnect) allows nothing
+    reg.apply_status(GatewayStatus(gateway_id="gw", state=GatewayState.ONLINE, boot_id="b1"))
+    assert feed(2, ("replayed",)) is SeqVerdict.ROLLBACK
 
 
 def test_without_a_database_a_grouped_worker_still_judges_gaps_in_memory() -> None:

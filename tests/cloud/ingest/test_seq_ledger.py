@@ -22,6 +22,7 @@ from cloud import seq_ledger
 from cloud.db.base import add_missing_columns, create_all, make_engine, make_sessionmaker
 from cloud.db.models import GatewayRow, GatewaySeqBlock
 from cloud.registry import Registry, SeqVerdict
+from schemas import GatewayState, GatewayStatus
 
 GRACE = 30.0
 GW = "gw-s"
@@ -55,7 +56,7 @@ class Worker:
             check = self.registry.check_seq(gateway, seq, (seq,))
             verdicts.append(check.verdict)
             assert check.missing == 0 and not check.filled  # never judged per worker
-            if check.verdict is not SeqVerdict.DUPLICATE:
+            if check.verdict not in (SeqVerdict.DUPLICATE, SeqVerdict.ROLLBACK):
                 self.registry.record_seq(gateway, seq)
         self.registry.flush()
         return verdicts
@@ -223,7 +224,14 @@ def test_a_counter_reset_restarts_the_watermark_instead_of_counting_a_huge_gap(
     a.sweep()
     row = gateway_row(a)
     assert (row.gaps, row.seq_checked) == (1, 500_005)
-    # the gateway restarted (reflashed, spool lost): its counter starts again at 0
+    # without a birth announcing a new counter, going back is a replay: refused
+    assert a.store([0]) == [SeqVerdict.ROLLBACK]
+    # the gateway restarted (reflashed, spool lost): its birth brings a new boot id, and
+    # its counter starts again at 0 (every worker sees the birth: not a shared topic)
+    for w in (a, b):
+        w.registry.apply_status(
+            GatewayStatus(gateway_id=GW, state=GatewayState.ONLINE, boot_id="boot-2")
+        )
     assert a.store([0, 2]) == [SeqVerdict.RESET, SeqVerdict.NEW]
     b.store([1, 4])
     b.store([500_005])  # a straggler of the old counter

@@ -61,7 +61,7 @@ def test_stream_is_stored_tagged_and_handed_on(
 ) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/cloud.db")
     create_all(engine)
-    registry = Registry(make_sessionmaker(engine))
+    registry = Registry(make_sessionmaker(engine), first_seen=True)
     gw = f"gw{unique}"
     t0 = recent()
     pub = Publisher(mosquitto.port, f"pub-{unique}")
@@ -148,7 +148,7 @@ def test_stream_is_stored_tagged_and_handed_on(
         worker.stop()
         pub.close()
     # write-through: a fresh registry (the API's, a restarted worker's) sees the same
-    again = Registry(make_sessionmaker(engine))
+    again = Registry(make_sessionmaker(engine), first_seen=True)
     assert again.tags_for(f"wb-{gw}-1")["site"] == "Sanno"
     assert again.gateway(gw).state == "offline"  # type: ignore[union-attr]
 
@@ -157,7 +157,7 @@ def test_sqlite_store_works_through_the_generic_path(
     mosquitto: Mosquitto, unique: str, tmp_path: Path
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path}/series.db")
-    worker = IngestWorker(settings(mosquitto, unique), store, Registry())
+    worker = IngestWorker(settings(mosquitto, unique), store, Registry(first_seen=True))
     worker.start()
     pub = Publisher(mosquitto.port, f"pub-{unique}")
     try:
@@ -185,7 +185,9 @@ def test_two_workers_on_one_group_count_exactly_the_one_skipped_seq(
         mosquitto.port,
         f"gap{unique}",
         lambda _i: open_store("sqlite:///:memory:"),
-        lambda _i: Registry(make_sessionmaker(make_engine(url))),  # own engine, as 2 processes
+        lambda _i: Registry(
+            make_sessionmaker(make_engine(url)), first_seen=True
+        ),  # own engine, as 2 processes
         self_metrics_interval_s=0.2,
         # short, but longer than the ~2 s between a worker's ledger writes
         seq_grace_s=3.0,
@@ -248,7 +250,7 @@ def test_worker_reconnects_after_a_broker_restart(
         config = config.model_copy(update={"group": None})
     gw = f"gw{unique}"
     t0 = recent()
-    worker = IngestWorker(config, influx_store, Registry())
+    worker = IngestWorker(config, influx_store, Registry(first_seen=True))
     worker.start()
     try:
         assert worker.wait_ready()
