@@ -2,7 +2,9 @@
 
 Sections (every one optional; defaults run a development instance on one machine)::
 
-    environment = "development"      # or "production": placeholder secrets refused
+    environment = "development"      # or "production": placeholder and short secrets
+                                     # refused (cloud.production); a file without it
+                                     # outside the checkout runs as production
 
     [ingest]                         # cloud.ingest.settings.IngestSettings: broker_host,
                                      # broker_port, username, password, tls, group, ...
@@ -52,13 +54,9 @@ from cloud.errors import SettingsError
 from cloud.ingest.settings import IngestSettings
 from cloud.notify.config import NotifyConfig
 from cloud.opendata.settings import OpendataSettings
+from cloud.production import default_environment, is_secret_name, secret_problem, url_password
 
 ENV_PREFIX = "AKITA_"
-_SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "salt")
-_PLACEHOLDERS = frozenset(
-    {"", "changeme", "change-me", "change_me", "secret", "password", "admin", "example", "xxx"}
-    | {"akita"}  # shipped defaults (e.g. notify.recipient_salt) are public, hence placeholders
-)
 
 
 class _Section(BaseModel):
@@ -219,7 +217,18 @@ class CloudSettings(_Section):
         env_used = apply_env(data, os.environ if env is None else env)
         if env_used:
             source += " + " + ", ".join(sorted(env_used))
-        return cls.from_mapping(data, source=source)
+        if path is None or "environment" in data:
+            return cls.from_mapping(data, source=source)
+        # a file without environment outside the checkout is a real deployment
+        data["environment"] = default_environment(Path(path))
+        try:
+            return cls.from_mapping(data, source=source)
+        except SettingsError as exc:
+            raise SettingsError(
+                f"{exc} [{source} sets no environment; a settings file outside the source "
+                f"checkout runs as production, inside it as development: "
+                f"this one runs as {data['environment']}]"
+            ) from exc
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str = "settings") -> CloudSettings:
@@ -265,18 +274,20 @@ class CloudSettings(_Section):
         )
 
     def check_secrets(self) -> None:
-        """Outside development, refuse placeholder values for any secret setting."""
+        """Outside development, refuse placeholder secrets; in production also short ones
+        (rules in :mod:`cloud.production`)."""
         if self.environment == "development":
             return
+        production = self.environment == "production"
         for name, value in _walk(self.model_dump()):
-            leaf = name.rsplit(".", 1)[-1].lower()
-            if not isinstance(value, str) or not any(w in leaf for w in _SECRET_WORDS):
+            if not isinstance(value, str):
                 continue
-            if value.strip().lower() in _PLACEHOLDERS or value.startswith("<"):
-                raise SettingsError(
-                    f"setting {name} holds a placeholder secret; set a real value "
-                    f"(environment = {self.environment!r})"
-                )
+            secret = value if is_secret_name(name) else url_password(name, value)
+            if secret is None:
+                continue
+            problem = secret_problem(name, secret, production=production)
+            if problem is not None:
+                raise SettingsError(f"{problem} (environment = {self.environment!r})")
 
 
 def apply_env(data: dict[str, Any], env: Mapping[str, str]) -> list[str]:
