@@ -1,179 +1,249 @@
-"""Replay BattLeDIM SCADA flows (L-Town, 5-minute inflows) through the water-block leak detector.
+"""Replay BattLeDIM SCADA flows (L-Town, 5-minute inflows) through the cloud's detector engine.
 
 The network's block balance is fed as one water block: the inflow meters (every column
 except ``Timestamp`` and ``PUMP*``) minus the pump columns, which lift water out of the
-block into the tank that feeds a downstream zone. The detector sees only this flow and
-its timestamps (treated as local time): it learns the block's night-flow baseline as it
-goes and never sees dates, magnitudes or labels. The leak file is read afterwards, only
-to score the alarms.
+block into the tank that feeds a downstream zone. The readings go through
+:class:`~cloud.detect.engine.DetectorEngine`, the same streaming code the ingest calls, so
+what is measured here is what runs in production. The detector sees only this flow and
+its timestamps (treated as local time) and never sees dates, magnitudes or labels; the
+leak file is read afterwards, only to score the alarms (:mod:`cloud.detect.leak_scoring`).
 
-Scoring rule: an alarm is a ``leak`` detection with ``active=True`` (a new leak or a
-further step while one is open). Taken in time order, each alarm credits the most
-recently started leak that is running at that moment and not yet found; an alarm while
-no leak runs is a false alarm; an alarm while every running leak is already found is a
-repeat (neither). Abrupt goal: found within 2 days of its start. Incipient goal: found
-before its peak time.
+Several years can be replayed back to back (``continuous``) with the detector's state
+carried across, as a city runs it; a scored period (``score_from``/``score_until``)
+scores only part of the replay, e.g. a held-out half year after a warm-up.
 """
 
 from __future__ import annotations
 
 import csv
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cloud.detect.base import Detection
+import numpy as np
+
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError
-from cloud.detect.water import WaterDetector
+from cloud.detect.engine import DetectorEngine
+from cloud.detect.leak_scoring import Alarm, Leak, RuleScore, both_rules
+from schemas.devices import WaterBlockValues
+from schemas.wire import WaterBlockReading
 
 BLOCK_ID = "battledim-block"
-ABRUPT_BUDGET = timedelta(days=2)
-DAYS_PER_MONTH = 30.44
+STEP = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
-class Leak:
-    link_id: str
-    start: datetime
-    end: datetime
-    kind: str  # abrupt | incipient
-    peak: datetime
+class Series:
+    """Timestamps and per-column flows (m³/h) of one or more SCADA files, in time order."""
 
+    times: list[datetime]
+    columns: dict[str, np.ndarray]
 
-@dataclass
-class LeakResult:
-    leak: Leak
-    found_at: datetime | None = None
-
-    @property
-    def delay(self) -> timedelta | None:
-        return self.found_at - self.leak.start if self.found_at else None
-
-    @property
-    def goal_met(self) -> bool:
-        if self.found_at is None:
-            return False
-        if self.leak.kind == "abrupt":
-            return self.found_at - self.leak.start <= ABRUPT_BUDGET
-        return self.found_at <= self.leak.peak
+    def balance(self) -> np.ndarray:
+        """Inflow meters minus the pump columns (the pump lifts water out of the block)."""
+        out = np.zeros(len(self.times))
+        for name, col in self.columns.items():
+            out += -col if name.upper().startswith("PUMP") else col
+        return out
 
 
 @dataclass
 class BattledimResult:
     start: datetime
     end: datetime
-    alarms: list[Detection]
-    leaks: list[LeakResult]
-    false_alarms: list[Detection]
-    repeats: int
-
-    @property
-    def months(self) -> float:
-        return (self.end - self.start).total_seconds() / 86400.0 / DAYS_PER_MONTH
-
-    @property
-    def false_alarms_per_month(self) -> float:
-        return len(self.false_alarms) / self.months if self.months else 0.0
-
-    def count(self, kind: str) -> tuple[int, int]:
-        rows = [r for r in self.leaks if r.leak.kind == kind]
-        return sum(r.goal_met for r in rows), len(rows)
+    alarms: list[Alarm]
+    onset: RuleScore
+    battledim: RuleScore
+    sources: list[str]
 
 
-def _naive(text: str) -> datetime:
+def _naive(text: str, where: str) -> datetime:
     try:
         return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
     except ValueError as exc:
-        raise DatasetError(f"bad BattLeDIM timestamp {text!r}") from exc
+        raise DatasetError(f"{where}: bad timestamp {text!r}") from exc
+
+
+def _year(path: Path) -> str | None:
+    m = re.search(r"(19|20)\d\d", path.name)
+    return m.group(0) if m else None
 
 
 def find_files(path: Path) -> tuple[Path, Path | None]:
-    """A directory (``*SCADA_Flows.csv`` + ``leaks_*.csv``) or the flows CSV itself."""
+    """A directory holding one ``*SCADA_Flows*.csv`` (+ ``leaks*.csv``), or the flows CSV.
+
+    When the names carry years, the leaks file must be the flows file's year: scoring one
+    year's flows against another year's labels is refused, never done silently.
+    """
+    where = path if path.is_dir() else path.parent
     if path.is_dir():
-        flows = sorted(path.glob("*SCADA_Flows*.csv"))
-        if not flows:
+        flows_all = sorted(path.glob("*SCADA_Flows*.csv"))
+        if not flows_all:
             raise DatasetError(f"no *SCADA_Flows*.csv in {path}")
-        leaks = sorted(path.glob("leaks*.csv"))
-        return flows[0], leaks[0] if leaks else None
-    if not path.is_file():
+        if len(flows_all) > 1:
+            names = ", ".join(p.name for p in flows_all)
+            raise DatasetError(f"{path} holds several flows files ({names}); pass one of them")
+        flows = flows_all[0]
+    elif path.is_file():
+        flows = path
+    else:
         raise DatasetError(f"BattLeDIM path {path} not found")
-    leaks = sorted(path.parent.glob("leaks*.csv"))
-    return path, leaks[0] if leaks else None
+    leaks_all = sorted(where.glob("leaks*.csv"))
+    year = _year(flows)
+    if year is not None and any(_year(p) for p in leaks_all):
+        same = [p for p in leaks_all if _year(p) == year]
+        if not same:
+            names = ", ".join(p.name for p in leaks_all)
+            raise DatasetError(
+                f"flows file {flows.name} is year {year} but the leak files ({names}) are not"
+            )
+        leaks_all = same
+    if len(leaks_all) > 1:
+        names = ", ".join(p.name for p in leaks_all)
+        raise DatasetError(f"{where} holds several leak files ({names}); keep one per year")
+    return flows, leaks_all[0] if leaks_all else None
 
 
-def read_flows(path: Path) -> tuple[list[datetime], list[float]]:
-    """Timestamps and block-balance flow (inflows minus PUMP* columns), m³/h."""
+def read_flows(path: Path) -> Series:
+    """Every flow column of a SCADA CSV (``Timestamp`` first), m³/h."""
     times: list[datetime] = []
-    flows: list[float] = []
+    rows: list[list[float]] = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip() for h in next(reader, [])]
         if not header or header[0] != "Timestamp":
             raise DatasetError(f"{path}: first column must be Timestamp, got {header[:1]}")
-        signs = [-1.0 if h.upper().startswith("PUMP") else 1.0 for h in header[1:]]
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
             try:
-                vals = [float(x) for x in row[1:]]
+                rows.append([float(x) for x in row[1:]])
             except ValueError as exc:
                 raise DatasetError(f"{path}:{line}: bad flow value in {row!r}") from exc
-            times.append(_naive(row[0]))
-            flows.append(sum(s * v for s, v in zip(signs, vals, strict=True)))
-    return times, flows
+            if len(rows[-1]) != len(header) - 1:
+                raise DatasetError(f"{path}:{line}: {len(row)} fields, header has {len(header)}")
+            times.append(_naive(row[0], f"{path}:{line}"))
+    if not times:
+        raise DatasetError(f"{path}: no rows")
+    data = np.array(rows, dtype=float).reshape(len(rows), len(header) - 1)
+    return Series(times, {h: data[:, i] for i, h in enumerate(header[1:])})
 
 
 def read_leaks(path: Path) -> list[Leak]:
+    out = []
     with path.open(newline="", encoding="utf-8-sig") as fh:
-        return [
-            Leak(
-                link_id=r["link_id"],
-                start=_naive(r["start_time"]),
-                end=_naive(r["end_time"]),
-                kind=r["leak_type"].strip(),
-                peak=_naive(r.get("peak_time") or r["start_time"]),
+        for line, r in enumerate(csv.DictReader(fh), start=2):
+            where = f"{path}:{line}"
+            kind = (r.get("leak_type") or "").strip()
+            if kind not in ("abrupt", "incipient"):
+                raise DatasetError(f"{where}: leak_type must be abrupt or incipient, got {kind!r}")
+            start = _naive(r["start_time"], where)
+            size = (r.get("size_m3h") or "").strip()
+            out.append(
+                Leak(
+                    link_id=r["link_id"],
+                    start=start,
+                    end=_naive(r["end_time"], where),
+                    kind=kind,
+                    peak=_naive(r["peak_time"], where) if r.get("peak_time") else start,
+                    size_m3h=float(size) if size else None,
+                )
             )
-            for r in csv.DictReader(fh)
-        ]
+    return out
 
 
-def detect(times: list[datetime], flows: list[float], config: DetectConfig) -> list[Detection]:
-    """Run the water-block detector over the series; return its leak detections."""
+def check_overlap(series: Series, leaks: Sequence[Leak], flows: Path, labels: Path) -> None:
+    """Refuse labels whose time range misses the flows entirely (e.g. another year's)."""
+    if not leaks:
+        return
+    a, b = series.times[0], series.times[-1]
+    lo, hi = min(lk.start for lk in leaks), max(lk.end for lk in leaks)
+    if hi < a or lo > b:
+        raise DatasetError(
+            f"leak labels {labels.name} ({lo:%Y-%m-%d} to {hi:%Y-%m-%d}) do not overlap the "
+            f"flows {flows.name} ({a:%Y-%m-%d} to {b:%Y-%m-%d}); wrong year?"
+        )
+
+
+def load(paths: Sequence[Path]) -> tuple[Series, list[Leak], list[str]]:
+    """Read one or more years, check each flows/labels pair, join them in time order."""
+    times: list[datetime] = []
+    cols: dict[str, list[np.ndarray]] = {}
+    leaks: list[Leak] = []
+    sources: list[str] = []
+    for path in paths:
+        flows_path, leaks_path = find_files(path)
+        s = read_flows(flows_path)
+        if times and s.times[0] <= times[-1]:
+            raise DatasetError(
+                f"{flows_path.name} starts {s.times[0]:%Y-%m-%d %H:%M}, not after the previous "
+                f"file's end {times[-1]:%Y-%m-%d %H:%M}: give --continuous in time order"
+            )
+        if cols and set(s.columns) != set(cols):
+            raise DatasetError(
+                f"{flows_path.name} has columns {sorted(s.columns)}, expected {sorted(cols)}"
+            )
+        lk = read_leaks(leaks_path) if leaks_path else []
+        if leaks_path is not None:
+            check_overlap(s, lk, flows_path, leaks_path)
+        times += s.times
+        for name, col in s.columns.items():
+            cols.setdefault(name, []).append(col)
+        seen = {(x.link_id, x.start) for x in leaks}
+        leaks += [x for x in lk if (x.link_id, x.start) not in seen]
+        sources.append(flows_path.name + (f" + {leaks_path.name}" if leaks_path else ""))
+    return Series(times, {k: np.concatenate(v) for k, v in cols.items()}), leaks, sources
+
+
+def replay(
+    times: Sequence[datetime], flows: dict[str, np.ndarray], config: DetectConfig
+) -> list[Alarm]:
+    """Feed each series as a water block through the detector engine; return leak alarms.
+
+    An alarm is a ``leak`` detection that raises an alert: a new leak (``event`` onset or
+    step); a ``grown`` update of an open leak is the same alert and is not an alarm.
+    """
     # the SCADA clock is local time already: no offset
     leak_cfg = config.water.leak.model_copy(update={"utc_offset_h": 0.0})
-    water = WaterDetector(config.water.model_copy(update={"leak": leak_cfg}))
-    out: list[Detection] = []
-    for ts, flow in zip(times, flows, strict=True):
-        water.feed_one(out, BLOCK_ID, ts, flow, None)
-    return [d for d in out if d.kind == "leak"]
+    cfg = config.model_copy(update={"water": config.water.model_copy(update={"leak": leak_cfg})})
+    engine = DetectorEngine(cfg)
+    names = list(flows)
+    cols = [flows[n].tolist() for n in names]
+    alarms: list[Alarm] = []
+    for i, ts in enumerate(times):
+        batch = [
+            WaterBlockReading.model_construct(
+                device_id=name,
+                ts=ts,
+                values=WaterBlockValues.model_construct(flow=col[i], pressure=None),
+            )
+            for name, col in zip(names, cols, strict=True)
+        ]
+        for d in engine.feed(batch, {}):
+            if d.kind == "leak" and d.active and d.extra.get("event") != "grown":
+                alarms.append(Alarm(d.ts, d.device_id, d.value, d.message))
+    return alarms
 
 
-def score(
-    alarms: list[Detection], leaks: list[Leak], start: datetime, end: datetime
+def run(
+    paths: Path | Sequence[Path],
+    config: DetectConfig | None = None,
+    *,
+    score_from: datetime | None = None,
+    score_until: datetime | None = None,
 ) -> BattledimResult:
-    results = [LeakResult(lk) for lk in leaks]
-    onsets = sorted((d for d in alarms if d.active), key=lambda d: d.ts)
-    false_alarms: list[Detection] = []
-    repeats = 0
-    for d in onsets:
-        running = [r for r in results if r.leak.start <= d.ts <= r.leak.end]
-        if not running:
-            false_alarms.append(d)
-            continue
-        open_ = [r for r in running if r.found_at is None]
-        if not open_:
-            repeats += 1
-            continue
-        max(open_, key=lambda r: r.leak.start).found_at = d.ts
-    return BattledimResult(start, end, onsets, results, false_alarms, repeats)
-
-
-def run(path: Path, config: DetectConfig | None = None) -> BattledimResult:
-    flows_path, leaks_path = find_files(path)
-    times, flows = read_flows(flows_path)
-    if not times:
-        raise DatasetError(f"{flows_path}: no rows")
-    alarms = detect(times, flows, config or DetectConfig())
-    leaks = read_leaks(leaks_path) if leaks_path else []
-    return score(alarms, leaks, times[0], times[-1])
+    """Replay one year (or several back to back) and score it under both rules."""
+    series, leaks, sources = load([paths] if isinstance(paths, Path) else list(paths))
+    alarms = replay(series.times, {BLOCK_ID: series.balance()}, config or DetectConfig())
+    start = max(series.times[0], score_from) if score_from else series.times[0]
+    end = min(series.times[-1], score_until) if score_until else series.times[-1]
+    if end <= start:
+        raise DatasetError(
+            f"scored period {start:%Y-%m-%d} to {end:%Y-%m-%d} is empty for flows "
+            f"{series.times[0]:%Y-%m-%d} to {series.times[-1]:%Y-%m-%d}"
+        )
+    onset, bd = both_rules(alarms, leaks, start, end)
+    return BattledimResult(start, end, alarms, onset, bd, sources)

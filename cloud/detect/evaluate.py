@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from cloud.detect import battledim
+from cloud.detect import battledim, leak_scoring
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError, Export, load_export
 from cloud.detect.scoring import (
@@ -43,7 +44,13 @@ app = typer.Typer(
         "Examples:\n\n"
         "  akita eval flood_event leak_small\n\n"
         "  akita eval --data /tmp/flood.csv\n\n"
-        "  akita eval --battledim ../shared/data/battledim-ltown-2018"
+        "  akita eval --battledim ../shared/data/battledim-ltown-2018\n\n"
+        "  akita eval --battledim DIR --score-from 2018-07-01   (held-out half year)\n\n"
+        "  akita eval --continuous DIR_2018 DIR_2019   (years back to back)\n\n"
+        "BattLeDIM alarms are scored under two rules, side by side: the onset rule (an alarm "
+        "is credited to a leak whose onset it follows within a window; see docs/detectors.md) "
+        "and the competition's rule (true positive if raised between a leak's start and its "
+        "repair, false positive otherwise)."
     ),
     no_args_is_help=False,
     rich_markup_mode="rich",
@@ -199,52 +206,101 @@ def known_scenarios() -> list[str]:
     return sorted(names()) if callable(names) else []
 
 
+def _when(t: datetime | None) -> str:
+    return f"{t:%Y-%m-%d %H:%M}" if t else "not found"
+
+
 def print_battledim(res: battledim.BattledimResult) -> None:
-    t = Table(title="BattLeDIM replay: water-block leak detector")
-    for col in ("leak", "type", "start", "peak", "found at", "delay", "goal"):
+    """Per-leak table (both rules side by side), then each rule's counts and false alarms."""
+    on = {id(m.leak): m for m in res.onset.leaks}
+    t = Table(title=f"BattLeDIM replay: {' → '.join(res.sources)}")
+    for col in ("leak", "type", "start", "peak", "end", "onset rule: found", "delay", "goal"):
         t.add_column(col)
-    for r in res.leaks:
-        lk = r.leak
+    t.add_column("BattLeDIM rule: found")
+    for m in sorted(res.battledim.leaks, key=lambda m: m.leak.start):
+        lk, o = m.leak, on[id(m.leak)]
+        carried = "[dim]carried over, not scored[/]"
         t.add_row(
             lk.link_id,
             lk.kind,
             f"{lk.start:%Y-%m-%d %H:%M}",
             f"{lk.peak:%Y-%m-%d %H:%M}" if lk.kind == "incipient" else "—",
-            f"{r.found_at:%Y-%m-%d %H:%M}" if r.found_at else "not found",
-            _delay(r.delay.total_seconds()) if r.delay is not None else "—",
-            "[green]met[/]" if r.goal_met else "[red]short[/]",
+            f"{lk.end:%Y-%m-%d %H:%M}",
+            carried if o.carried else _when(o.found_at),
+            _delay(o.delay.total_seconds()) if o.delay is not None else "—",
+            "—" if o.carried else ("[green]met[/]" if o.goal_met else "[red]short[/]"),
+            carried if m.carried else _when(m.found_at),
         )
     console.print(t)
-    ab_ok, ab_n = res.count("abrupt")
-    inc_ok, inc_n = res.count("incipient")
     console.print(
-        f"abrupt found within 2 days: {ab_ok}/{ab_n} · incipient found before peak: "
-        f"{inc_ok}/{inc_n} · alarms: {len(res.alarms)} (repeats {res.repeats}) · "
-        f"false alarms: {len(res.false_alarms)} over {res.months:.1f} months = "
-        f"{res.false_alarms_per_month:.2f}/month"
+        f"scored {res.start:%Y-%m-%d %H:%M} to {res.end:%Y-%m-%d %H:%M} "
+        f"({res.onset.months:.1f} months), {len(res.alarms)} alarms in the whole replay"
     )
-    for d in res.false_alarms:
-        console.print(f"  false alarm {d.ts:%Y-%m-%d %H:%M} {d.message}")
+    for rs in (res.onset, res.battledim):
+        ab_ok, ab_n = rs.goal("abrupt")
+        inc_ok, inc_n = rs.goal("incipient")
+        ttd = rs.mean_time_to_detection_h()
+        found = sum(m.found_at is not None for m in rs.scored)
+        console.print(
+            f"[bold]{rs.rule} rule[/]: true positives {rs.true_positives} "
+            f"(leaks found {found}/{len(rs.scored)}), false positives {rs.false_positives} "
+            f"= {rs.per_month(rs.false_positives):.2f}/month, repeats {rs.repeats} "
+            f"(strict: {rs.per_month(rs.false_positives + rs.repeats):.2f}/month)\n"
+            f"  mean time to detection {'—' if ttd is None else f'{ttd:.1f} h'} · "
+            f"abrupt within 2 days {ab_ok}/{ab_n} · incipient before peak {inc_ok}/{inc_n}"
+        )
+        for a, v in rs.verdicts:
+            if v in ("false", "repeat"):
+                console.print(f"  {v} {a.ts:%Y-%m-%d %H:%M} {a.device_id}: {a.message}")
+
+
+def _rule_json(rs: leak_scoring.RuleScore) -> dict[str, Any]:
+    return {
+        "true_positives": rs.true_positives,
+        "false_positives": rs.false_positives,
+        "repeats": rs.repeats,
+        "false_positives_per_month": rs.per_month(rs.false_positives),
+        "strict_false_per_month": rs.per_month(rs.false_positives + rs.repeats),
+        "mean_time_to_detection_h": rs.mean_time_to_detection_h(),
+        "abrupt_within_2_days": list(rs.goal("abrupt")),
+        "incipient_before_peak": list(rs.goal("incipient")),
+        "leaks": [
+            {
+                "link_id": m.leak.link_id,
+                "type": m.leak.kind,
+                "start": m.leak.start.isoformat(),
+                "carried": m.carried,
+                "found_at": m.found_at.isoformat() if m.found_at else None,
+                "delay_h": m.delay.total_seconds() / 3600 if m.delay is not None else None,
+                "goal_met": None if m.carried else m.goal_met,
+            }
+            for m in sorted(rs.leaks, key=lambda m: m.leak.start)
+        ],
+        "alarms": [
+            {"ts": a.ts.isoformat(), "device_id": a.device_id, "verdict": v, "size_m3h": a.size_m3h}
+            for a, v in rs.verdicts
+        ],
+    }
 
 
 def battledim_json(res: battledim.BattledimResult) -> dict[str, Any]:
     return {
-        "leaks": [
-            {
-                "link_id": r.leak.link_id,
-                "type": r.leak.kind,
-                "start": r.leak.start.isoformat(),
-                "found_at": r.found_at.isoformat() if r.found_at else None,
-                "delay_h": r.delay.total_seconds() / 3600 if r.delay is not None else None,
-                "goal_met": r.goal_met,
-            }
-            for r in res.leaks
-        ],
-        "false_alarms": len(res.false_alarms),
-        "false_alarms_per_month": res.false_alarms_per_month,
-        "abrupt_goal": list(res.count("abrupt")),
-        "incipient_goal": list(res.count("incipient")),
+        "sources": res.sources,
+        "scored_from": res.start.isoformat(),
+        "scored_until": res.end.isoformat(),
+        "months": res.onset.months,
+        "onset_rule": _rule_json(res.onset),
+        "battledim_rule": _rule_json(res.battledim),
     }
+
+
+def _date(text: str | None, opt: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{opt} {text!r}: expected YYYY-MM-DD[ HH:MM]") from exc
 
 
 @app.callback(invoke_without_command=True)
@@ -265,6 +321,24 @@ def main(
             "detector",
         ),
     ] = None,
+    continuous: Annotated[
+        bool,
+        typer.Option(
+            "--continuous",
+            help="Treat the arguments as BattLeDIM directories (A B ...) and replay them back "
+            "to back with the detector's state carried across, as a city runs it",
+        ),
+    ] = False,
+    score_from: Annotated[
+        str | None,
+        typer.Option(
+            help="BattLeDIM: score only from this date (YYYY-MM-DD); the replay before it is "
+            "warm-up and leaks started before it are shown as carried over"
+        ),
+    ] = None,
+    score_until: Annotated[
+        str | None, typer.Option(help="BattLeDIM: score only until this date (YYYY-MM-DD)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Simulator seed for scenario exports")] = 1,
     scale: Annotated[str, typer.Option(help="Simulator fleet scale: small or city")] = "small",
     days: Annotated[float | None, typer.Option(help="Scenario length override (days)")] = None,
@@ -283,7 +357,14 @@ def main(
     results: dict[str, Any] = {}
     exports: list[Path] = list(data or [])
     names = list(scenarios or [])
-    if not names and not exports and battledim_path is None:
+    years: list[Path] = []
+    if continuous:
+        years, names = [Path(n) for n in names], []
+        if not years:
+            raise typer.BadParameter("--continuous needs BattLeDIM directories: A B ...")
+    elif battledim_path is not None:
+        years = [battledim_path]
+    if not names and not exports and not years:
         names = known_scenarios()
         if not names:
             console.print(
@@ -322,9 +403,14 @@ def main(
                 "button presses within 2 samples, leaks within 3 nights — "
                 + ("[green]all met[/]" if all_met else "[red]not all met[/]")
             )
-    if battledim_path is not None:
+    if years:
         try:
-            res = battledim.run(battledim_path, cfg)
+            res = battledim.run(
+                years,
+                cfg,
+                score_from=_date(score_from, "--score-from"),
+                score_until=_date(score_until, "--score-until"),
+            )
         except DatasetError as exc:
             raise typer.BadParameter(str(exc)) from exc
         print_battledim(res)

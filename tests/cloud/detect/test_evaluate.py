@@ -86,41 +86,31 @@ def test_unknown_scenario_fails_clearly(tmp_path: Path) -> None:
 
 def test_battledim_replay_on_synthetic_fixture() -> None:
     res = battledim.run(FIXTURE)
-    by_id = {r.leak.link_id: r for r in res.leaks}
+    by_id = {m.leak.link_id: m for m in res.onset.leaks}
     assert by_id["s1"].goal_met and by_id["s1"].delay is not None
     assert by_id["s1"].delay.total_seconds() <= 2 * 86400
     assert by_id["s2"].goal_met and by_id["s2"].found_at <= by_id["s2"].leak.peak
-    assert res.false_alarms == [] and res.months > 1
+    assert res.onset.false_positives == 0 and res.battledim.false_positives == 0
+    assert res.onset.months > 1
 
 
-def test_battledim_cli_prints_per_leak_and_false_alarm_rate(tmp_path: Path) -> None:
+def test_battledim_cli_prints_both_rules_per_leak_and_writes_json(tmp_path: Path) -> None:
     out_json = tmp_path / "bd.json"
     res = runner.invoke(akita_app, ["eval", "--battledim", str(FIXTURE), "--json", str(out_json)])
     assert res.exit_code == 0, res.output
-    assert "abrupt found within 2 days: 1/1" in res.output
-    assert "incipient found before peak: 1/1" in res.output
+    assert "onset rule: true positives 2" in res.output
+    assert "battledim rule: true positives 2" in res.output
+    assert "abrupt within 2 days 1/1 · incipient before peak 1/1" in res.output
     figures = json.loads(out_json.read_text())["battledim"]
-    assert figures["false_alarms_per_month"] == 0.0
-    assert [x["link_id"] for x in figures["leaks"]] == ["s1", "s2"]
+    assert figures["battledim_rule"]["false_positives_per_month"] == 0.0
+    assert [x["link_id"] for x in figures["onset_rule"]["leaks"]] == ["s1", "s2"]
 
 
-def test_battledim_scoring_rule() -> None:
-    t = lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC)  # noqa: E731
-    leaks = [
-        battledim.Leak(
-            "a", t("2030-01-10 00:00"), t("2030-01-20 00:00"), "abrupt", t("2030-01-10")
-        ),
-        battledim.Leak(
-            "b", t("2030-01-12 00:00"), t("2030-01-30 00:00"), "incipient", t("2030-01-25")
-        ),
-    ]
-    alarm = lambda s: Detection("w", "leak", "blk", t(s), True)  # noqa: E731
-    res = battledim.score(
-        [alarm("2030-01-05 06:00"), alarm("2030-01-13 06:00"), alarm("2030-01-14 06:00"),
-         alarm("2030-01-16 06:00")],
-        leaks, t("2030-01-01 00:00"), t("2030-02-01 00:00"),
-    )  # fmt: skip
-    # 13th credits b (most recent start), 14th credits a (3.25 days: too late), 16th repeats
-    assert [r.found_at for r in res.leaks] == [t("2030-01-14 06:00"), t("2030-01-13 06:00")]
-    assert [r.goal_met for r in res.leaks] == [False, True]
-    assert len(res.false_alarms) == 1 and res.repeats == 1
+def test_battledim_cli_score_from_carries_earlier_leaks(tmp_path: Path) -> None:
+    res = runner.invoke(
+        akita_app, ["eval", "--battledim", str(FIXTURE), "--score-from", "2030-01-28"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "carried over, not scored" in res.output  # s1 started on the 23rd
+    bad = runner.invoke(akita_app, ["eval", "--battledim", str(FIXTURE), "--score-from", "soon"])
+    assert bad.exit_code != 0 and "--score-from 'soon'" in bad.output
