@@ -16,7 +16,6 @@ import logging
 import threading
 from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.manager import AlertChange, AlertManager
 from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.db.files import private_dir, sqlite_path
 from cloud.db.models import AlertRow, DeviceRow, GatewayRow
 from cloud.detect.engine import DetectorEngine
 from cloud.errors import SettingsError
@@ -41,9 +41,9 @@ log = logging.getLogger(__name__)
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    if url.startswith("sqlite:///") and ":memory:" not in url:
-        path = Path(url[len("sqlite:///") :].split("?", 1)[0])
-        path.parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        private_dir(path.parent)  # 0700: the database holds residents' addresses
 
 
 class CloudService:

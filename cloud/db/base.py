@@ -9,6 +9,8 @@ from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, in
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from cloud.db.files import private_file, sqlite_path
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and gives them back aware (SQLite forgets tz)."""
@@ -35,6 +37,10 @@ class Base(DeclarativeBase):
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        if path is not None:
+            # before SQLite creates it with the umask's mode; -wal/-shm copy this mode
+            private_file(path)
         engine = create_engine(url, connect_args={"check_same_thread": False})
 
         @event.listens_for(engine, "connect")

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from cloud.db.files import private_file
 from cloud.errors import StoreError
 from cloud.store.base import FieldValue, Point, SeriesPoint, window_ms
 from cloud.store.lineproto import clean_tag, from_ms, normalise_field, to_ms
@@ -87,7 +88,7 @@ class SqliteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(self.path))  # 0600 in a 0700 directory, like akita.db
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
