@@ -262,3 +262,113 @@ def make_tls_files(directory: Path, *, client_cn: str | None = None) -> TlsFiles
         return files
     client_cert, client_key = _signed_cert(directory, "client", client_cn, "")
     return TlsFiles(files.ca, server_cert, server_key, client_cert, client_key)
+
+
+DEPLOY_MOSQUITTO = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto"
+
+
+def dynsec_plugin() -> str:
+    """Path of Mosquitto's dynamic-security plugin (Debian: /usr/lib/<triplet>/)."""
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))
+    found += glob.glob("/usr/lib/mosquitto_dynamic_security.so")
+    if found:
+        return found[0]
+    msg = "mosquitto_dynamic_security.so not found: install the Debian package 'mosquitto'"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class DeployedMosquitto:
+    """Mosquitto run from deploy/mosquitto's own files: its mosquitto.conf (TLS listener,
+    loopback listener, dynamic security), roles and scripts. Only paths and ports change.
+    """
+
+    directory: Path
+    tls_port: int
+    plain_port: int
+    ca: Path
+    proc: subprocess.Popen[bytes] | None = None
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def script(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a shipped script as the broker admin; the caller checks the result."""
+        env = {**os.environ, "AKITA_BROKER_ADMIN": str(self.directory / "admin.conf")}
+        return subprocess.run(
+            ["sh", str(DEPLOY_MOSQUITTO / name), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    def credential(self, name: str) -> str:
+        """Make a gateway (any id) or service (akita-*) account; return its password."""
+        script = (
+            "make-service-credential.sh"
+            if name.startswith("akita-")
+            else ("make-gateway-credential.sh")
+        )
+        result = self.script(script, name)
+        if result.returncode != 0:
+            raise AssertionError(f"{script} {name}: {result.stderr}")
+        for line in result.stdout.splitlines():
+            if line.startswith("password: "):
+                self.passwords[name] = line.split(" ", 1)[1]
+                return self.passwords[name]
+        raise AssertionError(f"{script} {name} printed no password: {result.stdout}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop(self.proc)
+            self.proc = None
+
+
+@contextlib.contextmanager
+def running_deployed_mosquitto(directory: Path) -> Iterator[DeployedMosquitto]:
+    """Start Mosquitto with the shipped config, a throwaway CA, init-broker.sh and
+    make-roles.sh; add accounts with ``.credential(name)``."""
+    binary = require_binary("mosquitto", "mosquitto")
+    plugin = dynsec_plugin()
+    etc, data = directory / "etc", directory / "data"
+    etc.mkdir()
+    data.mkdir()
+    tls = make_tls_files(etc)
+    tls_port, plain_port = free_port(), free_port()
+    subprocess.run(
+        ["sh", str(DEPLOY_MOSQUITTO / "init-broker.sh"), str(etc), str(plain_port)],
+        check=True,
+        capture_output=True,
+    )
+    conf = (DEPLOY_MOSQUITTO / "mosquitto.conf").read_text()
+    replacements = {
+        "/etc/mosquitto/akita/": f"{etc}/",
+        "/var/lib/mosquitto/": f"{data}/",
+        "listener 8883\n": f"listener {tls_port} 127.0.0.1\n",
+        "listener 1883 127.0.0.1\n": f"listener {plain_port} 127.0.0.1\n",
+        "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so": plugin,
+    }
+    for old, new in replacements.items():
+        assert old in conf, f"deploy/mosquitto/mosquitto.conf no longer has {old!r}"
+        conf = conf.replace(old, new)
+    if os.geteuid() == 0:
+        conf += "user root\n"  # else it drops to 'mosquitto', who cannot enter the temp dir
+    (etc / "mosquitto.conf").write_text(conf)
+    broker = DeployedMosquitto(etc, tls_port, plain_port, tls.ca)
+    with (directory / "mosquitto.log").open("wb") as log:
+        broker.proc = subprocess.Popen(
+            [binary, "-c", str(etc / "mosquitto.conf")], stdout=log, stderr=log
+        )
+    try:
+        wait_port(tls_port, proc=broker.proc)
+        wait_port(plain_port, proc=broker.proc)
+        roles = broker.script("make-roles.sh")
+        if roles.returncode != 0:
+            raise AssertionError(f"make-roles.sh: {roles.stderr}")
+        yield broker
+    finally:
+        broker.stop()

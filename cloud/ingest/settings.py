@@ -7,15 +7,18 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from cloud.errors import SettingsError
 from schemas.codec import describe
 
 
-def _default_client_id() -> str:
+def _default_client_id(username: object) -> str:
     # stable across restarts of the same worker, so the broker hands its unacknowledged
-    # messages back to it (persistent session)
+    # messages back to it (persistent session). The shipped Mosquitto ties the client id
+    # to the username (use_username_as_clientid), so with a username it is the username.
+    if isinstance(username, str) and username:
+        return username[:64]
     return f"akita-ingest-{socket.gethostname()}"[:64]
 
 
@@ -44,7 +47,12 @@ class IngestSettings(BaseModel):
         pattern=r"^[A-Za-z0-9_.-]{1,64}$",
         description="Shared-subscription group; none = a plain subscription (one worker)",
     )
-    client_id: str = Field(default_factory=_default_client_id, min_length=1, max_length=64)
+    client_id: str = Field(
+        default="",
+        max_length=64,
+        description="MQTT client id; default: the username (deploy/mosquitto requires it), "
+        "else akita-ingest-<hostname>",
+    )
     worker_name: str | None = Field(default=None, description="Tag of self-metrics points")
     session_expiry_s: int = Field(
         default=86_400, ge=0, description="How long the broker keeps queued messages for us"
@@ -97,6 +105,14 @@ class IngestSettings(BaseModel):
         description="Shared group: how often a worker settles the seq ledger (at most every "
         "registry flush, about 2 s)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _client_id_follows_username(cls, data: Any) -> Any:
+        # "before": an "after" validator that assigns would re-run validate_assignment
+        if isinstance(data, dict) and not data.get("client_id"):
+            return {**data, "client_id": _default_client_id(data.get("username"))}
+        return data
 
     @property
     def name(self) -> str:
