@@ -146,6 +146,7 @@ async def _main(
 
 async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> None:
     from akita.broker import EmbeddedBroker
+    from cloud.provisioning import read_device_list
     from cloud.service import CloudService
     from edge.agent import Agent
     from edge.config import load_config
@@ -184,6 +185,9 @@ async def _start(opts: DemoOptions, running: Running, stop: asyncio.Event) -> No
     )
     running.fleet = fleet
     for path in fleet.edge_configs:
+        # as staff would with `akita cloud device import`: the ingest accepts only the
+        # devices provisioned for a gateway
+        service.registry.provision(*read_device_list(path))
         agent = Agent(load_config(path))
         running.agents.append(agent)
         running.tasks.append(asyncio.create_task(agent.run(stop)))

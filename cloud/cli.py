@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from cloud.device_cli import app as device_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import run as ingest_run
 
@@ -25,6 +26,7 @@ app = typer.Typer(
         "First start:\n\n"
         "  akita cloud init-db --config cloud.toml\n\n"
         "  akita cloud token create --name ops-admin --role admin --config cloud.toml\n\n"
+        "  akita cloud device import gateway.toml --config cloud.toml\n\n"
         "  akita cloud run --config cloud.toml"
     ),
     no_args_is_help=True,
@@ -34,6 +36,7 @@ token_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(token_app, name="token")
+app.add_typer(device_app, name="device")
 # a standalone ingest worker (no API): scale out by starting several with one --group
 app.command(
     "ingest",

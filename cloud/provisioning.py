@@ -42,6 +42,10 @@ class ProvisioningError(CloudError):
     """A provisioning request that cannot be done; the message names the device or field."""
 
 
+class DeviceNotFound(ProvisioningError):
+    """The device is not registered."""
+
+
 @dataclass(frozen=True)
 class Provisioned:
     """One device as provisioned: its owner and kind, and the descriptive fields."""
@@ -236,7 +240,7 @@ def parse_info(device_id: str, kind: str, **fields: Any) -> DeviceInfo:
 def _existing(session: Session, device_id: str) -> DeviceRow:
     row = session.get(DeviceRow, device_id)
     if row is None:
-        raise ProvisioningError(f"device {device_id!r} is not registered")
+        raise DeviceNotFound(f"device {device_id!r} is not registered")
     return row
 
 

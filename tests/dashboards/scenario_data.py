@@ -27,7 +27,7 @@ from cloud.registry import Registry
 from cloud.store.base import Point
 from firmware_sim.export import devices_json, export, write_csv
 from firmware_sim.scenarios import build
-from schemas import DeviceInfo, DeviceKind, DeviceStatus, GatewayHealth, GatewayMeta
+from schemas import DeviceInfo, DeviceKind, DeviceStatus, GatewayHealth
 from schemas.alert import Severity
 from schemas.devices import values_model
 
@@ -128,7 +128,7 @@ class Loader:
 
     def register(self, ex: Export) -> None:
         for gw, devs in sorted(ex.gateways.items()):
-            self.registry.apply_meta(GatewayMeta(gateway_id=gw, ts=ex.start, devices=devs))
+            self.registry.provision(gw, devs)
 
     def readings(
         self,

@@ -31,6 +31,7 @@ from cloud.citizen import subscriptions
 from cloud.citizen.catalog import known_areas
 from cloud.db.notify import DeliveryRow
 from cloud.notify.routing import haversine_m
+from cloud.provisioning import read_device_list
 from cloud.service import CloudService
 from cloud.settings import CloudSettings
 from edge.agent import Agent
@@ -192,6 +193,7 @@ async def _scenario(tmp: Path, mosquitto: Mosquitto, mail: Smtp, unique: str) ->
         inside, outside, near = _subscribers(service, fleet, sensor)
 
         full = load_config(fleet.edge_configs[0])
+        service.registry.provision(*read_device_list(fleet.edge_configs[0]))  # device import
         flood = [d for d in full.devices if d.kind == "flood_sensor"]
         assert sensor in {d.id for d in flood}
         agent = asyncio.create_task(Agent(full.model_copy(update={"devices": flood})).run(stop))

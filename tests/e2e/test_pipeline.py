@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from cloud.api.app import create_app
 from cloud.api.auth import create_token
+from cloud.provisioning import read_device_list
 from cloud.service import CloudService
 from cloud.settings import CloudSettings
 from cloud.store import init_db
@@ -113,7 +114,7 @@ def test_modbus_sim_to_edge_to_mosquitto_to_influx_and_api(
     service.start()
     recorder = Recorder(mosquitto.port)
     try:
-        asyncio.run(_run_edge(tmp_path, mosquitto, recorder))
+        asyncio.run(_run_edge(tmp_path, mosquitto, recorder, service))
         sent = recorder.snapshot()
         assert len({dev for dev, _ in sent}) >= 2, "expected several water blocks"
         assert len(sent) >= 6
@@ -143,7 +144,9 @@ def test_modbus_sim_to_edge_to_mosquitto_to_influx_and_api(
         service.stop()
 
 
-async def _run_edge(tmp: Path, mosquitto: Mosquitto, recorder: Recorder) -> None:
+async def _run_edge(
+    tmp: Path, mosquitto: Mosquitto, recorder: Recorder, service: CloudService
+) -> None:
     fleet = await start_fleet(
         "normal_week",
         scale="small",
@@ -155,6 +158,7 @@ async def _run_edge(tmp: Path, mosquitto: Mosquitto, recorder: Recorder) -> None
     )
     try:
         full = load_config(fleet.edge_configs[0])
+        service.registry.provision(*read_device_list(fleet.edge_configs[0]))  # device import
         water = [d for d in full.devices if d.kind == "water_block"]
         config = full.model_copy(update={"devices": water})
         stop = asyncio.Event()

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloud.api.auth import CurrentUser, ServiceDep
+from cloud.api.auth import CurrentUser, RequireAdmin, ServiceDep
 from cloud.api.schemas import (
     DevicePublic,
     FieldValuePublic,
@@ -20,10 +22,19 @@ from cloud.api.schemas import (
 )
 from cloud.db.models import DeviceRow
 from cloud.errors import StoreError
+from cloud.provisioning import (
+    DeviceNotFound,
+    ProvisioningError,
+    add_device,
+    import_devices,
+    move_device,
+    remove_device,
+)
 from schemas.devices import DeviceKind, values_model
-from schemas.wire import ID_PATTERN
+from schemas.wire import ID_PATTERN, DeviceInfo, GatewayId
 
 router = APIRouter(tags=["devices"])
+log = logging.getLogger(__name__)
 
 DeviceIdPath = Annotated[str, Path(pattern=ID_PATTERN, description="Device id")]
 WINDOW_PATTERN = r"^[1-9][0-9]{0,5}(s|m|h|d)$"
@@ -223,3 +234,116 @@ def series(
         aggregate=aggregate if win else None,
         points=[FieldValuePublic(ts=p.ts, value=p.value) for p in points],
     )
+
+
+# --- provisioning (admin): which gateway owns which device ------------------------------
+
+
+class DeviceProvision(DeviceInfo):
+    """A device to register, with the gateway that owns it."""
+
+    gateway_id: GatewayId
+
+
+class DeviceMove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gateway_id: GatewayId
+
+
+class DeviceImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    devices: list[DeviceInfo] = Field(max_length=20_000)
+
+
+class ImportResult(BaseModel):
+    gateway_id: str
+    added: int
+    updated: int
+
+
+def _provisioning_failed(exc: ProvisioningError) -> HTTPException:
+    code = (
+        status.HTTP_404_NOT_FOUND if isinstance(exc, DeviceNotFound) else status.HTTP_409_CONFLICT
+    )
+    return HTTPException(code, detail=str(exc))
+
+
+def _changed(service: ServiceDep, device_id: str) -> DevicePublic:
+    # this process at once; the other workers within seconds (registry version row)
+    service.registry.load()
+    row = _get_device(service, device_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"device {device_id!r} not found")
+    return _device(row)
+
+
+@router.post(
+    "/devices",
+    response_model=DevicePublic,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a device for a gateway (admin)",
+    responses={409: {"description": "The device exists"}},
+)
+def provision_device(
+    user: RequireAdmin, service: ServiceDep, body: DeviceProvision
+) -> DevicePublic:
+    info = DeviceInfo.model_validate(body.model_dump(exclude={"gateway_id"}))
+    try:
+        add_device(service.sessionmaker, info, body.gateway_id)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from exc
+    log.info("api_device_added actor=%s device=%s", user.name, info.device_id)
+    return _changed(service, info.device_id)
+
+
+@router.put(
+    "/devices/{device_id}/gateway",
+    response_model=DevicePublic,
+    summary="Move a device to another gateway (admin)",
+    responses={404: {"description": "Unknown device"}},
+)
+def move(
+    user: RequireAdmin, service: ServiceDep, device_id: DeviceIdPath, body: DeviceMove
+) -> DevicePublic:
+    try:
+        move_device(service.sessionmaker, device_id, body.gateway_id)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from exc
+    log.info("api_device_moved actor=%s device=%s to=%s", user.name, device_id, body.gateway_id)
+    return _changed(service, device_id)
+
+
+@router.delete(
+    "/devices/{device_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a device: no gateway may send data for it (admin)",
+    responses={404: {"description": "Unknown device"}},
+)
+def remove(user: RequireAdmin, service: ServiceDep, device_id: DeviceIdPath) -> None:
+    try:
+        remove_device(service.sessionmaker, device_id)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from exc
+    service.registry.load()
+    log.info("api_device_removed actor=%s device=%s", user.name, device_id)
+
+
+@router.post(
+    "/gateways/{gateway_id}/devices",
+    response_model=ImportResult,
+    summary="Provision a gateway's device list (admin); refused whole if one is another's",
+    responses={409: {"description": "A device is owned by another gateway or kind"}},
+)
+def import_gateway_devices(
+    user: RequireAdmin,
+    service: ServiceDep,
+    gateway_id: Annotated[str, Path(pattern=ID_PATTERN, description="Gateway id")],
+    body: DeviceImport,
+) -> ImportResult:
+    try:
+        added, updated = import_devices(service.sessionmaker, gateway_id, body.devices)
+    except ProvisioningError as exc:
+        raise _provisioning_failed(exc) from exc
+    service.registry.load()
+    log.info("api_devices_imported actor=%s gateway=%s added=%d", user.name, gateway_id, added)
+    return ImportResult(gateway_id=gateway_id, added=added, updated=updated)

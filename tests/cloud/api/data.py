@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cloud.service import CloudService
-from schemas.wire import Batch, DeviceInfo, FloodSensorReading, GatewayMeta
+from schemas.wire import Batch, DeviceInfo, FloodSensorReading
 
 
 def flood_batch(
@@ -28,9 +28,7 @@ def flood_batch(
 
 
 def register(service: CloudService, gateway: str, *devices: DeviceInfo) -> None:
-    service.registry.apply_meta(
-        GatewayMeta(gateway_id=gateway, ts=datetime.now().astimezone(), devices=list(devices))
-    )
+    service.registry.provision(gateway, list(devices))
 
 
 def store_batch(service: CloudService, batch: Batch) -> None:

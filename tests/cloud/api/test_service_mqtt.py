@@ -54,6 +54,7 @@ def test_mqtt_to_alert_through_the_api(
     try:
         info = DeviceInfo(device_id=dev, kind="flood_sensor", site="underpass-9")  # type: ignore[arg-type]
         meta = GatewayMeta(gateway_id=gw, ts=datetime.now(UTC), devices=[info])
+        running.registry.provision(gw, [info])  # staff: akita cloud device add
         pub.publish(topics.meta(gw), encode_model(meta), qos=1, retain=True).wait_for_publish()
         wait_for("device registered", lambda: dev in running.registry.devices())
         start = datetime.now(UTC) - timedelta(minutes=5)

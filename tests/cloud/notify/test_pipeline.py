@@ -98,6 +98,7 @@ def test_flood_stages_and_a_button_press_over_mqtt(
                            lat=39.7240, lon=140.0970),
             ],
         )  # fmt: skip
+        service.registry.provision(gw, list(meta.devices))  # staff: akita cloud device add
         pub.publish(topics.meta(gw), encode_model(meta), qos=1, retain=True).wait_for_publish()
         wait_for("devices registered", lambda: unit in service.registry.devices(), timeout=30.0)
         # rising water through 注意/警戒/危険, then a level dithering around 30 cm and

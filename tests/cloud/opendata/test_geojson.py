@@ -13,7 +13,7 @@ from cloud.opendata.geojson import cleared_segments
 from cloud.opendata.positions import TrackPoint
 from cloud.opendata.routes import OpendataConfig
 from firmware_sim.scenarios import build
-from schemas import DeviceKind, GatewayMeta, VehicleType, VehicleValues
+from schemas import DeviceKind, VehicleType, VehicleValues
 from tests.cloud.opendata.conftest import OpenData, running_opendata
 from tests.dashboards.scenario_data import Export, parse_ts
 
@@ -99,13 +99,7 @@ def test_cleared_segments_follow_the_blade_down_track(opendata: OpenData) -> Non
     run = build("snowfall_snowplows")
     plows = run.plan.of_kind(DeviceKind.VEHICLE, VehicleType.SNOWPLOW)[:2]
     service = opendata.service
-    service.registry.apply_meta(
-        GatewayMeta(
-            gateway_id="gw-plows",
-            ts=datetime.fromtimestamp(run.plan.start, UTC),
-            devices=[p.info for p in plows],
-        )
-    )
+    service.registry.provision("gw-plows", [p.info for p in plows])
     enc = Encoder(service.registry)
     expected: dict[str, list[list[float]]] = {}
     end = 0.0
