@@ -272,8 +272,10 @@ def cap_feed(request: Request) -> Response:
     items = [
         i for i in public_alerts(sm, config, now) if is_public_device(service, i.alert.device_id)
     ]
-    base = str(request.base_url).rstrip("/")
-    feed = build_feed(items, config, self_url=str(request.url), base=base, now=now)
+    # the configured public base, never the request's Host header (a client chooses
+    # that, and feed readers cache and re-share these links)
+    base = config.public_base_url.rstrip("/")
+    feed = build_feed(items, config, self_url=f"{base}/cap/alerts.xml", base=base, now=now)
     return Response(to_bytes(feed), media_type=ATOM_MEDIA_TYPE)
 
 

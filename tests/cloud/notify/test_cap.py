@@ -171,6 +171,23 @@ def test_feed_lists_public_flood_and_heat_only(
     assert all(link.get("href", "").endswith(".xml") for link in links)
 
 
+def test_feed_links_come_from_the_public_url_not_the_host_header(
+    world: tuple[TestClient, AlertManager],
+) -> None:
+    client, manager = world
+    client.app.state.service.settings.notify = NotifyConfig(  # type: ignore[attr-defined]
+        public_base_url="https://bousai.city.akita.example"
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    manager.handle([det("flood_stage", "fl-1", now, "danger", 34.0, Severity.EXTREME)], now)
+    r = client.get("/cap/alerts.xml", headers={"Host": "evil.example", "X-Forwarded-Host": "x"})
+    assert r.status_code == 200
+    assert b"evil.example" not in r.content
+    feed = ET.fromstring(r.content)
+    hrefs = [link.get("href", "") for link in feed.iter(f"{{{ATOM_NS}}}link")]
+    assert hrefs and all(h.startswith("https://bousai.city.akita.example/cap/") for h in hrefs)
+
+
 def test_unknown_or_private_alert_is_404(world: tuple[TestClient, AlertManager]) -> None:
     client, manager = world
     now = datetime.now(UTC)
