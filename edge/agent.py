@@ -173,7 +173,12 @@ class Agent:
                 self._spool.waiting,
                 self._spool.last_seq + 1,
             )
-        self._uplink = Uplink(self.config, on_ack=self._acked, on_state=self._link_state)
+        self._uplink = Uplink(
+            self.config,
+            on_ack=self._acked,
+            on_state=self._link_state,
+            boot_id=self._spool.boot_id,
+        )
         self._uplink.start()
         log.info(
             "agent_started gateway=%s devices=%d spool=%s",

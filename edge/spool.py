@@ -23,6 +23,7 @@ last transactions before a checkpoint. Set ``durable=True`` for ``synchronous=FU
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -83,8 +84,19 @@ class Spool:
             self.dropped = self._meta("dropped", 0)
             last = self._scalar("SELECT max(seq) FROM batches")
             self._next_seq = max(self._meta("next_seq", 0), (last + 1) if last is not None else 0)
+            self.boot_id = self._boot_id()
         except sqlite3.Error as exc:
             raise SpoolError(f"spool {path}: {exc}") from exc
+
+    def _boot_id(self) -> str:
+        """The id of this spool's seq counter, made with it and kept in the same file. A
+        new spool (a lost or replaced file) starts seq at 0 again with a new boot id; the
+        cloud accepts a seq that goes back only after a birth message with a new one."""
+        boot = self._meta("boot_id", -1)
+        if boot < 0:
+            boot = secrets.randbits(62)  # fits SQLite's signed 64-bit INTEGER
+            self._set_meta("boot_id", boot)
+        return f"{boot:016x}"
 
     # -- bookkeeping -------------------------------------------------------------------------
 

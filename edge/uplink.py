@@ -69,9 +69,11 @@ class Uplink:
         on_ack: Callable[[int], None],
         on_state: Callable[[bool], None],
         max_inflight: int = 50,
+        boot_id: str | None = None,
     ) -> None:
         self.config = config
         self.gateway_id = config.gateway.id
+        self.boot_id = boot_id  # of the spool's seq counter, in every birth message
         self._on_ack = on_ack
         self._on_state = on_state
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,6 +120,7 @@ class Uplink:
             state=GatewayState.ONLINE,
             ts=datetime.now(UTC),
             version=VERSION,
+            boot_id=self.boot_id,
         )
         client.publish(topics.status(self.gateway_id), encode_model(birth), qos=1, retain=True)
         meta = encode_model(gateway_meta(self.config))

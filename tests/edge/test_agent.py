@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.config import parse_config
 from edge.drivers.callunit.protocol import sentence
+from edge.spool import Spool
 from schemas import topics
 from schemas.clock import SimClock
 from schemas.codec import decode_batch
@@ -214,6 +215,9 @@ def test_agent_reports_health_reasons_button_and_recovery(
     assert press.values.event == "button" and press.values.temperature == 29.5
     status = sub.on("/status")
     assert status[0][0]["state"] == "online" and status[-1][0]["state"] == "offline"
+    spool = Spool(tmp_path / "spool.db")  # the birth names the spool's seq counter
+    assert status[0][0]["boot_id"] == spool.boot_id
+    spool.close()
     late = subscribe.simple(
         [topics.status(gateway), topics.meta(gateway)],
         hostname="127.0.0.1",

@@ -106,3 +106,17 @@ def test_committed_items_survive_kill_9(tmp_path: Path) -> None:
     assert spool.waiting == 4900 and spool.depth == 5000
     assert [b.seq for b in spool.unacked()] == [0]
     spool.close()
+
+
+def test_the_boot_id_names_the_seq_counter_and_survives_a_restart(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.db")
+    boot = spool.boot_id
+    spool.add([reading(0)])
+    assert spool.take_batch("gw", "2026-06-01T00:00:00Z", 10) is not None
+    spool.close()
+    again = Spool(tmp_path / "spool.db")
+    assert (again.boot_id, again.last_seq) == (boot, 0)  # same counter: seq goes on
+    again.close()
+    fresh = Spool(tmp_path / "new.db")  # a lost spool: seq restarts with a new boot id
+    assert fresh.last_seq == -1 and fresh.boot_id != boot and len(fresh.boot_id) == 16
+    fresh.close()
