@@ -334,6 +334,22 @@ def start_publishers(port: int) -> Pubs:
 # --- ingest workers --------------------------------------------------------------------
 
 
+def provision(registry_db: Path) -> None:
+    """Every simulated gateway's devices, as `akita cloud device import` would."""
+    from cloud.db.base import make_engine, make_sessionmaker
+    from cloud.provisioning import import_devices
+    from schemas import DeviceInfo, DeviceKind
+
+    sm = make_sessionmaker(make_engine(f"sqlite:///{registry_db}"))
+    for g in range(GATEWAYS):
+        gateway = f"bg{g:03d}"
+        devices = [
+            DeviceInfo(device_id=f"wb-{gateway}-{i:02d}", kind=DeviceKind.WATER_BLOCK)
+            for i in range(PER_BATCH)
+        ]
+        import_devices(sm, gateway, devices)
+
+
 def start_workers(
     n: int, port: int, influx: Influx, tag: str, registry_db: Path
 ) -> list[subprocess.Popen[bytes]]:
@@ -515,6 +531,7 @@ def bench(workers: int, args: argparse.Namespace, base: Path) -> dict[str, Any]:
 
     registry_db = d / "registry.db"
     create_all(make_engine(f"sqlite:///{registry_db}"))  # as `akita cloud init-db` does
+    provision(registry_db)  # the ingest accepts only provisioned devices
     procs = start_workers(workers, port, influx, f"w{workers}", registry_db)
     pubs = start_publishers(port)
     out: dict[str, Any] = {"workers": workers}
