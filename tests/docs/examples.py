@@ -377,3 +377,53 @@ def repo_paths(args: list[str]) -> list[str]:
     """Arguments naming a file in this repository (``deploy/edge/water_block.toml``)."""
     tops = {p.name for p in ROOT.iterdir() if p.is_dir() and not p.name.startswith(".")}
     return [a for a in args if "/" in a and a.split("/", 1)[0] in tops and "://" not in a]
+
+
+# --- setting names in prose --------------------------------------------------------------
+
+_SETTING = re.compile(r"^[a-z_]+(\.[a-z_0-9]+)+$")
+_FILE_SUFFIXES = {"py", "md", "toml", "yaml", "yml", "json", "db", "csv", "sh", "conf", "txt"}
+
+
+@dataclass(frozen=True)
+class SettingName:
+    where: str
+    name: str
+
+
+def setting_names(path: Path) -> list[SettingName]:
+    """Inline spans that name a cloud setting (`api.public_url`, `ingest.first_seen`)."""
+    from cloud.settings import CloudSettings
+
+    sections = set(CloudSettings.model_fields)
+    text, found = prose(path), []
+    for m in _INLINE.finditer(text):
+        span = m[1].strip()
+        parts = span.split(".")
+        if _SETTING.match(span) and parts[0] in sections and parts[-1] not in _FILE_SUFFIXES:
+            lineno = text.count("\n", 0, m.start()) + 1
+            found.append(SettingName(f"{_rel(path)}:{lineno}", span))
+    return found
+
+
+def setting_problem(name: str) -> str | None:
+    """None when the cloud settings have ``name``, else what is wrong with it."""
+    from typing import get_args
+
+    from pydantic import BaseModel
+
+    from cloud.settings import CloudSettings
+
+    model: type[BaseModel] | None = CloudSettings
+    for i, part in enumerate(name.split(".")):
+        if model is None:
+            return None  # below a dict or list setting: free-form keys
+        field = model.model_fields.get(part)
+        if field is None:
+            where = ".".join(name.split(".")[:i]) or "the top level"
+            return (
+                f"setting {name}: {where} has no {part!r} (known: {', '.join(model.model_fields)})"
+            )
+        kinds = [field.annotation, *get_args(field.annotation)]
+        model = next((k for k in kinds if isinstance(k, type) and issubclass(k, BaseModel)), None)
+    return None

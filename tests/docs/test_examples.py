@@ -20,6 +20,7 @@ from tests.docs.examples import (
     ROOT,
     Block,
     Command,
+    SettingName,
     argv,
     blocks,
     check_block,
@@ -31,6 +32,8 @@ from tests.docs.examples import (
     parse_only,
     repo_paths,
     secrets,
+    setting_names,
+    setting_problem,
 )
 
 FILES = doc_files()
@@ -116,3 +119,19 @@ def test_the_installed_entry_point_runs() -> None:
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "demo" in result.stdout and "edge" in result.stdout
+
+
+SETTINGS = [s for f in FILES for s in setting_names(f)]
+
+
+@pytest.mark.parametrize("setting", SETTINGS, ids=[_id(s.where) for s in SETTINGS])
+def test_settings_named_in_prose_exist(setting: SettingName) -> None:
+    problem = setting_problem(setting.name)
+    assert problem is None, f"{setting.where}: the docs name {problem}"
+
+
+def test_a_setting_that_does_not_exist_is_caught() -> None:
+    assert setting_problem("api.public_url") is None
+    assert setting_problem("ingest.first_seen") is None
+    problem = setting_problem("api.no_such_setting")
+    assert problem is not None and "'no_such_setting'" in problem
