@@ -8,6 +8,8 @@ even before the first message:
 - ``akita_ingest_messages_total{result}`` telemetry messages by outcome
   (``stored``, ``duplicate``, ``dead_letter``)
 - ``akita_ingest_dead_letters_total`` payloads refused
+- ``akita_ingest_refused_total{reason,item}`` items refused by the trust checks
+  (declared by the worker; see docs/provisioning.md)
 - ``akita_ingest_seq_gaps_total`` / ``akita_ingest_duplicates_total`` by gateway seq
 - ``akita_ingest_reaggregations_total`` aggregates recomputed for late readings
 - ``akita_ingest_buffer_depth`` readings held in memory waiting for the store
