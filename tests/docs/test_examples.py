@@ -135,3 +135,19 @@ def test_a_setting_that_does_not_exist_is_caught() -> None:
     assert setting_problem("ingest.first_seen") is None
     problem = setting_problem("api.no_such_setting")
     assert problem is not None and "'no_such_setting'" in problem
+
+
+def test_json_examples_are_checked_against_the_wire_contract(tmp_path: Path) -> None:
+    # the docs hold no JSON block today; this keeps the JSON path honest for when they do
+    doc = tmp_path / "wire.md"
+    good = '{"gateway_id": "gw-kawajiri-01", "state": "online", "ts": "2026-06-01T00:00:00Z"}'
+    bad = '{"gateway_id": "gw-kawajiri-01", "state": "sleeping"}'
+    doc.write_text(
+        f"```json wire:gateway_status\n{good}\n```\n\n```json wire:gateway_status\n{bad}\n```\n\n"
+        f"```json\n{good}\n```\n\n```json wire:no_such_model\n{good}\n```\n"
+    )
+    first, second, unmarked, unknown = blocks(doc)
+    assert check_block(first) is None
+    assert "gateway_status example is refused" in (check_block(second) or "")
+    assert "cannot tell which model" in (check_block(unmarked) or "")
+    assert "no wire model 'no_such_model'" in (check_block(unknown) or "")
