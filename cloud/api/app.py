@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
-from cloud.api import access_log
+from cloud.api import access_log, validation
 from cloud.api.docs import docs_router
 from cloud.api.extras import load_extra_routers
 from cloud.api.headers import SecurityHeaders, app_csp, template_style_hashes
@@ -39,6 +39,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = service
+    validation.install(app)
     app.include_router(docs_router(app))
     for router in (
         health.router,
