@@ -49,10 +49,16 @@ class DataType(StrEnum):
     FLOAT32 = "float32"
     FLOAT64 = "float64"
     STRING = "string"
+    UINT8 = "uint8"  # the high or low byte of one register ('byte')
+    BITS = "bits"  # (register & mask) >> shift, e.g. a 4-bit mode in a status word
+    BITFIELD = "bitfield"  # named bits of one register -> one boolean field each ('bits')
 
 
 REGISTER_COUNT = {
     DataType.BIT: 1,
+    DataType.UINT8: 1,
+    DataType.BITS: 1,
+    DataType.BITFIELD: 1,
     DataType.INT16: 1,
     DataType.UINT16: 1,
     DataType.INT32: 2,
@@ -62,6 +68,9 @@ REGISTER_COUNT = {
     DataType.UINT64: 4,
     DataType.FLOAT64: 4,
 }
+
+
+_IN_ONE_REGISTER = {DataType.UINT8, DataType.BITS, DataType.BITFIELD}
 
 
 class ByteOrder(StrEnum):
@@ -79,14 +88,28 @@ class ByteOrder(StrEnum):
     DCBA = "DCBA"
 
 
+class Byte(StrEnum):
+    HIGH = "high"  # bits 15-8
+    LOW = "low"  # bits 7-0
+
+
 class Register(_Cfg):
-    field: str = Field(description="Field of the device kind's values model, e.g. 'flow'")
+    field: str = Field(
+        default="",
+        description="Field of the device kind's values model, e.g. 'flow' (not for 'bitfield')",
+    )
     function: Function = Function.HOLDING
     address: int = Field(ge=0, le=65535, description="0-based protocol address")
     type: DataType = DataType.UINT16
     order: ByteOrder = ByteOrder.ABCD
     bit: int | None = Field(default=None, ge=0, le=15, description="Bit index, for type 'bit'")
     length: int | None = Field(default=None, ge=1, le=64, description="Registers, for 'string'")
+    byte: Byte | None = Field(default=None, description="For 'uint8': the high or low byte")
+    mask: int | None = Field(default=None, ge=1, le=0xFFFF, description="For 'bits'")
+    shift: int = Field(default=0, ge=0, le=15, description="For 'bits': applied after the mask")
+    bits: dict[str, int] | None = Field(
+        default=None, description="For 'bitfield': boolean field name -> bit index 0-15"
+    )
     scale: float = 1.0
     offset: float = 0.0
     unit: str | None = Field(default=None, description="Informational; the wire unit is fixed")
@@ -106,7 +129,41 @@ class Register(_Cfg):
             raise ValueError("'bit' is required for type 'bit' and only allowed there")
         if (self.type is DataType.STRING) != (self.length is not None):
             raise ValueError("'length' is required for type 'string' and only allowed there")
+        if (self.type is DataType.UINT8) != (self.byte is not None):
+            raise ValueError("'byte' (high or low) is required for type 'uint8' and only there")
+        if (self.type is DataType.BITS) != (self.mask is not None):
+            raise ValueError("'mask' is required for type 'bits' and only allowed there")
+        if self.type in _IN_ONE_REGISTER and self.order is not ByteOrder.ABCD:
+            raise ValueError(
+                f"'order' does not apply to type '{self.type.value}' (it reads inside one "
+                "register; pick the byte or bits as the device holds them)"
+            )
+        if self.shift and self.type is not DataType.BITS:
+            raise ValueError("'shift' is only allowed for type 'bits'")
+        self._legal_bitfield()
         return self
+
+    def _legal_bitfield(self) -> None:
+        if (self.type is DataType.BITFIELD) != (self.bits is not None):
+            raise ValueError("'bits' is required for type 'bitfield' and only allowed there")
+        if self.bits is None:
+            if not self.field:
+                raise ValueError("'field' is required")
+            return
+        if self.field:
+            raise ValueError("a 'bitfield' names its fields in 'bits', not in 'field'")
+        if not self.bits:
+            raise ValueError("'bits' must name at least one field")
+        for name, index in self.bits.items():
+            if not 0 <= index <= 15:
+                raise ValueError(f"bits.{name}: bit {index} is not 0..15")
+        if len(set(self.bits.values())) != len(self.bits):
+            raise ValueError("'bits' maps two fields to the same bit")
+
+    @property
+    def fields(self) -> list[str]:
+        """The fields this register fills: one, or one per named bit of a bitfield."""
+        return list(self.bits) if self.bits is not None else [self.field]
 
     @property
     def count(self) -> int:
@@ -117,6 +174,28 @@ class Register(_Cfg):
             assert self.length is not None
             return self.length
         return REGISTER_COUNT[self.type]
+
+
+class ExtraField(_Cfg):
+    """A diagnostic value the device kind lacks (a meter's temperature, signal quality).
+
+    Read, range-checked and shown by ``akita edge check``; not published until the wire
+    contract carries extra fields (issue 16, part 1).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    unit: str | None = None
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _range(self) -> ExtraField:
+        if (self.min is None) != (self.max is None):
+            raise ValueError("give both 'min' and 'max', or neither")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
 
 
 class Report(StrEnum):
@@ -172,6 +251,7 @@ class Device(_Cfg):
     report_period_s: float = Field(default=60.0, gt=0)
     offline_after: int = Field(default=3, ge=1, le=100, description="Failed polls to offline")
     registers: list[Register] = Field(default_factory=list)
+    extra_fields: list[ExtraField] = Field(default_factory=list)
     # what it is (goes into the retained meta message)
     site: str | None = None
     district: str | None = None
@@ -180,6 +260,15 @@ class Device(_Cfg):
     lon: float | None = Field(default=None, ge=-180, le=180)
     vehicle_type: VehicleType | None = None
     route_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_id_given(cls, data: Any) -> Any:
+        # a forgotten unit_id used to poll slave 1: on a shared bus that is another device
+        modbus = isinstance(data, dict) and data.get("driver") in {d.value for d in MODBUS_DRIVERS}
+        if modbus and "unit_id" not in data:
+            raise ValueError(f"driver {data['driver']} needs 'unit_id' (the Modbus slave id)")
+        return data
 
     @model_validator(mode="after")
     def _legal_for_driver(self) -> Device:
@@ -284,17 +373,31 @@ def _check_unique(what: str, names: list[str]) -> None:
         seen.add(n)
 
 
+_SHARED_REGISTER = {DataType.BIT, DataType.UINT8, DataType.BITS, DataType.BITFIELD}
+
+
 def _check_registers(where: str, dev: Device) -> None:
-    fields = values_model(dev.kind).model_fields
+    standard = list(values_model(dev.kind).model_fields)
+    extras = [x.name for x in dev.extra_fields]
+    for k, name in enumerate(extras):
+        if name in standard:
+            raise ValueError(
+                f"{where} -> extra_fields[{k}].name: {name!r} is a standard field of "
+                f"{dev.kind.value}; map it directly"
+            )
+    _check_unique(f"{where} -> extra_fields", extras)
+    fields = standard + extras
     spans: dict[Function, list[tuple[int, int, int]]] = {}
     for j, reg in enumerate(dev.registers):
-        if reg.field not in fields:
-            raise ValueError(
-                f"{where} -> registers[{j}].field: {dev.kind.value} has no field {reg.field!r} "
-                f"(known: {', '.join(fields)})"
-            )
-        if reg.type is DataType.BIT:
-            continue  # several bits may share one status register
+        for name in reg.fields:
+            if name not in fields:
+                key = "field" if reg.bits is None else f"bits.{name}"
+                raise ValueError(
+                    f"{where} -> registers[{j}].{key}: {dev.kind.value} has no field {name!r} "
+                    f"(known: {', '.join(fields)}; declare others in [[devices.extra_fields]])"
+                )
+        if reg.type in _SHARED_REGISTER:
+            continue  # several bits or bytes may share one register
         for start, end, k in spans.get(reg.function, []):
             if reg.address < end and start < reg.address + reg.count:
                 raise ValueError(

@@ -60,6 +60,7 @@ MODBUS = {
     "driver": "modbus_tcp",
     "host": "127.0.0.1",
     "port": 1502,
+    "unit_id": 1,
 }
 
 
@@ -94,6 +95,7 @@ MODBUS = {
                 "kind": "manhole_pump",
                 "driver": "modbus_rtu",
                 "bus": "nope",
+                "unit_id": 1,
                 "registers": [{"field": "level", "address": 0}],
             },
             "devices[0] (id 'p-1') -> bus: no [[buses]] entry named 'nope'",

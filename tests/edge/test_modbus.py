@@ -35,6 +35,7 @@ SAMPLES: dict[DataType, Any] = {
 
 
 def device(registers: list[Register], port: int, **kw: Any) -> Device:
+    kw.setdefault("unit_id", 1)
     return Device(
         id="dev-1",
         kind="water_block",
@@ -115,6 +116,118 @@ def test_every_type_and_byte_order_round_trips_exactly() -> None:
         assert drv.requests == 4
 
     run(go())
+
+
+def put_shared(context: Any, unit: int, regs: list[Register], values: dict[str, Any]) -> None:
+    """Several in-register types share one register: OR their encodings, as a device would."""
+    word = 0
+    for reg in regs:
+        value = {n: values[n] for n in reg.fields} if reg.bits else values[reg.field]
+        encoded = codec.encode(reg, value)
+        assert isinstance(encoded, list) and len(encoded) == 1
+        word |= encoded[0]
+    context[unit].setValues(FC[regs[0].function.value], regs[0].address, [word])
+
+
+def test_byte_bits_and_bitfield_round_trip_through_a_server() -> None:
+    # register 20: quality 0-99 in the low byte, a firmware code in the high byte (TUF-2000M 92)
+    # register 21: a 4-bit mode in bits 12-15, a 3-bit count scaled x0.5 in bits 4-6, and named
+    # alarm bits 0, 3 and 9; the same three kinds again as input registers at 5
+    shared: list[list[Register]] = []
+    expect: dict[str, Any] = {}
+    for function, base in (("holding", 20), ("input", 5)):
+        p = function[0]
+        byte_regs = [
+            Register(field=f"{p}_hi", function=function, address=base, type="uint8", byte="high"),
+            Register(field=f"{p}_lo", function=function, address=base, type="uint8", byte="low"),
+        ]
+        bit_regs = [
+            Register(
+                field=f"{p}_mode",
+                function=function,
+                address=base + 1,
+                type="bits",
+                mask=0xF000,
+                shift=12,
+            ),
+            Register(
+                field=f"{p}_count",
+                function=function,
+                address=base + 1,
+                type="bits",
+                mask=0x0070,
+                shift=4,
+                scale=0.5,
+            ),
+            Register(
+                function=function,
+                address=base + 1,
+                type="bitfield",
+                bits={f"{p}_fault_a": 0, f"{p}_fault_b": 3, f"{p}_fault_c": 9},
+            ),
+        ]
+        shared += [byte_regs, bit_regs]
+        expect.update(
+            {
+                f"{p}_hi": 0xC3,
+                f"{p}_lo": 85,
+                f"{p}_mode": 0xB,
+                f"{p}_count": 3.5,
+                f"{p}_fault_a": True,
+                f"{p}_fault_b": False,
+                f"{p}_fault_c": True,
+            }
+        )
+
+    async def go() -> dict[str, Any]:
+        ctx = server_context([1])
+        for group in shared:
+            put_shared(ctx, 1, group, expect)
+        # the words as a device holds them, by hand: the codec is not checked against itself
+        assert ctx[1].getValues(3, 20, 2) == [0xC355, 0xB000 | (7 << 4) | 1 | (1 << 9)]
+        async with tcp_server(ctx) as port:
+            drv = ModbusDriver(device([r for g in shared for r in g], port))
+            try:
+                return dict(await drv.read())
+            finally:
+                await drv.close()
+
+    got = run(go())
+    assert got == expect
+    for name, value in got.items():
+        assert type(value) is type(expect[name]), name
+
+
+@pytest.mark.parametrize(
+    ("register", "message"),
+    [
+        ({"field": "q", "address": 0, "type": "uint8"}, "'byte' (high or low) is required"),
+        (
+            {"field": "q", "address": 0, "type": "uint8", "byte": "low", "order": "CDAB"},
+            "'order' does not apply to type 'uint8'",
+        ),
+        ({"field": "q", "address": 0, "type": "bits"}, "'mask' is required"),
+        ({"field": "q", "address": 0, "type": "uint16", "shift": 3}, "'shift' is only allowed"),
+        (
+            {"field": "q", "address": 0, "type": "bitfield", "bits": {"a": 0}},
+            "names its fields in 'bits'",
+        ),
+        ({"address": 0, "type": "bitfield", "bits": {"a": 16}}, "bits.a: bit 16 is not 0..15"),
+        ({"address": 0, "type": "bitfield", "bits": {"a": 1, "b": 1}}, "two fields to the same"),
+        ({"address": 0, "type": "uint16"}, "'field' is required"),
+    ],
+)
+def test_in_register_types_refuse_bad_options(register: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError) as err:
+        Register.model_validate(register)
+    assert message in str(err.value)
+
+
+def test_in_register_encode_refuses_values_that_do_not_fit() -> None:
+    with pytest.raises(ValueError, match="does not fit a byte"):
+        codec.encode(Register(field="q", address=0, type="uint8", byte="low"), 256)
+    with pytest.raises(ValueError, match="does not fit mask 0xf0"):
+        codec.encode(Register(field="q", address=0, type="bits", mask=0xF0, shift=4), 16)
 
 
 def test_reads_are_coalesced_within_modbus_limits() -> None:

@@ -16,6 +16,7 @@ def state(report: str, **kw: Any) -> _DeviceState:
             driver="modbus_tcp",
             host="h",
             port=502,
+            unit_id=1,
             poll_interval_s=1.0,
             report=report,
             report_period_s=10.0,

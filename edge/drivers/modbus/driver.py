@@ -50,10 +50,10 @@ class ModbusDriver(PollDriver):
             for reg in block.registers:
                 at = reg.address - block.address
                 if bitwise:
-                    values[reg.field] = codec.decode(reg, bit=bool(data[at]))
+                    values.update(codec.decode_fields(reg, bit=bool(data[at])))
                 else:
                     words = [int(w) for w in data[at : at + reg.count]]
-                    values[reg.field] = codec.decode(reg, words)
+                    values.update(codec.decode_fields(reg, words))
         return values
 
     async def close(self) -> None:
