@@ -79,7 +79,8 @@ class Uplink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = False
         m = config.mqtt
-        client_id = m.client_id or f"akita-edge-{self.gateway_id}"
+        # the shipped broker makes every client id its username (deploy/mosquitto)
+        client_id = m.client_id or m.username or f"akita-edge-{self.gateway_id}"
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,

@@ -42,7 +42,10 @@ def run(
     broker_port: Annotated[int | None, typer.Option(help="MQTT broker port")] = None,
     username: Annotated[str | None, typer.Option(help="MQTT user (ingest role)")] = None,
     group: Annotated[str | None, typer.Option(help="Shared-subscription group")] = None,
-    client_id: Annotated[str | None, typer.Option(help="Stable MQTT client id")] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(help="MQTT client id (default: the --username; the shipped broker forces it)"),
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Readings per store write")] = None,
     batch_time: Annotated[float | None, typer.Option(help="Longest wait before a write, s")] = None,
     tls: Annotated[bool, typer.Option(help="Connect with TLS")] = False,
@@ -58,13 +61,14 @@ def run(
 ) -> None:
     """Run one ingest worker: MQTT telemetry -> validation -> time-series store.
 
-    Start several with the same --group (and each its own stable --client-id) to split
-    the load over a shared subscription. Runs until SIGINT/SIGTERM, then writes and
+    Start several with the same --group, each with its own broker user
+    (akita-ingest-1, akita-ingest-2, ...: deploy/mosquitto/make-service-credential.sh),
+    to split the load over a shared subscription; the client id is the username. Runs until SIGINT/SIGTERM, then writes and
     acknowledges what it holds and exits; anything unacknowledged is redelivered.
 
     Example:
 
-        python -m cloud.ingest --broker-port 1883 --client-id ingest-1 \\
+        python -m cloud.ingest --broker-port 1883 --username akita-ingest-1 \\
             --store influx+http://127.0.0.1:8086/akita --db sqlite:///akita.db
 
     Settings also come from `AKITA_INGEST_<NAME>` variables, e.g. AKITA_INGEST_PASSWORD
