@@ -63,8 +63,10 @@ def run(
 
     Start several with the same --group, each with its own broker user
     (akita-ingest-1, akita-ingest-2, ...: deploy/mosquitto/make-service-credential.sh),
-    to split the load over a shared subscription; the client id is the username. Runs until SIGINT/SIGTERM, then writes and
-    acknowledges what it holds and exits; anything unacknowledged is redelivered.
+    to split the load over a shared subscription; the client id is the username.
+
+    Runs until SIGINT/SIGTERM, then writes and acknowledges what it holds and exits;
+    anything unacknowledged is redelivered.
 
     Example:
 
