@@ -44,7 +44,7 @@ class Series:
 
     def balance(self) -> np.ndarray:
         """Inflow meters minus the pump columns (the pump lifts water out of the block)."""
-        out = np.zeros(len(self.times))
+        out = np.zeros(len(next(iter(self.columns.values()))))
         for name, col in self.columns.items():
             out += -col if name.upper().startswith("PUMP") else col
         return out

@@ -4,14 +4,20 @@ Kept apart from :mod:`cloud.detect.water` because the BattLeDIM replay drives it
 
 Before ``learn_nights`` nights the block is young: a leak is then ``young_persist``
 consecutive nights ``young_rise_frac`` above the median of the nights so far (coarse,
-because weekday offsets are unknown yet; persistence keeps a busy Friday + Saturday from
-alarming). Model: night value = level + day-of-week offset + noise. The level and the
-offsets are learned from the block's own nights (median start, then a clipped EWMA);
-sigma is the MAD of recent residuals with a floor. A leak is either one night far above
-the baseline (abrupt: ``k_step`` sigmas and ``min_rise_frac`` of the level) or a CUSUM
-of residuals (incipient). After an alarm the level is re-based onto the new normal so a
-second leak on top of the first is a new step; a night back near the pre-leak level
-clears it.
+because weekday factors are unknown yet; persistence keeps a busy Friday + Saturday from
+alarming).
+
+Learned block. Model: night = base × weekday factor + leak + noise. ``base`` is the
+leak-free level; it follows seasonal demand by a clipped EWMA on quiet nights and is
+frozen while a rise is being accumulated, so a leak is not learned as normal. A
+two-sided CUSUM on the residual in robust sigmas is the change-point test: ``cusum_h``
+up (or one night ``k_step`` sigmas up) is a rise, the same down is a fall. The size of a
+change is the mean residual since its CUSUM run began, so the alert carries the leak's
+estimated flow in m³/h. A rise with no leak open is a new leak (``onset``, an alarm);
+with one open it is ``step`` (a new alarm: one night's jump, another leak) or ``grown``
+(the same leak growing: an update, not a second alarm). A fall shrinks the open leak (a
+repair) and clears it once less than ``clear_frac`` of its peak remains; with none open
+it is a lower demand, and the base follows it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,12 @@ import numpy as np
 from cloud.detect.config import LeakConfig
 
 DAY_S = 86400.0
+STEP_NIGHTS = 2  # a rise completed within this many nights is a step, else a trend
+# A rise (not a one-night jump) within this many nights of the open leak's last rise is
+# that leak growing: the alert is updated ("grown"), no second alarm is raised. Later
+# rises are new alarms, so a leak estimate left open by a missed repair cannot hide them.
+GROWN_NIGHTS = 7
+REPAIR_NIGHTS = 2  # consecutive nights nearer the no-leak level than the leak level
 MAD_TO_SIGMA = 1.4826
 
 
@@ -53,13 +65,19 @@ class LeakTracker:
         "_roll_sum",
         "_sum",
         "active",
+        "below",
         "cfg",
         "cusum",
+        "cusum_down",
+        "last_rise",
+        "leak",
         "level",
         "offsets",
+        "peak",
         "pre_level",
         "resid",
-        "trend_base",
+        "run_n",
+        "run_sum",
         "values",
         "young_excess",
         "young_streak",
@@ -74,11 +92,17 @@ class LeakTracker:
         self._sum = 0.0
         self._count = 0
         self.values: deque[tuple[int, float]] = deque(maxlen=cfg.history_nights)
-        self.resid: deque[float] = deque(maxlen=28)
+        self.resid: deque[float] = deque(maxlen=56)
         self.level: float | None = None
-        self.offsets = np.zeros(7)
+        self.offsets = np.ones(7)  # multiplicative weekday factors
         self.cusum = 0.0
-        self.trend_base = 0.0
+        self.cusum_down = 0.0
+        self.run_sum = 0.0
+        self.run_n = 0
+        self.below = 0
+        self.last_rise = -math.inf  # night number of the last rise
+        self.leak = 0.0  # estimated flow of the open leak(s), m³/h
+        self.peak = 0.0
         self.active = False
         self.pre_level = 0.0
         self.young_streak = 0
@@ -140,16 +164,6 @@ class LeakTracker:
         return self._judge(night_t, dow, value)
 
     # ---- baseline and verdict ---------------------------------------------------------
-    def _learn(self) -> None:
-        vals = np.array([v for _, v in self.values])
-        dows = np.array([d for d, _ in self.values])
-        med = float(np.median(vals))
-        for d in range(7):
-            sel = vals[dows == d]
-            self.offsets[d] = float(np.median(sel)) - med if len(sel) else 0.0
-        self.level = float(np.median(vals - self.offsets[dows]))
-        self.resid.extend((vals - self.offsets[dows] - self.level).tolist())
-
     def _young(self, night_t: float, value: float, prior: list[float]) -> LeakVerdict:
         c = self.cfg
         if self.active:
@@ -179,14 +193,24 @@ class LeakTracker:
         self.values.extend(kept)
         self.young_streak = 0
 
-    def sigma(self) -> float:
+    def sigma(self, expected: float) -> float:
         c = self.cfg
-        level = self.level or 0.0
         mad = 0.0
         if len(self.resid) >= 5:
             r = np.fromiter(self.resid, float)
             mad = MAD_TO_SIGMA * float(np.median(np.abs(r - np.median(r))))
-        return max(mad, c.min_sigma_frac * abs(level), c.min_sigma_abs)
+        return max(mad, c.min_sigma_frac * abs(expected), c.min_sigma_abs)
+
+    def _learn(self) -> None:
+        vals = np.array([v for _, v in self.values])
+        dows = np.array([d for d, _ in self.values])
+        med = float(np.median(vals)) or 1.0
+        for d in range(7):
+            sel = vals[dows == d]
+            self.offsets[d] = float(np.median(sel)) / med if len(sel) else 1.0
+        self.offsets /= self.offsets.mean()
+        self.level = float(np.median(vals / self.offsets[dows]))
+        self.resid.extend((vals - self.offsets[dows] * self.level).tolist())
 
     def _judge(self, night_t: float, dow: int, value: float) -> LeakVerdict:
         c = self.cfg
@@ -196,41 +220,71 @@ class LeakTracker:
             verdict = self._young(night_t, value, prior)
             if len(self.values) >= c.learn_nights:
                 self._learn()
+                if self.active and self.level is not None:
+                    # a young leak is open: its flow is part of the learned nights
+                    self.level -= self.young_excess
+                    self.leak = self.peak = self.young_excess
             return verdict
-        expected = self.level + float(self.offsets[dow])
+        w = float(self.offsets[dow])
+        expected = self.level * w + self.leak
         r = value - expected
-        s = self.sigma()
-        adjusted = value - float(self.offsets[dow])
+        s = self.sigma(expected)
+        z = r / s
+        if self.cusum == 0.0 and self.cusum_down == 0.0:
+            self.run_sum, self.run_n = 0.0, 0
+        self.run_sum += r
+        self.run_n += 1
+        self.cusum = max(0.0, self.cusum + z - c.cusum_k)
+        self.cusum_down = max(0.0, self.cusum_down - z - c.cusum_k)
         event = mode = None
-        step = r > c.k_step * s and r > c.min_rise_frac * abs(self.level)
-        drop = r < -c.k_step * s
-        if drop:
-            # a repair (or a leak we never flagged ending): the new normal is lower
-            old = self.level
-            self.level = adjusted
-            self.cusum = 0.0
-            if self.active and adjusted < self.pre_level + c.clear_frac * (old - self.pre_level):
-                self.active = False
-                event = "clear"
-        else:
-            if self.cusum == 0.0:
-                self.trend_base = self.level  # where a slow rise, if this is one, began
-            self.cusum = max(0.0, self.cusum + r / s - c.cusum_k)
-            trend = self.cusum > c.cusum_h and r > 0
-            if step or trend:
-                mode = "step" if step else "trend"
-                if not self.active:
-                    # a slow leak was partly absorbed by the EWMA before the CUSUM fired:
-                    # the pre-leak level is where the residuals started to accumulate
-                    self.pre_level = self.trend_base if mode == "trend" else self.level
-                event = "step" if self.active else "onset"
-                self.active = True
-                self.level = adjusted
-                self.cusum = 0.0
+        # a repair: nights closer to the no-leak expectation than to the leak's
+        self.below = self.below + 1 if self.leak > 0.0 and r < -0.5 * self.leak else 0
+        if self.below >= REPAIR_NIGHTS:
+            self.leak = self.peak = 0.0
+            self.active = False
+            self.below = 0
+            self._reset_run()
+            return LeakVerdict(night_t, value, expected, r, s, "clear", None, 0.0)
+        if z > c.k_step or self.cusum > c.cusum_h:
+            # one night far above: that night's residual is the leak; a CUSUM crossing: the
+            # mean residual since its run began. With a leak open, only a one-night jump is
+            # another leak (a new alarm); anything slower is the open leak growing.
+            jump = z > c.k_step
+            mean = self.run_sum / self.run_n
+            size = r if jump or mean <= 0.0 else mean
+            mode = "step" if jump or self.run_n <= STEP_NIGHTS else "trend"
+            night = night_t / DAY_S
+            growing = self.leak > 0.0 and night - self.last_rise <= GROWN_NIGHTS
+            slow = self.run_n > STEP_NIGHTS
+            event = "grown" if growing and slow else ("step" if self.leak > 0 else "onset")
+            self.last_rise = night
+            self.active = True
+            self.leak += size
+            self.peak = max(self.peak, self.leak)
+            self._reset_run()
+        elif z < -c.k_step or self.cusum_down > c.cusum_h:
+            size = min(r, self.run_sum / self.run_n)
+            if self.leak > 0.0:
+                self.leak = max(0.0, self.leak + size)
+                if self.leak < c.clear_frac * self.peak:
+                    # repaired: whatever is left is demand the base should carry
+                    self.level += self.leak / w
+                    self.leak = self.peak = 0.0
+                    self.active = False
+                    event = "clear"
             else:
+                self.level += size / w
+            self._reset_run()
+        else:
+            self.resid.append(r)
+            if self.cusum == 0.0 and self.cusum_down == 0.0:
+                # quiet night: follow seasonal demand, but never faster than 2 sigmas a night
                 clipped = max(-2.0 * s, min(2.0 * s, r))
-                self.level += c.level_alpha * clipped
-                self.offsets[dow] += c.level_alpha * 0.5 * clipped
-                self.resid.append(r)
-        excess = (self.level - self.pre_level) if self.active else 0.0
-        return LeakVerdict(night_t, value, expected, r, s, event, mode, excess)
+                self.level += c.level_alpha * clipped / w
+                ratio = (value - self.leak) / self.level if self.level > 0 else w
+                self.offsets[dow] += c.level_alpha * 0.5 * (ratio - w)
+        return LeakVerdict(night_t, value, expected, r, s, event, mode, self.leak)
+
+    def _reset_run(self) -> None:
+        self.cusum = self.cusum_down = 0.0
+        self.run_sum, self.run_n = 0.0, 0

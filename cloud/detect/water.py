@@ -18,7 +18,7 @@ import numpy as np
 from cloud.detect.base import Detection, DeviceContext
 from cloud.detect.config import WaterConfig
 from cloud.detect.flags import Flags
-from cloud.detect.leak import DAY_S, MAD_TO_SIGMA, LeakTracker
+from cloud.detect.leak import DAY_S, MAD_TO_SIGMA, LeakTracker, LeakVerdict
 from schemas.alert import Severity
 from schemas.wire import Reading
 
@@ -75,6 +75,16 @@ class _Profile:
             med = np.nanmedian(self.hist, axis=0)
             self.med = med.tolist()
             self.mad = np.nanmedian(np.abs(self.hist - med), axis=0).tolist()
+
+
+def _leak_message(v: LeakVerdict) -> str:
+    if v.event == "clear":
+        return "Night flow back near the baseline"
+    head = "Leak has grown: " if v.event == "grown" else ""
+    expected = f", expected {v.expected:.1f}" if v.expected is not None else ""
+    return (
+        f"{head}minimum night flow {v.value:.1f} m³/h{expected}; estimated leak {v.excess:.1f} m³/h"
+    )
 
 
 class _Block:
@@ -169,12 +179,7 @@ class WaterDetector:
                     on,
                     severity=Severity.MODERATE,
                     title="Night flow above the block's baseline (leak)",
-                    message=(
-                        f"Minimum night flow {v.value:.1f} m³/h, expected {v.expected:.1f}; "
-                        f"estimated leak {v.excess:.1f} m³/h"
-                        if on and v.expected is not None
-                        else "Night flow back near the baseline"
-                    ),
+                    message=_leak_message(v),
                     value=round(v.excess, 3),
                     extra={"mode": v.mode, "event": v.event, "night_flow": round(v.value, 3)},
                     force=on,

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from akita.cli import app as akita_app
 from cloud.detect import battledim
 from cloud.detect.base import Detection
+from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError, load_export
 from cloud.detect.scoring import replay, score
 from tests.cloud.detect.synth import mixed, water
@@ -46,7 +47,9 @@ def test_water_export_leak_within_three_nights_and_burst_within_two_samples(
     tmp_path: Path,
 ) -> None:
     export = load_export(water(tmp_path / "water.csv"))
-    scores = score(export, replay(export))
+    # a 12-day export: the learned model after 7 nights (the default waits 21)
+    cfg = DetectConfig.model_validate({"water": {"leak": {"learn_nights": 7}}})
+    scores = score(export, replay(export, cfg))
     assert scores["leak"].recall == 1.0 and scores["leak"].precision == 1.0
     assert max(scores["leak"].delays_s) <= 3 * 86400
     assert scores["burst"].recall == 1.0 and max(scores["burst"].delays_samples) <= 2

@@ -40,7 +40,9 @@ def test_leak_found_within_three_nights_against_the_blocks_own_baseline() -> Non
     def flow(t: float) -> float:
         return demand(t, 120, rnd) + (6.0 if t >= leak_t else 0.0)
 
-    out = run_block(DetectorEngine(), 14, flow)
+    # a two-week-old block: the learned model after 7 nights (the default waits 21)
+    cfg = DetectConfig(water=WaterConfig(leak=LeakConfig(learn_nights=7)))
+    out = run_block(DetectorEngine(cfg), 14, flow)
     leaks = [(t, d) for t, d in out if d.kind == "leak" and d.active]
     assert leaks, "leak not detected"
     t, first = leaks[0]

@@ -1,0 +1,453 @@
+"""Synthetic L-Town leaks for the detection-limit curve (``akita eval --synthetic N``).
+
+Why synthetic: the question a waterworks asks is "what is the smallest leak you find
+within 2 days?", and 14 labelled leaks a year cannot answer it. Here hundreds of labelled
+leaks (random pipe, start time, season, size 0.5–20 m³/h, abrupt or incipient) are
+written as flows at the real sensors (``p227``, ``p235``, ``PUMP_1``, 5-minute samples)
+and replayed through the same detector engine the cloud runs.
+
+How the flows are made, cheaply enough for CI (a WNTR run per leak would take minutes):
+
+* Demand: the median 2018 daily profile of the block balance (288 slots), scaled by a
+  seasonal cosine, a weekday factor and a per-day random factor whose size is the real
+  2018 night-to-night variation of the minimum night flow, plus 5-minute sample noise.
+  All constants come from :func:`calibrate` on the 2018 January–June flows and are
+  shipped in ``cloud/data/ltown/noise_2018.json`` (see that file's ``derivation``).
+* Where a leak shows: ``cloud/data/ltown/leak_response.csv`` (WNTR snapshots, see
+  :mod:`cloud.detect.ltown_response`) gives, per pipe, the shares of its flow seen at
+  ``p227``, ``p235`` and drawn from tank T1.
+* The tank zone: T1 (16 m diameter, pump on below 2.4 m and off above 3.9 m, as in
+  ``L-TOWN.inp``) is simulated step by step, so a leak there shows only as a longer pump
+  duty, as in the real network.
+
+Limits: leaks are fixed flows (no pressure dependence); the daily profile has one shape
+all year; demand noise is independent from day to day beyond the calibrated variation;
+the network's response is linear. The curve is a model's answer, checked against the
+real 2018 leaks by ``akita eval --battledim``.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from cloud.detect.config import DetectConfig
+from cloud.detect.dataset import DatasetError
+from cloud.detect.leak_scoring import ABRUPT_BUDGET, Leak, onset_window, score
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ltown"
+CALIBRATION = DATA / "noise_2018.json"
+RESPONSE = DATA / "leak_response.csv"
+SLOTS = 288  # 5-minute samples per day
+STEP = timedelta(minutes=5)
+TANK_AREA_M2 = math.pi * 8.0**2  # T1: 16 m diameter
+TANK_LOW_M, TANK_HIGH_M = 2.4, 3.9  # PUMP_1 controls in L-TOWN.inp
+PUMP_M3H = 44.0
+SIZE_MIN, SIZE_MAX = 0.5, 20.0
+BANDS = ((0.5, 1.0), (1.0, 2.0), (2.0, 5.0), (5.0, 10.0), (10.0, 20.0))
+WARMUP_DAYS = 28
+EPISODE_DAYS = 16  # leak on day 0..~10, then leak-free nights to settle
+EPISODES_PER_RUN = 20
+WITHIN_7D = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What :func:`calibrate` measured on real flows (see ``derivation``)."""
+
+    profile: list[float]  # balance flow / its daily mean, per 5-minute slot
+    split_p227: list[float]  # p227's share of p227 + p235, per slot
+    mean_flow: float  # median daily mean of the balance, m³/h
+    weekday: list[float]  # minimum-night-flow factor, Monday first
+    night_sigma_rel: float  # night-to-night variation of the MNF, relative
+    sample_sigma: float  # 5-minute noise around the hourly mean at night, m³/h
+    season_amp: float  # relative amplitude of the yearly cosine
+    season_peak_doy: float  # day of year of its maximum
+    tank_mean: float  # median demand of the tank zone per pump cycle, m³/h
+    derivation: str = ""
+
+    @classmethod
+    def load(cls, path: Path = CALIBRATION) -> Calibration:
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise DatasetError(f"calibration {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Response:
+    """Per pipe: shares of a leak's flow at p227, p235 and drawn from the tank."""
+
+    links: list[str]
+    shares: np.ndarray  # (pipes, 3)
+
+    @classmethod
+    def load(cls, path: Path = RESPONSE) -> Response:
+        links, rows = [], []
+        with path.open(newline="", encoding="utf-8") as fh:
+            for line, r in enumerate(csv.DictReader(fh), start=2):
+                try:
+                    rows.append([float(r[k]) for k in ("share_p227", "share_p235", "share_tank")])
+                except (KeyError, ValueError) as exc:
+                    raise DatasetError(f"{path}:{line}: bad share in {r!r}") from exc
+                links.append(r["link_id"])
+        return cls(links, np.clip(np.array(rows), 0.0, 1.0))
+
+
+@dataclass(frozen=True)
+class SynthLeak:
+    leak: Leak
+    shares: tuple[float, float, float]
+
+    @property
+    def zone(self) -> str:
+        return "tank" if self.shares[2] > 0.5 else "block"
+
+
+@dataclass
+class Run:
+    start: datetime
+    days: int
+    leaks: list[SynthLeak] = field(default_factory=list)
+
+
+# ---- calibration (run once on the real 2018 flows; constants shipped) ---------------------
+def _rolling_min_mean(x: np.ndarray, w: int) -> np.ndarray:
+    c = np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1)
+    return ((c[:, w:] - c[:, :-w]) / w).min(axis=1)
+
+
+def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: datetime) -> dict:
+    """Measure the generator's constants on whole days of real flows before ``until``."""
+    n = sum(t < until for t in times) // SLOTS * SLOTS
+    if n < 28 * SLOTS:
+        raise DatasetError(f"calibration needs 28 whole days before {until:%Y-%m-%d}, got {n}")
+    pump = cols["PUMP_1"][:n]
+    inflow = cols["p227"][:n] + cols["p235"][:n]
+    bal = (inflow - pump).reshape(-1, SLOTS)
+    days = bal.shape[0]
+    daily = bal.mean(axis=1)
+    profile = np.median(bal / daily[:, None], axis=0)
+    split = np.median((cols["p227"][:n] / np.maximum(inflow, 1e-9)).reshape(-1, SLOTS), axis=0)
+    mnf = _rolling_min_mean(bal[:, : 6 * 12], 12)
+    # weekday factor against a centred weekly median (follows leaks and seasons alike)
+    trend = np.array([np.median(mnf[max(0, d - 3) : d + 4]) for d in range(days)])
+    ratio = mnf / trend
+    dow = np.array([(times[0] + timedelta(days=d)).weekday() for d in range(days)])
+    weekday = np.array([np.median(ratio[dow == k]) for k in range(7)])
+    weekday /= weekday.mean()
+    e = ratio / weekday[dow] - 1.0
+    # differences of consecutive nights: a leak's step touches one difference, not the MAD
+    de = np.diff(e)
+    night_sigma = 1.4826 * float(np.median(np.abs(de - np.median(de)))) / math.sqrt(2.0)
+    night = bal[:, : 6 * 12]
+    hourly = np.array([np.convolve(r, np.ones(12) / 12, mode="same") for r in night])
+    dev = (night - hourly)[:, 6:-6]
+    sample_sigma = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
+    doy = np.array([(times[0] + timedelta(days=d)).timetuple().tm_yday for d in range(days)])
+    a = 2 * math.pi * doy / 365.25
+    design = np.column_stack([np.ones(days), np.cos(a), np.sin(a)])
+    coef, *_ = np.linalg.lstsq(design, np.log(daily), rcond=None)
+    on = pump > 1.0
+    stops = np.flatnonzero(on[:-1] & ~on[1:])
+    cyc = [pump[a + 1 : b + 1].sum() / (b - a) for a, b in itertools.pairwise(stops)]
+    return {
+        "profile": np.round(profile, 5).tolist(),
+        "split_p227": np.round(split, 5).tolist(),
+        "mean_flow": round(float(np.median(daily)), 3),
+        "weekday": np.round(weekday, 5).tolist(),
+        "night_sigma_rel": round(night_sigma, 5),
+        "sample_sigma": round(sample_sigma, 4),
+        "season_amp": round(float(math.hypot(coef[1], coef[2])), 5),
+        "season_peak_doy": round(float(math.atan2(coef[2], coef[1]) * 365.25 / (2 * math.pi)), 1),
+        "tank_mean": round(float(np.median(cyc)), 3),
+        "derivation": (
+            f"cloud.detect.synthetic.calibrate on {days} whole days of the BattLeDIM 2018 "
+            f"SCADA flows from {times[0]:%Y-%m-%d} (before {until:%Y-%m-%d}): balance = "
+            "p227 + p235 - PUMP_1; profile = median of each day's samples over its mean; "
+            "MNF = lowest 1-hour mean 00:00-06:00; weekday = median MNF over a centred "
+            "7-night median per weekday; night_sigma_rel = 1.4826 MAD of consecutive-night "
+            "differences of the weekday-corrected ratio / sqrt 2; sample_sigma = 1.4826 "
+            "MAD of night samples around their 1-hour mean; season = least squares of log "
+            "daily mean on a yearly cosine (half a year: amplitude loosely determined); "
+            "tank_mean = median PUMP_1 volume per pump cycle / cycle length. The real flows "
+            "hold leaks (2018 has some from 8 January), so the mean flow includes them."
+        ),
+    }
+
+
+# ---- generation ------------------------------------------------------------------------
+def plan(n_leaks: int, seed: int, response: Response) -> list[Run]:
+    """Random leaks, ``EPISODES_PER_RUN`` per run after a leak-free warm-up, one at a time."""
+    rng = np.random.default_rng(seed)
+    runs: list[Run] = []
+    for k in range(n_leaks):
+        if k % EPISODES_PER_RUN == 0:
+            start = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 365)))
+            left = min(EPISODES_PER_RUN, n_leaks - k)
+            runs.append(Run(start, WARMUP_DAYS + left * EPISODE_DAYS))
+        run = runs[-1]
+        ep = run.start + timedelta(days=WARMUP_DAYS + (k % EPISODES_PER_RUN) * EPISODE_DAYS)
+        t0 = ep + timedelta(minutes=5 * int(rng.integers(0, SLOTS)))
+        size = float(math.exp(rng.uniform(math.log(SIZE_MIN), math.log(SIZE_MAX))))
+        kind = "abrupt" if rng.random() < 0.5 else "incipient"
+        peak = t0 if kind == "abrupt" else t0 + timedelta(days=float(rng.uniform(3, 9)))
+        end = t0 + timedelta(days=float(rng.uniform(9.5, 10.5)))
+        i = int(rng.integers(0, len(response.links)))
+        shares = tuple(float(x) for x in response.shares[i])
+        leak = Leak(response.links[i], t0, end, kind, peak, round(size, 3))
+        run.leaks.append(SynthLeak(leak, (shares[0], shares[1], shares[2])))
+    return runs
+
+
+def _leak_flow(lk: Leak, t: np.ndarray) -> np.ndarray:
+    """Leak flow (m³/h) at epoch seconds ``t``: a step, or a ramp to its peak."""
+    s, p, e = lk.start.timestamp(), lk.peak.timestamp(), lk.end.timestamp()
+    size = lk.size_m3h or 0.0
+    grow = np.ones_like(t) if p <= s else np.clip((t - s) / (p - s), 0.0, 1.0)
+    return np.where((t >= s) & (t < e), size * grow, 0.0)
+
+
+def flows(run: Run, cal: Calibration, seed: int) -> tuple[list[datetime], dict[str, np.ndarray]]:
+    """5-minute p227, p235 and PUMP_1 for one run, as the real SCADA file has them."""
+    rng = np.random.default_rng(seed)
+    n = run.days * SLOTS
+    t = run.start.timestamp() + 300.0 * np.arange(n)
+    day = np.arange(n) // SLOTS
+    slot = np.arange(n) % SLOTS
+    dates = [run.start + timedelta(days=d) for d in range(run.days)]
+    doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
+    season = 1.0 + cal.season_amp * np.cos(2 * math.pi * (doy - cal.season_peak_doy) / 365.25)
+    weekday = np.array([cal.weekday[d.weekday()] for d in dates])
+    mult = season * weekday * (1.0 + cal.night_sigma_rel * rng.standard_normal(run.days))
+    profile = np.array(cal.profile)
+    demand = cal.mean_flow * mult[day] * profile[slot]
+    demand += cal.sample_sigma * rng.standard_normal(n)
+    to227 = np.zeros(n)
+    to235 = np.zeros(n)
+    to_tank = np.zeros(n)
+    for sl in run.leaks:
+        q = _leak_flow(sl.leak, t)
+        to227 += q * sl.shares[0]
+        to235 += q * sl.shares[1]
+        to_tank += q * sl.shares[2]
+    tank_demand = cal.tank_mean * mult[day] * profile[slot] / profile.mean() + to_tank
+    pump = _pump(tank_demand, rng)
+    split = np.array(cal.split_p227)[slot]
+    supplied = demand + pump
+    cols = {
+        "p227": np.round(supplied * split + to227, 2),
+        "p235": np.round(supplied * (1.0 - split) + to235, 2),
+        "PUMP_1": np.round(pump, 2),
+    }
+    return [run.start + i * STEP for i in range(n)], cols
+
+
+def _pump(tank_demand: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Simulate T1 and its level controls; return the pump flow per step."""
+    level = float(rng.uniform(TANK_LOW_M, TANK_HIGH_M))
+    on = False
+    out = np.zeros(len(tank_demand))
+    dt_h = 5.0 / 60.0
+    for i, d in enumerate(tank_demand.tolist()):
+        if level < TANK_LOW_M:
+            on = True
+        elif level > TANK_HIGH_M:
+            on = False
+        q = PUMP_M3H if on else 0.0
+        out[i] = q
+        level += (q - d) * dt_h / TANK_AREA_M2
+    return out
+
+
+def write_run(run: Run, cal: Calibration, seed: int, out_dir: Path, name: str) -> None:
+    """Write a run as a BattLeDIM-format directory (flows CSV + leak labels)."""
+    times, cols = flows(run, cal, seed)
+    d = out_dir / name
+    d.mkdir(parents=True, exist_ok=True)
+    with (d / f"{name}_SCADA_Flows.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["Timestamp", *cols])
+        rows = zip(*(c.tolist() for c in cols.values()), strict=True)
+        for ts, row in zip(times, rows, strict=True):
+            w.writerow([f"{ts:%Y-%m-%d %H:%M:%S}", *row])
+    with (d / f"leaks_{name}.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["link_id", "start_time", "end_time", "leak_type", "peak_time", "size_m3h"])
+        f = "%Y-%m-%d %H:%M"
+        for sl in run.leaks:
+            lk = sl.leak
+            w.writerow(
+                [
+                    lk.link_id,
+                    f"{lk.start:{f}}",
+                    f"{lk.end:{f}}",
+                    lk.kind,
+                    f"{lk.peak:{f}}",
+                    lk.size_m3h,
+                ]
+            )
+
+
+# ---- the curve --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    leak: SynthLeak
+    found_at: datetime | None
+    size_at_alarm: float | None
+
+    def within(self, budget: timedelta) -> bool:
+        return self.found_at is not None and self.found_at - self.leak.leak.start <= budget
+
+
+@dataclass
+class Curve:
+    outcomes: list[Outcome]
+    false_alarms: int  # in the leak runs, outside every leak's window
+    repeats: int
+    leak_run_months: float
+    free_false_alarms: int  # in the leak-free runs
+    free_months: float
+    seconds: float = 0.0
+
+    def band(self, lo: float, hi: float, kind: str, zone: str | None = None) -> list[Outcome]:
+        return [
+            o
+            for o in self.outcomes
+            if o.leak.leak.kind == kind
+            and lo <= (o.leak.leak.size_m3h or 0.0) < hi + (1e-9 if hi == SIZE_MAX else 0.0)
+            and (zone is None or o.leak.zone == zone)
+        ]
+
+    def pod(self, rows: list[Outcome], budget: timedelta) -> float:
+        return sum(o.within(budget) for o in rows) / len(rows) if rows else math.nan
+
+    def headline(self, zone: str | None = None) -> tuple[int, int]:
+        """Abrupt leaks of at least 5 m³/h found within 2 days: (found, of)."""
+        rows = self.band(5.0, SIZE_MAX, "abrupt", zone)
+        return sum(o.within(ABRUPT_BUDGET) for o in rows), len(rows)
+
+    @property
+    def free_per_month(self) -> float:
+        return self.free_false_alarms / self.free_months if self.free_months else 0.0
+
+    def rows(self) -> Iterator[dict]:
+        for kind in ("abrupt", "incipient"):
+            for lo, hi in BANDS:
+                sel = self.band(lo, hi, kind)
+                yield {
+                    "type": kind,
+                    "band_m3h": [lo, hi],
+                    "leaks": len(sel),
+                    "pod_2d": self.pod(sel, ABRUPT_BUDGET),
+                    "pod_7d": self.pod(sel, WITHIN_7D),
+                    "pod_2d_block_zone": self.pod(
+                        [o for o in sel if o.leak.zone == "block"], ABRUPT_BUDGET
+                    ),
+                }
+
+    def to_json(self) -> dict:
+        found, of = self.headline()
+        return {
+            "bands": list(self.rows()),
+            "headline_abrupt_5plus_within_2d": [found, of],
+            "headline_block_zone": list(self.headline("block")),
+            "false_alarms_per_month_leak_free": self.free_per_month,
+            "false_alarms_leak_runs": self.false_alarms,
+            "repeats_leak_runs": self.repeats,
+            "leak_run_months": self.leak_run_months,
+            "leak_free_months": self.free_months,
+            "seconds": self.seconds,
+            "leaks": [
+                {
+                    **{k: v for k, v in asdict(o.leak.leak).items() if k in ("link_id", "kind")},
+                    "size_m3h": o.leak.leak.size_m3h,
+                    "zone": o.leak.zone,
+                    "start": o.leak.leak.start.isoformat(),
+                    "found_at": o.found_at.isoformat() if o.found_at else None,
+                    "estimated_m3h": o.size_at_alarm,
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def series_for_detector(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the detector is fed: the block balance (same as the BattLeDIM replay)."""
+    from cloud.detect.battledim import BLOCK_ID, Series
+
+    return {BLOCK_ID: Series([], cols).balance()}
+
+
+def run_curve(
+    n_leaks: int,
+    seed: int,
+    config: DetectConfig,
+    *,
+    free_runs: int = 2,
+    progress: Callable[[str], None] | None = None,
+) -> Curve:
+    """Generate, replay and score ``n_leaks`` leaks and ``free_runs`` leak-free years."""
+    from cloud.detect.battledim import replay
+
+    started = time.perf_counter()
+    cal, resp = Calibration.load(), Response.load()
+    runs = plan(n_leaks, seed, resp)
+    rng = np.random.default_rng(seed + 1)
+    for _ in range(free_runs):
+        day0 = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(days=int(rng.integers(0, 365)))
+        runs.append(Run(day0, 365))
+    outcomes: list[Outcome] = []
+    fa = rep = free_fa = 0
+    leak_months = free_months = 0.0
+    for k, run in enumerate(runs):
+        times, cols = flows(run, cal, seed * 1000 + k)
+        alarms = replay(times, series_for_detector(cols), config)
+        res = score("onset", alarms, [sl.leak for sl in run.leaks], times[0], times[-1],
+                    onset_window())  # fmt: skip
+        by_leak = {id(m.leak): m for m in res.leaks}
+        sizes = {a.ts: a.size_m3h for a, v in res.verdicts if v == "credited"}
+        for sl in run.leaks:
+            m = by_leak[id(sl.leak)]
+            outcomes.append(Outcome(sl, m.found_at, sizes.get(m.found_at) if m.found_at else None))
+        if run.leaks:
+            fa += res.false_positives
+            rep += res.repeats
+            leak_months += res.months
+        else:
+            free_fa += res.false_positives
+            free_months += res.months
+        if progress is not None:
+            progress(f"run {k + 1}/{len(runs)}: {len(run.leaks)} leaks, {len(alarms)} alarms")
+    return Curve(outcomes, fa, rep, leak_months, free_fa, free_months,
+                 time.perf_counter() - started)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m cloud.detect.synthetic calibrate DIR``: rewrite the shipped constants."""
+    import sys
+
+    from cloud.detect.battledim import find_files, read_flows
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2 or args[0] != "calibrate":
+        raise SystemExit("usage: python -m cloud.detect.synthetic calibrate BATTLEDIM_2018_DIR")
+    flows_path, _ = find_files(Path(args[1]))
+    s = read_flows(flows_path)
+    until = datetime(s.times[0].year, 7, 1, tzinfo=UTC)  # January–June only: H2 is held out
+    consts = calibrate(s.times, s.columns, until)
+    CALIBRATION.write_text(json.dumps(consts, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {CALIBRATION}")
+
+
+if __name__ == "__main__":
+    main()
