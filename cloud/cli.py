@@ -16,6 +16,7 @@ import typer
 from cloud.device_cli import app as device_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import run as ingest_run
+from cloud.user_cli import app as user_app
 
 app = typer.Typer(
     help=(
@@ -37,6 +38,7 @@ token_app = typer.Typer(
 )
 app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
+app.add_typer(user_app, name="user")
 # a standalone ingest worker (no API): scale out by starting several with one --group
 app.command(
     "ingest",
