@@ -11,6 +11,7 @@ from cloud.api.docs import docs_router
 from cloud.api.extras import load_extra_routers
 from cloud.api.headers import SecurityHeaders, app_csp, template_style_hashes
 from cloud.api.routes import alerts, devices, health, maintenance, tokens
+from cloud.console.mount import install as install_console
 from cloud.service import CloudService
 
 DESCRIPTION = """\
@@ -51,6 +52,8 @@ def create_app(
         app.include_router(router)
     for router in load_extra_routers() if extra_routers is None else extra_routers:
         app.include_router(router)
+    # the staff console (HTML pages under /console, people's sign-in; docs/console.md)
+    install_console(app)
     app.add_middleware(
         SecurityHeaders,
         csp=app_csp(template_style_hashes()),
