@@ -33,8 +33,10 @@ class RouteShape:
         "ab2",
         "ab2_list",
         "ab_list",
+        "cum",
         "kx",
         "lat0",
+        "length",
         "lon0",
         "terminals",
     )
@@ -51,6 +53,11 @@ class RouteShape:
         self.a = xy[:-1]
         self.ab = xy[1:] - xy[:-1]
         self.ab2 = np.maximum((self.ab**2).sum(axis=1), 1e-9)
+        seg_len = np.sqrt((self.ab**2).sum(axis=1))
+        # distance along the line at each segment's start: the open-data trip matcher
+        # measures a bus's progress with the same geometry this detector measures to
+        self.cum = np.concatenate(([0.0], np.cumsum(seg_len)[:-1]))
+        self.length = float(seg_len.sum())
         self._lists()
         # an out-and-back route turns at the vertex farthest from its start
         far = int(np.argmax(((xy - xy[0]) ** 2).sum(axis=1)))
@@ -80,6 +87,24 @@ class RouteShape:
         d2 = ((ap - u[:, None] * self.ab) ** 2).sum(axis=1)
         i = int(d2.argmin())
         return math.sqrt(float(d2[i])), i
+
+    def project(self, lat: float, lon: float, first_seg: int = 0) -> tuple[float, float, int]:
+        """Distance to the line (m), distance along it of the nearest point (m), and that
+        segment; only segments from ``first_seg`` on (a loop passes a place twice)."""
+        p = np.array([(lon - self.lon0) * self.kx, (lat - self.lat0) * EARTH_M_PER_DEG])
+        ap = p - self.a[first_seg:]
+        ab = self.ab[first_seg:]
+        u = np.clip((ap * ab).sum(axis=1) / self.ab2[first_seg:], 0.0, 1.0)
+        d2 = ((ap - u[:, None] * ab) ** 2).sum(axis=1)
+        i = int(d2.argmin())
+        seg = first_seg + i
+        along = float(self.cum[seg]) + float(u[i]) * math.sqrt(float(self.ab2[seg]))
+        return math.sqrt(float(d2[i])), along, seg
+
+    def bearing(self, seg: int) -> float:
+        """Direction of travel along segment ``seg``, degrees clockwise from north."""
+        dx, dy = self.ab_list[seg]
+        return math.degrees(math.atan2(dx, dy)) % 360.0
 
     def distance_near(self, lat: float, lon: float, hint: int, span: int = 3) -> tuple[float, int]:
         """Distance to the segments around ``hint`` only (pure Python, a few µs): an upper

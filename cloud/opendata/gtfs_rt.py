@@ -3,11 +3,10 @@
 Each bus becomes one ``FeedEntity`` (id = device id) with its position (WGS84, bearing
 in degrees, speed in m/s), the time of the fix, and a ``TripDescriptor``:
 
-- with a static feed: the trip instance of the bus's route that the timetable puts
-  nearest the bus at that time (``trip_id``, ``route_id``, ``direction_id``,
-  ``start_date``, ``start_time``), each instance given to one bus at most; when no
-  instance is within ``max_distance_m`` only ``route_id`` is set; a route the static
-  feed does not know gets no trip at all (a consumer could not resolve it);
+- with a static feed: the trip instance :mod:`cloud.opendata.matching` finds
+  (``trip_id``, ``route_id``, ``direction_id``, ``start_date``, ``start_time``,
+  ``schedule_relationship``), each instance given to one bus at most; no trip when
+  the bus is off route, out of service or its route is unknown to the feed;
 - without a static feed: ``route_id`` as the bus reports it.
 """
 
@@ -22,12 +21,12 @@ from typing import Any
 from google.protobuf import json_format
 from google.transit import gtfs_realtime_pb2 as rt
 
-from cloud.opendata.gtfs_static import Candidate, GtfsStatic, format_gtfs_time
+from cloud.opendata.gtfs_static import GtfsStatic
+from cloud.opendata.matching import TripMatch, TripMatcher, VehicleMatch
 
 log = logging.getLogger(__name__)
 
 GTFS_RT_VERSION = "2.0"
-MAX_DISTANCE_M = 1500.0
 
 
 @dataclass(frozen=True)
@@ -44,47 +43,37 @@ class VehicleFix:
     label: str | None = None
 
 
-@dataclass(frozen=True)
-class TripMatch:
-    trip_id: str
-    route_id: str
-    direction_id: int | None
-    start_date: str  # YYYYMMDD
-    start_time: str  # HH:MM:SS
-    distance_m: float
+def new_feed(now: datetime) -> rt.FeedMessage:
+    feed = rt.FeedMessage()
+    feed.header.gtfs_realtime_version = GTFS_RT_VERSION
+    feed.header.incrementality = rt.FeedHeader.FULL_DATASET
+    feed.header.timestamp = int(now.timestamp())
+    return feed
 
 
-def match_trips(
-    fixes: Sequence[VehicleFix], static: GtfsStatic, *, max_distance_m: float = MAX_DISTANCE_M
-) -> dict[str, TripMatch]:
-    """Vehicle id -> its trip instance; nearest pairs first, one vehicle per instance."""
-    pairs: list[tuple[float, str, Candidate]] = []
-    for f in fixes:
-        if not f.route_id or f.route_id not in static.routes:
-            continue
-        # a receiver keeps its last course over ground while standing, so heading also
-        # tells the direction of a bus at a stop
-        for c in static.candidates(f.route_id, f.ts, lat=f.lat, lon=f.lon, heading=f.heading):
-            d = c.distance_m(f.lat, f.lon)
-            if d <= max_distance_m:
-                pairs.append((d, f.vehicle_id, c))
-    pairs.sort(key=lambda p: (p[0], p[1], p[2].trip.trip_id, p[2].start_time))
-    out: dict[str, TripMatch] = {}
-    taken: set[tuple[str, str, int]] = set()
-    for d, vid, c in pairs:
-        key = (c.trip.trip_id, c.start_date.isoformat(), c.start_time)
-        if vid in out or key in taken:
-            continue
-        taken.add(key)
-        out[vid] = TripMatch(
-            trip_id=c.trip.trip_id,
-            route_id=c.trip.route_id,
-            direction_id=c.trip.direction_id,
-            start_date=c.start_date.strftime("%Y%m%d"),
-            start_time=format_gtfs_time(c.start_time),
-            distance_m=round(d, 1),
-        )
-    return out
+def set_trip(desc: rt.TripDescriptor, m: TripMatch) -> None:
+    """A matched trip instance; ``exact_times=0`` instances are UNSCHEDULED, as the
+    spec says for frequency-based trips without fixed times."""
+    desc.trip_id = m.trip_id
+    desc.route_id = m.route_id
+    if m.direction_id is not None:
+        desc.direction_id = m.direction_id
+    desc.start_date = m.start_date
+    desc.start_time = m.start_time
+    desc.schedule_relationship = (
+        rt.TripDescriptor.UNSCHEDULED if m.frequency_based else rt.TripDescriptor.SCHEDULED
+    )
+
+
+def match_fixes(
+    fixes: Sequence[VehicleFix], static: GtfsStatic | None, matcher: TripMatcher | None
+) -> dict[str, VehicleMatch]:
+    """Vehicle id -> what the matcher says (a one-shot matcher when none is kept)."""
+    if matcher is None:
+        if static is None:
+            return {}
+        matcher = TripMatcher(static)
+    return matcher.update(fixes)
 
 
 def build_vehicle_positions(
@@ -92,16 +81,19 @@ def build_vehicle_positions(
     *,
     now: datetime,
     static: GtfsStatic | None = None,
-    max_distance_m: float = MAX_DISTANCE_M,
+    matcher: TripMatcher | None = None,
+    matches: Mapping[str, VehicleMatch] | None = None,
 ) -> rt.FeedMessage:
-    """A FULL_DATASET VehiclePositions feed for ``fixes`` at ``now``."""
-    feed = rt.FeedMessage()
-    feed.header.gtfs_realtime_version = GTFS_RT_VERSION
-    feed.header.incrementality = rt.FeedHeader.FULL_DATASET
-    feed.header.timestamp = int(now.timestamp())
-    matches: Mapping[str, TripMatch] = (
-        match_trips(fixes, static, max_distance_m=max_distance_m) if static else {}
-    )
+    """A FULL_DATASET VehiclePositions feed for ``fixes`` at ``now``.
+
+    ``matcher`` keeps each bus's trip across calls (the API keeps one per feed
+    version); ``matches`` are results already computed for these fixes (the API
+    builds TripUpdates from the same ones).
+    """
+    static = matcher.static if matcher is not None else static
+    feed = new_feed(now)
+    if matches is None:
+        matches = match_fixes(fixes, static, matcher)
     for f in sorted(fixes, key=lambda x: x.vehicle_id):
         entity = feed.entity.add()
         entity.id = f.vehicle_id
@@ -111,23 +103,21 @@ def build_vehicle_positions(
         vp.position.latitude = f.lat
         vp.position.longitude = f.lon
         if f.heading is not None:
-            vp.position.bearing = float(f.heading)
+            vp.position.bearing = float(f.heading) % 360.0
         if f.speed_kmh is not None:
-            vp.position.speed = float(f.speed_kmh) / 3.6
+            vp.position.speed = max(0.0, float(f.speed_kmh)) / 3.6
         vp.timestamp = int(f.ts.timestamp())
-        m = matches.get(f.vehicle_id)
-        if m is not None:
-            vp.trip.trip_id = m.trip_id
-            vp.trip.route_id = m.route_id
-            if m.direction_id is not None:
-                vp.trip.direction_id = m.direction_id
-            vp.trip.start_date = m.start_date
-            vp.trip.start_time = m.start_time
-            vp.trip.schedule_relationship = rt.TripDescriptor.SCHEDULED
-        elif f.route_id and (static is None or f.route_id in static.routes):
+        vm = matches.get(f.vehicle_id)
+        if vm is not None and vm.match is not None:
+            set_trip(vp.trip, vm.match)
+        elif static is None and f.route_id:
+            # no static feed: the route as reported, nothing a consumer could misread
             vp.trip.route_id = f.route_id
-        elif f.route_id:
+        elif static is not None and f.route_id and f.route_id not in static.routes:
             log.warning("gtfs_rt_unknown_route vehicle=%s route=%s", f.vehicle_id, f.route_id)
+        # a bus of a known route with no trip (off route, out of service, unclear) gets
+        # no descriptor: a route-only descriptor cannot carry a valid schedule_relationship
+        # and a planner would attach it to some trip of the route anyway
     return feed
 
 

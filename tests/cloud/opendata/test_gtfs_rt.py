@@ -55,7 +55,8 @@ def check_feed(feed: gtfs_realtime_pb2.FeedMessage, ex: Export, at: datetime) ->
         trip_ids = {t.trip_id for t in static.trips_by_route[route]}
         assert vp.trip.trip_id in trip_ids
         assert vp.trip.start_date == "20260602"
-        assert vp.trip.schedule_relationship == gtfs_realtime_pb2.TripDescriptor.SCHEDULED
+        # the sample feed is frequency-based with exact_times=0: UNSCHEDULED, as the spec says
+        assert vp.trip.schedule_relationship == gtfs_realtime_pb2.TripDescriptor.UNSCHEDULED
     instances = [(e.vehicle.trip.trip_id, e.vehicle.trip.start_time) for e in feed.entity]
     assert len(set(instances)) == len(instances)
 
