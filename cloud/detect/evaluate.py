@@ -229,7 +229,7 @@ def print_battledim(res: battledim.BattledimResult) -> None:
             f"{lk.peak:%Y-%m-%d %H:%M}" if lk.kind == "incipient" else "—",
             f"{lk.end:%Y-%m-%d %H:%M}",
             carried if o.carried else _when(o.found_at),
-            _delay(o.delay.total_seconds()) if o.delay is not None else "—",
+            _delay(o.delay.total_seconds()) if o.delay is not None and not o.carried else "—",
             "—" if o.carried else ("[green]met[/]" if o.goal_met else "[red]short[/]"),
             carried if m.carried else _when(m.found_at),
         )
