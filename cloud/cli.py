@@ -144,7 +144,11 @@ def run(
 
 @app.command("init-db")
 def init_db(config: ConfigOption = None) -> None:
-    """Create the relational tables and prepare the time-series store.
+    """Create or upgrade the relational tables and prepare the time-series store.
+
+    The relational store is brought to this version's schema by its migrations
+    (Alembic): a database made by an older version is upgraded in place, with no
+    hand-written ALTER. Run it as a database user allowed to change tables.
 
     For InfluxDB this creates the database, the retention policies (raw 90 d,
     agg_1m 10 y) and the 1-minute continuous queries; it is safe to run again.
@@ -163,13 +167,15 @@ def init_db(config: ConfigOption = None) -> None:
         done = init_store(settings.store.url)
         _ensure_sqlite_dir(settings.database.url)
         engine = make_engine(settings.database.url)
-        create_all(engine)
+        migrated = create_all(engine)
         engine.dispose()
     except CloudError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     for step in done:
         typer.echo(f"store: {step}")
+    for step in migrated:
+        typer.echo(f"database: {step}")
     typer.echo(f"database: tables ready ({engine.dialect.name})")
 
 

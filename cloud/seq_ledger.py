@@ -36,7 +36,6 @@ worker's: keep hosts in NTP sync (skew far below the grace period).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from array import array
@@ -46,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, MetaData, Table, delete, func, insert, inspect, literal, select
+from sqlalchemy import Table, delete, func, insert, literal, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -135,47 +134,6 @@ def _row(gateway_id: str, missing: bool, at: datetime, seqs: Sequence[int]) -> d
         "hi": max(seqs),
         "seqs": pack(seqs),
     }
-
-
-def upgrade(engine: Engine) -> int:
-    """Move a ledger of the row-per-batch version (table ``gateway_seqs``, before
-    2026-11-28) into blocks and drop its table; returns the rows moved.
-
-    Without this, seqs recorded by the old version and not yet swept would count as gaps
-    after the upgrade. Safe when several processes start at once: the rows are deleted
-    by id in the same transaction, and a process that finds some gone rolls back.
-    """
-    if "gateway_seqs" not in inspect(engine).get_table_names():
-        return 0
-    old = Table("gateway_seqs", MetaData(), autoload_with=engine)
-    try:
-        moved = _move_rows(engine, old)
-    except _Raced:
-        return 0
-    with contextlib.suppress(SQLAlchemyError):  # another process dropped it first
-        old.drop(engine)
-    log.info("seq_ledger_upgraded rows=%d", moved)
-    return moved
-
-
-def _move_rows(engine: Engine, old: Table) -> int:
-    with engine.begin() as conn:
-        groups: dict[tuple[str, bool, datetime], list[int]] = {}
-        ids = []
-        query = select(old.c.id, old.c.gateway_id, old.c.seq, old.c.recorded_at, old.c.missing)
-        for row_id, gateway_id, seq, at, missing in conn.execute(query):
-            groups.setdefault((gateway_id, bool(missing), _utc(at)), []).append(seq)
-            ids.append(row_id)
-        if groups:
-            conn.execute(insert(_B), [_row(g, m, at, seqs) for (g, m, at), seqs in groups.items()])
-        for chunk in _chunks(ids):
-            if conn.execute(delete(old).where(old.c.id.in_(chunk))).rowcount != len(chunk):
-                raise _Raced  # rolls the blocks back too
-    return len(ids)
-
-
-class _Raced(SQLAlchemyError):
-    """Another process moved the old ledger's rows first."""
 
 
 def sweep(

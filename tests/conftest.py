@@ -1,7 +1,10 @@
-"""Shared fixtures: real Mosquitto and InfluxDB servers, unique topics and databases.
+"""Shared fixtures: real Mosquitto, InfluxDB and PostgreSQL servers, unique topics and
+databases.
 
 ``mosquitto`` is per test (tests stop and restart it); ``influx`` is one server per
-session with a fresh database name per test (``influx_db``).
+session with a fresh database name per test (``influx_db``); ``postgres`` is one server
+per session with a fresh database per test (``pg_url``). ``db_url`` runs a test once on
+SQLite and once on PostgreSQL (the relational store's two engines).
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Influx, Mosquitto, running_influx, running_mosquitto
+from tests.servers import (
+    Influx,
+    Mosquitto,
+    Postgres,
+    running_influx,
+    running_mosquitto,
+    running_postgres,
+)
 
 
 @pytest.fixture
@@ -39,3 +49,27 @@ def influx_db(influx: Influx) -> str:
 def unique(request: pytest.FixtureRequest) -> str:
     """A short unique token for topics, gateway ids and database names."""
     return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    with running_postgres() as pg:
+        yield pg
+
+
+@pytest.fixture
+def pg_url(postgres: Postgres) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test (dropped afterwards)."""
+    name = f"akita_test_{uuid.uuid4().hex[:10]}"
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The relational store's URL, once per engine: a temp SQLite file, then a fresh
+    PostgreSQL database on the session's server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'akita.db'}"
+    return str(request.getfixturevalue("pg_url"))

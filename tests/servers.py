@@ -1,5 +1,5 @@
-"""Real servers for the tests: Mosquitto and InfluxDB 1.x, each on a free port in
-its own temporary directory. When ``CI`` is set, a missing binary fails the run.
+"""Real servers for the tests: Mosquitto, InfluxDB 1.x and PostgreSQL, each on a free
+port in its own temporary directory. When ``CI`` is set, a missing binary fails the run.
 """
 
 from __future__ import annotations
@@ -372,3 +372,97 @@ def running_deployed_mosquitto(directory: Path) -> Iterator[DeployedMosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+def postgres_bindir() -> Path:
+    """Debian keeps PostgreSQL's server binaries under /usr/lib/postgresql/<ver>/bin;
+    a missing one fails under CI and skips locally."""
+    import glob
+
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=_version_key)
+    if found:
+        return Path(found[-1]).parent
+    on_path = shutil.which("initdb")
+    if on_path:
+        return Path(on_path).parent
+    msg = "initdb not found: install the Debian package 'postgresql' (scripts/test.sh does)"
+    if os.environ.get("CI"):
+        pytest.fail(msg)
+    pytest.skip(msg)
+    raise AssertionError("unreachable")
+
+
+def _version_key(path: str) -> tuple[int, ...]:
+    version = Path(path).parents[1].name
+    return tuple(int(p) for p in version.split(".") if p.isdigit())
+
+
+@dataclass
+class Postgres:
+    """A running PostgreSQL cluster of its own (initdb + pg_ctl), trust auth on 127.0.0.1.
+
+    As root the server runs as the ``postgres`` user (initdb refuses root), so its
+    directory is made outside pytest's 0700 temp tree and handed to that user.
+    """
+
+    bindir: Path
+    directory: Path
+    port: int
+    user: str = "akita"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+
+    def start(self) -> None:
+        data = self.directory / "data"
+        self._run("initdb", "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8",
+                  "--no-sync")  # fmt: skip
+        options = (
+            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.directory / "postgres.log"),
+                  "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError):
+            self._run("pg_ctl", "-D", str(self.directory / "data"), "-m", "immediate", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; returns its SQLAlchemy URL."""
+        self._sql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def drop_database(self, name: str) -> None:
+        self._sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _sql(self, statement: str) -> None:
+        import psycopg
+
+        conninfo = f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres"
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[Postgres]:
+    import tempfile
+
+    bindir = postgres_bindir()
+    directory = Path(tempfile.mkdtemp(prefix="akita-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    pg = Postgres(bindir=bindir, directory=directory, port=free_port())
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.stop()
+        shutil.rmtree(directory, ignore_errors=True)

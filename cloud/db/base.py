@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, inspect, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
 from cloud.db.files import private_file, sqlite_path
@@ -59,52 +58,13 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:  # type: ignore[type-arg]
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def create_all(engine: Engine) -> None:
+def create_all(engine: Engine) -> list[str]:
+    """Bring the database to the code's schema: create what is missing, run the
+    migrations (:mod:`cloud.db.migrations`). Every component calls it on start, and
+    ``akita cloud init-db``; safe to run again and from several processes at once.
+    Returns what was done."""
     # import every table module so its tables are registered on Base.metadata
     import cloud.db.models  # noqa: F401
+    from cloud.db import migrations
 
-    Base.metadata.create_all(engine)
-    add_missing_columns(engine)
-    from cloud import seq_ledger  # imports the models: not at module level
-
-    seq_ledger.upgrade(engine)
-
-
-# Columns added to a table after it was first released, as (table, column). create_all
-# only creates missing tables, so a database made by an earlier version gets these here
-# (nullable, no default: the code treats NULL as "not set yet").
-ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("gateways", "seq_checked"),
-    ("gateways", "boot_id"),
-)
-
-
-def add_missing_columns(engine: Engine) -> list[str]:
-    """Add the :data:`ADDED_COLUMNS` an existing database lacks; returns what was added.
-
-    Safe to run again and from several processes at once (one ``ALTER TABLE`` wins, the
-    others find the column there).
-    """
-    added: list[str] = []
-    for table_name, column_name in ADDED_COLUMNS:
-        if _has_column(engine, table_name, column_name):
-            continue
-        column = Base.metadata.tables[table_name].c[column_name]
-        quote = engine.dialect.identifier_preparer.quote
-        ddl = (
-            f"ALTER TABLE {quote(table_name)} ADD COLUMN {quote(column_name)} "
-            f"{column.type.compile(dialect=engine.dialect)}"
-        )
-        try:
-            with engine.begin() as conn:
-                conn.execute(text(ddl))
-        except SQLAlchemyError:
-            if not _has_column(engine, table_name, column_name):
-                raise
-            continue  # another process added it meanwhile
-        added.append(f"{table_name}.{column_name}")
-    return added
-
-
-def _has_column(engine: Engine, table_name: str, column_name: str) -> bool:
-    return column_name in {c["name"] for c in inspect(engine).get_columns(table_name)}
+    return migrations.upgrade(engine)

@@ -53,7 +53,7 @@ class GatewayRow(Base):
     version: Mapped[str | None] = mapped_column(String(40))
     health: Mapped[dict | None] = mapped_column(JSON, doc="Last GatewayHealth payload")
     # Added for ingest workers sharing one subscription group (cloud.registry); an
-    # existing database gets it from create_all (cloud.db.base.ADDED_COLUMNS).
+    # existing database gets it from its migration (cloud/db/migrations, revision 0002).
     seq_checked: Mapped[int | None] = mapped_column(
         BigInteger,
         default=None,

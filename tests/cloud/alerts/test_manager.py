@@ -48,8 +48,9 @@ def det(
 
 
 @pytest.fixture
-def sm(tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{tmp_path / 'akita.db'}")
+def sm(db_url: str):  # type: ignore[no-untyped-def]
+    # every test runs on SQLite and on PostgreSQL (tests/conftest.py: db_url)
+    engine = make_engine(db_url)
     create_all(engine)
     sm = make_sessionmaker(engine)
     with sm() as session, session.begin():

@@ -15,11 +15,13 @@ from cloud.service import CloudService
 from cloud.settings import CloudSettings
 
 
-def make_service(tmp: Path, *, store_url: str | None = None, **sections: object) -> CloudService:
+def make_service(
+    tmp: Path, *, store_url: str | None = None, db_url: str | None = None, **sections: object
+) -> CloudService:
     data: dict[str, object] = {
         "environment": "test",
         "store": {"url": store_url or f"sqlite:///{tmp / 'telemetry.db'}"},
-        "database": {"url": f"sqlite:///{tmp / 'akita.db'}"},
+        "database": {"url": db_url or f"sqlite:///{tmp / 'akita.db'}"},
         "alerts": {"hold_off_s": 60, "min_open_s": 0},
         **sections,
     }

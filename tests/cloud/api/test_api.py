@@ -1,5 +1,6 @@
 """The staff API end to end inside one process: Batch -> detectors -> alerts -> HTTP,
-devices and series answered from the real SQLite store and from a real InfluxDB."""
+devices and series answered from the real SQLite store and from a real InfluxDB. Every
+test runs with the relational store on SQLite and on PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ from tests.servers import Influx
 # recent enough for InfluxDB's 90-day raw retention; aligned so windows split evenly
 _DAY_AGO = datetime.now(UTC) - timedelta(days=1)
 T0 = _DAY_AGO.replace(minute=_DAY_AGO.minute // 10 * 10, second=0, microsecond=0)
+
+
+@pytest.fixture
+def service(tmp_path: Path, db_url: str) -> Iterator[CloudService]:
+    svc = make_service(tmp_path, db_url=db_url)
+    yield svc
+    svc.stop()
 
 
 def test_vertical_slice_batch_to_alert_ack_and_auto_resolve(

@@ -4,7 +4,6 @@ write-through to the relational tables and reload in a new process."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.metrics import Metrics
@@ -14,14 +13,14 @@ from schemas import DeviceInfo, GatewayMeta, GatewayState, GatewayStatus
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
-def _sessionmaker(tmp_path: Path):  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{tmp_path}/cloud.db")
+def _sessionmaker(url: str):  # type: ignore[no-untyped-def]
+    engine = make_engine(url)
     create_all(engine)
     return make_sessionmaker(engine)
 
 
-def test_devices_tags_and_gateway_state_survive_a_restart(tmp_path: Path) -> None:
-    sm = _sessionmaker(tmp_path)
+def test_devices_tags_and_gateway_state_survive_a_restart(db_url: str) -> None:
+    sm = _sessionmaker(db_url)  # SQLite, then PostgreSQL
     reg = Registry(sm)
     assert reg.tags_for("wb-1") == {"device": "wb-1"}
     meta = GatewayMeta(

@@ -1,6 +1,7 @@
 """The shared seq ledger: exact gaps and duplicates when several workers share a stream.
 
-Each "worker" here is its own :class:`Registry` on its own engine over one SQLite file,
+Each "worker" here is its own :class:`Registry` on its own engine over one database
+(SQLite, then PostgreSQL: the ``db_url`` fixture),
 doing what ``IngestWorker`` does: ``check_seq`` as it decodes, ``record_seq`` after the
 write (except a DUPLICATE), ``flush``, and now and then ``sweep_seqs``. Time passing is
 the sweep's ``now`` moved past the grace period.
@@ -12,14 +13,14 @@ import logging
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud import seq_ledger
-from cloud.db.base import add_missing_columns, create_all, make_engine, make_sessionmaker
+from cloud.db import migrations
+from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.db.models import GatewayRow, GatewaySeqBlock
 from cloud.registry import Registry, SeqVerdict
 from schemas import GatewayState, GatewayStatus
@@ -33,8 +34,8 @@ def later(seconds: float = GRACE + 1) -> datetime:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path}/cloud.db"
+def db(db_url: str) -> str:
+    url = db_url
     engine = make_engine(url)
     create_all(engine)
     engine.dispose()
@@ -260,14 +261,22 @@ def test_without_a_group_nothing_goes_to_the_ledger(db: str) -> None:
     engine.dispose()
 
 
-def test_a_database_of_the_previous_version_gets_the_new_column(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/old.db"
-    engine = make_engine(url)
+def _old_types(engine: Engine) -> tuple[str, str, str]:
+    """(datetime, false, true) as the earlier versions' DDL wrote them on this engine."""
+    if engine.dialect.name == "postgresql":
+        return "TIMESTAMP WITH TIME ZONE", "false", "true"
+    return "DATETIME", "0", "1"
+
+
+def test_a_database_of_the_previous_version_is_upgraded_by_its_migrations(db_url: str) -> None:
+    """The gateways table of the first release: 32-bit last_seq, no watermark, no boot id."""
+    engine = make_engine(db_url)
+    dt, _, _ = _old_types(engine)
     with engine.begin() as conn:  # the gateways table as the previous version made it
         conn.execute(
             text(
                 "CREATE TABLE gateways (gateway_id VARCHAR(64) NOT NULL PRIMARY KEY, "
-                "state VARCHAR(16) NOT NULL, state_since DATETIME, last_seq INTEGER NOT NULL, "
+                f"state VARCHAR(16) NOT NULL, state_since {dt}, last_seq INTEGER NOT NULL, "
                 "gaps INTEGER NOT NULL, duplicates INTEGER NOT NULL, version VARCHAR(40), "
                 "health JSON)"
             )
@@ -278,11 +287,19 @@ def test_a_database_of_the_previous_version_gets_the_new_column(tmp_path: Path) 
                 f"VALUES ('{GW}', 'online', 41, 3, 2)"
             )
         )
-    create_all(engine)
-    assert add_missing_columns(engine) == []  # done already; safe to run again
+    assert migrations.current(engine) is None
+    done = create_all(engine)  # what `akita cloud init-db` and every component do
+    assert done[0].startswith("database made before migrations")
+    assert migrations.current(engine) == migrations.head()
+    assert create_all(engine) == []  # done already; safe to run again
+    columns = {c["name"]: c["type"] for c in inspect(engine).get_columns("gateways")}
+    assert {"seq_checked", "boot_id"} <= set(columns)
+    with engine.begin() as conn:  # a seq past 2**31 fits now (PostgreSQL's INTEGER: not)
+        conn.execute(text(f"UPDATE gateways SET last_seq = {2**40} WHERE gateway_id = '{GW}'"))
+        conn.execute(text(f"UPDATE gateways SET last_seq = 41 WHERE gateway_id = '{GW}'"))
     engine.dispose()
 
-    a, b = Worker(url), Worker(url)
+    a, b = Worker(db_url), Worker(db_url)
     try:
         assert a.registry.gateway(GW).gaps == 3  # type: ignore[union-attr]
         a.store([50, 52])
@@ -294,6 +311,16 @@ def test_a_database_of_the_previous_version_gets_the_new_column(tmp_path: Path) 
     finally:
         a.engine.dispose()
         b.engine.dispose()
+
+
+def test_a_new_database_is_created_at_the_newest_revision(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        assert create_all(engine) == [f"schema created at revision {migrations.head()}"]
+        assert migrations.current(engine) == migrations.head()
+        assert "gateway_seq_blocks" in inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
 
 
 def test_concurrent_sweeps_of_late_rows_only_count_them_once(
@@ -368,20 +395,21 @@ def test_one_flush_is_one_block_per_gateway(workers: tuple[Worker, Worker]) -> N
     assert seq_ledger.unpack(seq_ledger.pack([5, -1, 2**63 - 1, 0])) == [-1, 0, 5, 2**63 - 1]
 
 
-def test_a_ledger_of_the_row_per_batch_version_is_moved_into_blocks(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/old.db"
-    engine = make_engine(url)
+def test_a_ledger_of_the_row_per_batch_version_is_moved_into_blocks(db_url: str) -> None:
+    engine = make_engine(db_url)
+    dt, false, true = _old_types(engine)
+    serial = "SERIAL" if engine.dialect.name == "postgresql" else "INTEGER"
     with engine.begin() as conn:  # the ledger as the previous version made it
         conn.execute(
             text(
-                "CREATE TABLE gateway_seqs (id INTEGER NOT NULL PRIMARY KEY, gateway_id "
-                "VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, recorded_at DATETIME NOT NULL, "
+                f"CREATE TABLE gateway_seqs (id {serial} NOT NULL PRIMARY KEY, gateway_id "
+                f"VARCHAR(64) NOT NULL, seq BIGINT NOT NULL, recorded_at {dt} NOT NULL, "
                 "missing BOOLEAN NOT NULL)"
             )
         )
-        rows = [(s, "2026-11-27 10:00:00.000000", 0) for s in (11, 12, 14)]
-        rows += [(10, "2026-11-27 09:00:00.000000", 1)]  # a gap marker
-        rows += [(15, "2026-11-27 10:00:02.000000", 0)]
+        rows = [(s, "2026-11-27 10:00:00.000000", false) for s in (11, 12, 14)]
+        rows += [(10, "2026-11-27 09:00:00.000000", true)]  # a gap marker
+        rows += [(15, "2026-11-27 10:00:02.000000", false)]
         for seq, at, missing in rows:
             conn.execute(
                 text(
@@ -391,8 +419,9 @@ def test_a_ledger_of_the_row_per_batch_version_is_moved_into_blocks(tmp_path: Pa
             )
     create_all(engine)  # what every component does on start
     assert "gateway_seqs" not in inspect(engine).get_table_names()
+    assert create_all(engine) == []  # done: safe to run again
     engine.dispose()
-    a = Worker(url)
+    a = Worker(db_url)
     try:
         with a.sm() as s:
             blocks = s.execute(
@@ -403,6 +432,29 @@ def test_a_ledger_of_the_row_per_batch_version_is_moved_into_blocks(tmp_path: Pa
         assert ledger(a) == [11, 12, 13, 14, 15] and ledger(a, missing=True) == [10]
         settled = a.sweep()
         assert [(s.start, s.end, s.missing) for s in settled] == [(11, 15, 0)]
-        assert seq_ledger.upgrade(a.engine) == 0  # done: safe to run again
     finally:
         a.engine.dispose()
+
+
+def test_processes_starting_together_upgrade_once(db_url: str) -> None:
+    """Every component runs the migrations on start; several at once must not collide."""
+    engines = [make_engine(db_url) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def start(engine: Engine) -> None:
+        try:
+            create_all(engine)
+        except BaseException as exc:  # reported below, with the engine's dialect
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert migrations.current(engines[0]) == migrations.head()
+    finally:
+        for e in engines:
+            e.dispose()
