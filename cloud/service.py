@@ -80,7 +80,6 @@ class CloudService:
             )
         self.registry = Registry(self.sessionmaker, first_seen=settings.ingest.first_seen)
         self.detectors = DetectorEngine(settings.detect)
-        self._load_route_shapes()
         self.alerts = AlertManager(
             self.sessionmaker, settings.alerts, store=self.store, clock=self.clock.now
         )
@@ -89,6 +88,7 @@ class CloudService:
         self.notifier = notifier if notifier is not None else self._build_notifier()
         self.ingest: Any | None = None
         self._lock = threading.Lock()  # detectors are not thread-safe: ingest vs tick
+        self._load_route_shapes()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.started_at: datetime | None = None
@@ -97,23 +97,23 @@ class CloudService:
     # -- optional parts ------------------------------------------------------------------
 
     def _load_route_shapes(self) -> None:
-        """Bus routes for the off-route and layover checks, from the GTFS feed the open-data
-        API matches vehicles against (``AKITA_GTFS_STATIC``; routes in ``detect`` win).
-        Without them a bus standing at its terminal would raise a long-stop alarm."""
-        from cloud.opendata.gtfs_static import GtfsError, GtfsStatic
+        """The GTFS feed the open-data API matches buses against (``AKITA_GTFS_STATIC``),
+        and its route lines for the off-route and layover checks (routes in ``detect``
+        win); without them a bus standing at its terminal would raise a long-stop alarm.
+        A feed that cannot be read is logged and shown on /health; the service runs on
+        without trip matching. A new version is picked up by the tick, no restart."""
+        from cloud.opendata.feed import FeedSource
         from cloud.opendata.routes import OpendataConfig
 
-        path = OpendataConfig().gtfs_static
-        if path is None:
-            return
-        try:
-            shapes = GtfsStatic.load(path).route_shapes()
-        except (GtfsError, OSError) as exc:
-            log.warning("detector_routes_unavailable path=%s reason=%s", path, exc)
-            return
+        self.gtfs = FeedSource(OpendataConfig().gtfs_static, listeners=[self._set_routes])
+        self.gtfs.get()
+
+    def _set_routes(self, static: Any) -> None:
+        shapes = static.route_shapes()
         own = self.settings.detect.vehicle.routes
-        self.detectors.vehicle.set_routes({k: v for k, v in shapes.items() if k not in own})
-        log.info("detector_routes loaded=%d source=%s", len(shapes), path)
+        with self._lock:
+            self.detectors.vehicle.set_routes({k: v for k, v in shapes.items() if k not in own})
+        log.info("detector_routes loaded=%d source=%s", len(shapes), self.gtfs.path)
 
     def _build_email(self) -> Any | None:
         smtp = self.settings.smtp
@@ -198,6 +198,7 @@ class CloudService:
         changes += self.alerts.tick(now)
         if self.notifier is not None:
             self.notifier.tick(now)  # escalation / re-notify of unacknowledged alerts
+        self.gtfs.get()  # a new GTFS feed version, without a restart (stat every 5 s)
         return changes
 
     def _tick_loop(self) -> None:
@@ -303,6 +304,8 @@ class CloudService:
             "store": {"ok": store_ok, "detail": store},
             "ingest": {"ok": ingest_ok, "detail": ingest},
             "database": {"ok": db_ok, "detail": {"dialect": self.engine.dialect.name}},
+            # not part of status: without a usable feed buses are still published
+            "gtfs": self.gtfs.status(),
         }
 
     def snapshot(self) -> dict[str, Any]:

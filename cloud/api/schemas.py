@@ -52,6 +52,7 @@ class HealthPublic(BaseModel):
     store: ComponentHealth
     ingest: ComponentHealth
     database: ComponentHealth
+    gtfs: ComponentHealth | None = None  # the GTFS static feed trip matching uses
 
 
 # -- devices and gateways ----------------------------------------------------------------

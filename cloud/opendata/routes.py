@@ -19,7 +19,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,11 +27,14 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from cloud.opendata import geojson
-from cloud.opendata.gtfs_rt import build_vehicle_positions, feed_to_dict
-from cloud.opendata.gtfs_static import SAMPLE_FEED, GtfsError, GtfsStatic
-from cloud.opendata.licence import licence_meta, link_header
+from cloud.opendata.feed import FeedSource
+from cloud.opendata.gtfs_rt import build_vehicle_positions, feed_to_dict, match_fixes
+from cloud.opendata.gtfs_static import SAMPLE_FEED
+from cloud.opendata.licence import FeedLicence, feed_licence_from_env, licence_meta, link_header
+from cloud.opendata.matching import MatchConfig
 from cloud.opendata.positions import flood_statuses, latest_vehicles, plow_tracks
 from cloud.opendata.public import public_devices
+from cloud.opendata.trip_updates import TripUpdateConfig, build_trip_updates
 from schemas.devices import DeviceKind
 
 log = logging.getLogger(__name__)
@@ -64,11 +66,9 @@ class OpendataConfig:
     )
     max_age: timedelta = timedelta(minutes=5)
     clock: Callable[[], datetime] = _utcnow
-
-
-@lru_cache(maxsize=4)
-def _static(path: Path, mtime: float) -> GtfsStatic:
-    return GtfsStatic.load(path)
+    gtfs_licence: FeedLicence = field(default_factory=feed_licence_from_env)
+    match: MatchConfig = field(default_factory=MatchConfig)
+    trip_updates: TripUpdateConfig = field(default_factory=TripUpdateConfig)
 
 
 class _Cache:
@@ -110,15 +110,19 @@ def _service(request: Request) -> Any:
     return service
 
 
-def _gtfs(cfg: OpendataConfig) -> GtfsStatic | None:
-    if cfg.gtfs_static is None:
-        return None
-    try:
-        return _static(cfg.gtfs_static, cfg.gtfs_static.stat().st_mtime)
-    except (OSError, GtfsError) as exc:
-        # positions are still worth publishing without trip ids; say why once per build
-        log.error("gtfs_static_unusable path=%s reason=%s", cfg.gtfs_static, exc)
-        return None
+def feed_source(request: Request, cfg: OpendataConfig) -> FeedSource:
+    """The service's feed when it serves the configured path, else one per app and path
+    (tests and tools point the app at another feed)."""
+    own = getattr(getattr(request.app.state, "service", None), "gtfs", None)
+    if isinstance(own, FeedSource) and own.path == cfg.gtfs_static:
+        return own
+    feeds = getattr(request.app.state, "opendata_feeds", None)
+    if feeds is None:
+        feeds = request.app.state.opendata_feeds = {}
+    key = (cfg.gtfs_static, cfg.match)
+    if key not in feeds:
+        feeds[key] = FeedSource(cfg.gtfs_static, match=cfg.match)
+    return feeds[key]  # type: ignore[no-any-return]
 
 
 def _headers(cfg: OpendataConfig) -> dict[str, str]:
@@ -156,6 +160,30 @@ def index(request: Request) -> JSONResponse:
             "update_s": cfg.cache_s,
             **licence_meta(),
         },
+        {
+            "id": "gtfs-rt-trip-updates",
+            "title": "Predicted bus arrivals (GTFS-Realtime TripUpdates)",
+            "url": f"{base}/gtfs-rt/trip-updates.pb",
+            "debug_url": f"{base}/gtfs-rt/trip-updates.pb?format=json",
+            "format": "application/x-protobuf",
+            "static_feed": f"{base}/gtfs/static.zip" if cfg.gtfs_static else None,
+            "update_s": cfg.cache_s,
+            **licence_meta(),
+        },
+        *(
+            [
+                {
+                    "id": "gtfs-static",
+                    "title": "Bus timetable (GTFS static), as published by the operator",
+                    "url": f"{base}/gtfs/static.zip",
+                    "format": "application/zip",
+                    "publisher": cfg.gtfs_licence.attribution,
+                    **cfg.gtfs_licence.meta(),
+                }
+            ]
+            if cfg.gtfs_static
+            else []
+        ),
         {
             "id": "snowplows",
             "title": "Snowplow positions",
@@ -198,6 +226,28 @@ def vehicle_positions(
     cfg = _config(request)
     service = _service(request)
 
+    feed = _realtime(request, cfg, service)[0]
+    return _rt_response(feed, cfg, format)
+
+
+@router.get(
+    "/gtfs-rt/trip-updates.pb",
+    summary="GTFS-Realtime TripUpdates: predicted arrivals of the city buses (FULL_DATASET)",
+    response_class=Response,
+)
+def trip_updates(
+    request: Request,
+    format: str = Query("pb", pattern="^(pb|json)$", description="pb, or json to debug"),
+) -> Response:
+    cfg = _config(request)
+    service = _service(request)
+    return _rt_response(_realtime(request, cfg, service)[1], cfg, format)
+
+
+def _realtime(request: Request, cfg: OpendataConfig, service: Any) -> tuple[Any, Any]:
+    """VehiclePositions and TripUpdates from one matching pass, cached together."""
+    source = feed_source(request, cfg)
+
     def make() -> Any:
         now = cfg.clock()
         fixes = [
@@ -206,13 +256,23 @@ def vehicle_positions(
                 service.store, public_devices(service), "bus", now=now, max_age=cfg.max_age
             )
         ]
-        return build_vehicle_positions(fixes, now=now, static=_gtfs(cfg))
+        static, matcher = source.get(), source.matcher()
+        matches = match_fixes(fixes, static, matcher)
+        vp = build_vehicle_positions(fixes, now=now, static=static, matches=matches)
+        tu = build_trip_updates(fixes, matches, matcher, now=now, config=cfg.trip_updates)
+        return vp, tu
 
-    feed = _cache(request).get("gtfs-rt", cfg.cache_s, make)
+    return _cache(request).get("gtfs-rt", cfg.cache_s, make)  # type: ignore[no-any-return]
+
+
+def _rt_response(feed: Any, cfg: OpendataConfig, format: str) -> Response:
     if format == "json":
-        return JSONResponse(
-            {"licence": licence_meta(), "feed": feed_to_dict(feed)}, headers=_headers(cfg)
-        )
+        body = {
+            "licence": licence_meta(),
+            "static_feed_licence": cfg.gtfs_licence.meta(),
+            "feed": feed_to_dict(feed),
+        }
+        return JSONResponse(body, headers=_headers(cfg))
     return Response(
         feed.SerializeToString(), media_type="application/x-protobuf", headers=_headers(cfg)
     )
@@ -232,7 +292,9 @@ def gtfs_static_zip(request: Request) -> Response:
             for p in sorted(path.glob("*.txt")):
                 z.write(p, p.name)
         data = buf.getvalue()
-    return Response(data, media_type="application/zip", headers=_headers(cfg))
+    # the operator's feed under the operator's licence, not the city's
+    headers = {**_headers(cfg), "Link": cfg.gtfs_licence.link_header()}
+    return Response(data, media_type="application/zip", headers=headers)
 
 
 @router.get("/snowplows.geojson", summary="Snowplow positions (GeoJSON)")

@@ -161,6 +161,8 @@ def test_index_lists_every_output_with_its_licence(opendata: OpenData, demo_expo
     ids = {d["id"] for d in index["datasets"]}
     assert ids == {
         "gtfs-rt-vehicle-positions",
+        "gtfs-rt-trip-updates",
+        "gtfs-static",
         "snowplows",
         "snowplow-cleared-segments",
         "flood-monitoring",
