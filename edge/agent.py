@@ -33,6 +33,7 @@ from edge.config import Device, EdgeConfig, Report
 from edge.drivers import PollDriver, StreamDriver, create
 from edge.errors import DeviceError, EdgeError, SpoolError
 from edge.logs import quiet_third_party
+from edge.quality import FieldLog, limits, screen
 from edge.spool import Item, Spool
 from edge.uplink import Uplink
 from schemas.codec import encode_model
@@ -59,6 +60,8 @@ class AgentStats:
     devices_online: int = 0
     poll_errors: int = 0
     garbage_frames: int = 0
+    invalid_values: int = 0  # NaN, Inf or out of range: not published (no wire flag yet)
+    missing_fields: int = 0  # fields of a register block that failed while others answered
     last_seq: int = -1
     connected: bool = False
 
@@ -119,6 +122,9 @@ class Agent:
         self.clock = Clock(config.gateway.clock_file)
         self._stats = AgentStats(devices_total=len(config.devices))
         self._states = {d.id: _DeviceState(d) for d in config.devices}
+        self._limits = {d.id: limits(d) for d in config.devices}
+        self._extras = {d.id: {x.name for x in d.extra_fields} for d in config.devices}
+        self._field_log = FieldLog()
         self._drivers: dict[str, PollDriver | StreamDriver] = {}
         self._spool: Spool | None = None
         self._uplink: Uplink | None = None
@@ -234,15 +240,16 @@ class Agent:
         next_t = math.ceil(self.clock.now_ts() / interval) * interval
         while not self._stopping:
             await self.clock.sleep_until(next_t)
-            ts = self.clock.now_ts()
             try:
                 values = await self._read(dev, drv)
+                ts = self.clock.now_ts()  # the response's arrival, not the poll's start
+                self._missing(dev, drv.missing, ts)
                 self._got(dev, values, ts)
             except DeviceError as exc:
-                self._failed(dev, exc.reason, ts)
+                self._failed(dev, exc.reason, self.clock.now_ts())
             except Exception as exc:  # a driver bug must not stop the other devices
                 log.exception("driver_crash device=%s", dev.id)
-                self._failed(dev, f"driver error: {type(exc).__name__}", ts)
+                self._failed(dev, f"driver error: {type(exc).__name__}", self.clock.now_ts())
             next_t += interval
             now = self.clock.now_ts()
             if next_t <= now:  # overran (slow device, retries): skip to the next slot
@@ -301,6 +308,9 @@ class Agent:
         st.failures = 0
         st.error_logged = False
         self._stats.readings_polled += 1
+        values = self._trusted(dev, values, ts)
+        if not values:
+            return
         selected = values if stream else st.select(values, ts)
         if not selected:
             return
@@ -308,6 +318,20 @@ class Agent:
         if body is not None:
             event = selected.get("event")
             self._enqueue(Item(body, priority=event in PRIORITY_EVENTS))
+
+    def _trusted(self, dev: Device, values: dict[str, Any], ts: float) -> dict[str, Any]:
+        """What may go on the wire: no NaN/Inf/out-of-range number, no extra field (yet)."""
+        good, bad = screen(values, self._limits[dev.id])
+        if bad:
+            self._stats.invalid_values += len(bad)
+            self._field_log.report("value_invalid", dev.id, bad, ts, values)
+        extras = self._extras[dev.id]
+        return {k: v for k, v in good.items() if k not in extras}
+
+    def _missing(self, dev: Device, missing: dict[str, str], ts: float) -> None:
+        if missing:
+            self._stats.missing_fields += len(missing)
+            self._field_log.report("field_missing", dev.id, missing, ts)
 
     def _encode(self, st: _DeviceState, values: dict[str, Any], ts: float) -> bytes | None:
         dev = st.device
@@ -473,12 +497,14 @@ class Agent:
             self._uplink.publish_health(encode_model(health))
             log.info(
                 "health gateway=%s spool_depth=%d devices_online=%d/%d poll_errors=%d "
-                "published=%d connected=%s",
+                "invalid_values=%d missing_fields=%d published=%d connected=%s",
                 self.gateway_id,
                 st.spool_depth,
                 st.devices_online,
                 st.devices_total,
                 st.poll_errors,
+                st.invalid_values,
+                st.missing_fields,
                 st.readings_published,
                 st.connected,
             )

@@ -16,13 +16,19 @@ from edge.config import Device
 
 
 class PollDriver(ABC):
-    """A device the gateway polls. ``requests`` counts protocol requests sent so far."""
+    """A device the gateway polls. ``requests`` counts protocol requests sent so far.
+
+    ``missing`` holds, after each :meth:`read`, the fields that poll could not read and
+    why (one failing register block does not take the device's other fields with it).
+    """
 
     requests: int
+    missing: dict[str, str]
 
     def __init__(self, device: Device) -> None:
         self.device = device
         self.requests = 0
+        self.missing = {}
 
     @abstractmethod
     async def open(self) -> None:
@@ -30,7 +36,7 @@ class PollDriver(ABC):
 
     @abstractmethod
     async def read(self) -> dict[str, Any]:
-        """One poll: field -> decoded, scaled value. Raises DeviceError with a reason."""
+        """One poll: field -> decoded, scaled value; raises DeviceError when nothing answers."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -88,6 +88,7 @@ class PtyCable:
     host_path: str = ""
     log: list[tuple[float, str, bytes]] = field(default_factory=list)
     corrupt: bool = False  # replace every device->host chunk with line noise
+    bad_crc: bool = False  # flip the last CRC byte of every device->host chunk
     _fds: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -118,6 +119,8 @@ class PtyCable:
                 else:
                     if self.corrupt:
                         data = bytes((b * 7 + 13) & 0xFF for b in data) + b"\x55\xaa"
+                    if self.bad_crc:
+                        data = data[:-1] + bytes([data[-1] ^ 0xFF])
                     self.log.append((time.monotonic(), "resp", data))
                     os.write(self._hm, data)
 

@@ -35,14 +35,13 @@ SAMPLES: dict[DataType, Any] = {
 
 
 def device(registers: list[Register], port: int, **kw: Any) -> Device:
-    kw.setdefault("unit_id", 1)
+    kw = {"unit_id": 1, "timeout_s": 0.5, **kw}
     return Device(
         id="dev-1",
         kind="water_block",
         driver="modbus_tcp",
         host="127.0.0.1",
         port=port,
-        timeout_s=0.5,
         registers=registers,
         **kw,
     )
@@ -402,3 +401,79 @@ def test_rtu_over_tcp() -> None:
             await drv.close()
 
     run(go())
+
+
+def test_one_failing_block_marks_only_its_fields_missing() -> None:
+    # flow answers; totaliser sits where the device answers exception 02
+    regs = [
+        Register(field="flow", address=0, type="float32", order="CDAB"),
+        Register(field="totaliser", address=300, type="uint32"),
+    ]
+
+    async def go() -> tuple[dict[str, Any], dict[str, str], int]:
+        ctx = server_context([1], size=50)
+        put(ctx, 1, regs[0], f32(-0.86))
+        async with tcp_server(ctx) as port:
+            drv = ModbusDriver(device(regs, port))
+            try:
+                return await drv.read(), drv.missing, drv.requests
+            finally:
+                await drv.close()
+
+    values, missing, requests = run(go())
+    assert values == {"flow": f32(-0.86)}
+    assert missing == {"totaliser": "modbus exception ILLEGAL_DATA_ADDRESS (2)"}
+    assert requests == 2
+
+
+def test_a_peer_that_hangs_up_is_connection_lost() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(12)  # the request arrives, then the converter drops the line
+        writer.close()
+
+    async def go() -> tuple[str, dict[str, str], int]:
+        server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        regs = [
+            Register(field="flow", address=0, type="float32"),
+            Register(field="totaliser", address=40, type="uint32"),
+        ]
+        drv = ModbusDriver(device(regs, port, timeout_s=5.0))
+        try:
+            with pytest.raises(DeviceError) as err:
+                await drv.read()
+        finally:
+            await drv.close()
+            server.close()
+        return err.value.reason, drv.missing, drv.requests
+
+    reason, missing, requests = run(go())
+    assert reason == "connection lost"
+    assert missing == {"flow": "connection lost", "totaliser": "connection lost"}
+    assert requests == 1  # the second block is not tried against a peer that is gone
+
+
+def test_a_bad_crc_on_rtu_is_bad_checksum() -> None:
+    registers = [{"field": "level", "function": "input", "address": 0, "type": "uint16"}]
+
+    async def go() -> str:
+        cable = PtyCable().open()
+        ctx = server_context([1], size=20)
+        ctx[1].setValues(4, 0, [42])
+        cfg = rtu_config(cable, [1], registers)
+        try:
+            async with rtu_server(ctx, cable):
+                drv = create(cfg.devices[0], cfg)
+                await drv.open()
+                assert await drv.read() == {"level": 42}
+                cable.bad_crc = True
+                with pytest.raises(DeviceError) as err:
+                    await drv.read()
+                cable.bad_crc = False
+                assert await drv.read() == {"level": 42}  # the next clean frame is read
+                await drv.close()
+        finally:
+            cable.close()
+        return err.value.reason
+
+    assert run(go()) == "bad checksum"

@@ -27,12 +27,21 @@ class ModbusDriver(PollDriver):
             self._link = acquire(self.device, self.bus)
 
     async def read(self) -> dict[str, Any]:
+        """Every block that answers; the fields of those that fail go to ``missing``.
+
+        Raises DeviceError (with the first failure's reason) only when nothing was read.
+        """
         if self._link is None:
             await self.open()
         assert self._link is not None
         dev = self.device
         values: dict[str, Any] = {}
+        missing: dict[str, str] = {}
+        down: str | None = None
         for i, block in enumerate(self.blocks):
+            if down is not None:  # the peer is gone: do not wait out a timeout per block
+                missing.update(_fields(block, down))
+                continue
             if i and dev.pause_s:
                 await asyncio.sleep(dev.pause_s)  # slow devices need a breather
             self.requests += 1
@@ -45,18 +54,33 @@ class ModbusDriver(PollDriver):
                     timeout=dev.timeout_s,
                 )
             except LinkError as exc:
-                raise DeviceError(dev.id, exc.reason) from exc
-            bitwise = block.function in (Function.COIL, Function.DISCRETE)
-            for reg in block.registers:
-                at = reg.address - block.address
-                if bitwise:
-                    values.update(codec.decode_fields(reg, bit=bool(data[at])))
-                else:
-                    words = [int(w) for w in data[at : at + reg.count]]
-                    values.update(codec.decode_fields(reg, words))
+                missing.update(_fields(block, exc.reason))
+                down = exc.reason if exc.link_down else None
+                continue
+            values.update(_decode(block, data))
+        self.missing = missing
+        if not values:
+            raise DeviceError(dev.id, next(iter(missing.values()), "nothing to read"))
         return values
 
     async def close(self) -> None:
         if self._link is not None:
             release(self._link)
             self._link = None
+
+
+def _fields(block: Block, reason: str) -> dict[str, str]:
+    return {name: reason for reg in block.registers for name in reg.fields}
+
+
+def _decode(block: Block, data: list[int] | list[bool]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    bitwise = block.function in (Function.COIL, Function.DISCRETE)
+    for reg in block.registers:
+        at = reg.address - block.address
+        if bitwise:
+            values.update(codec.decode_fields(reg, bit=bool(data[at])))
+        else:
+            words = [int(w) for w in data[at : at + reg.count]]
+            values.update(codec.decode_fields(reg, words))
+    return values

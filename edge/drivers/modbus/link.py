@@ -34,30 +34,67 @@ EXCEPTION_NAMES = {
 }
 
 
-class LinkError(Exception):
-    """A request failed; ``reason`` is short and goes into the device status."""
+def crc16(data: bytes) -> int:
+    """Modbus RTU CRC-16 (polynomial 0xA001, initial 0xFFFF)."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
-    def __init__(self, reason: str) -> None:
+
+def bad_crc(frame: bytes, slave: int) -> bool:
+    """Whether ``frame`` is a whole RTU response from ``slave`` whose CRC alone is wrong.
+
+    The framer drops such a frame silently, so without this the poll ends in a timeout
+    and the technician looks for a dead device rather than a noisy line.
+    """
+    if len(frame) < 5 or frame[0] != slave:
+        return False
+    size = 5 if frame[1] & 0x80 else 3 + frame[2] + 2
+    if len(frame) != size:
+        return False
+    return crc16(frame[:-2]) != int.from_bytes(frame[-2:], "little")
+
+
+class LinkError(Exception):
+    """A request failed; ``reason`` is short and goes into the device status.
+
+    ``link_down``: the peer is unreachable (timeout, connection lost, connect failed), so
+    further requests in this poll would only wait out their timeouts too.
+    """
+
+    def __init__(self, reason: str, *, link_down: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.link_down = link_down
 
 
 class Link:
     """One pymodbus client plus the lock and pause that serialise its frames."""
 
-    def __init__(self, key: str, client: Any, *, pause_s: float) -> None:
+    def __init__(self, key: str, client: Any, *, pause_s: float, rtu: bool = False) -> None:
         self.key = key
         self.client = client
         self.pause_s = pause_s
+        self.rtu = rtu
         self.lock = asyncio.Lock()
         self.users = 0
-        self._rx = 0
+        self._rx = b""
         client.ctx.trace_packet = self._trace
+        client.ctx.trace_connect = self._trace_connect
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending:
-            self._rx += len(data)
+        if not sending and len(self._rx) < 512:
+            self._rx += data
         return data
+
+    def _trace_connect(self, up: bool) -> None:
+        # pymodbus would wait out the whole timeout for a peer that has hung up; fail now
+        future = getattr(self.client.ctx, "response_future", None)
+        if not up and future is not None and not future.done():
+            future.set_exception(ConnectionException("connection lost"))
 
     async def _connect(self, timeout: float) -> None:
         if self.client.connected:
@@ -66,9 +103,9 @@ class Link:
         try:
             ok = await self.client.connect()
         except (OSError, ModbusException) as exc:
-            raise LinkError(f"connect failed: {exc}") from exc
+            raise LinkError(f"connect failed: {exc}", link_down=True) from exc
         if not ok:
-            raise LinkError("connect failed")
+            raise LinkError("connect failed", link_down=True)
 
     async def request(
         self, function: Function, address: int, count: int, *, slave: int, timeout: float
@@ -86,7 +123,7 @@ class Link:
         await self._connect(timeout)
         c = self.client
         c.ctx.comm_params.timeout_connect = timeout
-        self._rx = 0
+        self._rx = b""
         try:
             if function is Function.HOLDING:
                 rr = await c.read_holding_registers(address, count=count, slave=slave)
@@ -97,15 +134,21 @@ class Link:
             else:
                 rr = await c.read_discrete_inputs(address, count=count, slave=slave)
         except ConnectionException as exc:
-            raise LinkError("connection lost") from exc
+            raise LinkError("connection lost", link_down=True) from exc
         except ModbusIOException as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # pymodbus turns our cancellation into an I/O error; give it back
                 raise asyncio.CancelledError from exc
+            if not c.connected:
+                raise LinkError("connection lost", link_down=True) from exc
+            if self.rtu and bad_crc(self._rx, slave):
+                raise LinkError("bad checksum") from exc
             if self._rx:
-                raise LinkError(f"garbage frame ({self._rx} bytes, no valid response)") from exc
-            raise LinkError("timeout") from exc
+                raise LinkError(
+                    f"garbage frame ({len(self._rx)} bytes, no valid response)"
+                ) from exc
+            raise LinkError("timeout", link_down=True) from exc
         except ModbusException as exc:
             raise LinkError(f"protocol error: {exc}") from exc
         if rr.isError():
@@ -153,7 +196,7 @@ def acquire(device: Device, bus: Bus | None) -> Link:
                 retries=0,
                 reconnect_delay=0,
             )
-            _shared[key] = Link(key, client, pause_s=0.005)
+            _shared[key] = Link(key, client, pause_s=0.005, rtu=True)
     else:
         assert bus is not None
         key = f"serial:{bus.port}"
@@ -169,7 +212,7 @@ def acquire(device: Device, bus: Bus | None) -> Link:
                 retries=0,
                 reconnect_delay=0,
             )
-            _shared[key] = Link(key, serial_client, pause_s=bus.pause_s)
+            _shared[key] = Link(key, serial_client, pause_s=bus.pause_s, rtu=True)
     link = _shared[key]
     link.users += 1
     return link
