@@ -1,0 +1,1 @@
+"""Staff console page times at city scale (see __main__)."""
