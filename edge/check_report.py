@@ -8,7 +8,7 @@ device id is never cut, because two ids of one site differ only at the end
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -25,7 +25,12 @@ _REQUESTS_WIDTH = 8  # "requests"
 
 @dataclass(frozen=True)
 class DeviceCheck:
-    """One device's result: ``values`` when it answered, ``reason`` when not (or quiet)."""
+    """One device's result: ``values`` when it answered, ``reason`` when not (or quiet).
+
+    ``values`` holds only values that can be trusted; ``invalid`` the others (NaN, Inf,
+    out of the field's range) and ``missing`` the fields whose register block failed,
+    each with its reason. Either makes the device fail the check.
+    """
 
     device: str
     kind: str
@@ -34,12 +39,21 @@ class DeviceCheck:
     requests: int | None
     values: dict[str, Any] | None
     reason: str | None
+    invalid: dict[str, str] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
 
     @property
     def detail(self) -> str:
-        if self.values is not None:
-            return ", ".join(f"{k}={v!r}" for k, v in self.values.items())
-        return self.reason or ""
+        return self.detail_text().plain
+
+    def detail_text(self) -> Text:
+        """Good values plain, untrusted and missing fields in red with their reason."""
+        if self.values is None:
+            return Text(self.reason or "")
+        parts: list[Text] = [Text(f"{k}={v!r}") for k, v in self.values.items()]
+        parts += [Text(f"{k}: {why}", style="bold red") for k, why in self.invalid.items()]
+        parts += [Text(f"{k} missing: {why}", style="bold red") for k, why in self.missing.items()]
+        return Text(", ").join(parts)
 
 
 def to_json(gateway: str, config: str, results: list[DeviceCheck]) -> str:
@@ -86,7 +100,7 @@ def _table(title: str, results: list[DeviceCheck]) -> Table:
     table.add_column("values / reason", ratio=1, overflow="fold")
     for r in results:
         requests = "" if r.requests is None else str(r.requests)
-        table.add_row(r.device, r.kind, r.driver, _result(r.ok), requests, r.detail)
+        table.add_row(r.device, r.kind, r.driver, _result(r.ok), requests, r.detail_text())
     return table
 
 
@@ -100,5 +114,7 @@ def _lines(title: str, results: list[DeviceCheck]) -> Group:
         # wider than the terminal
         parts.append(head)
         if r.detail:
-            parts.append(Padding(Text(r.detail, overflow="fold"), (0, 0, 0, 4)))
+            detail = r.detail_text()
+            detail.overflow = "fold"
+            parts.append(Padding(detail, (0, 0, 0, 4)))
     return Group(*parts)

@@ -13,9 +13,10 @@ import typer
 from rich.console import Console
 
 from edge.check_report import DeviceCheck, render, to_json
-from edge.config import EdgeConfig, load_config
+from edge.config import Device, EdgeConfig, load_config
 from edge.errors import ConfigError, DeviceError
 from edge.logs import quiet_third_party
+from edge.quality import limits, screen
 
 app = typer.Typer(
     help=(
@@ -82,7 +83,9 @@ def check(
     """Validate a config, read every device once and print a table.
 
     Exit code 2 when the config is invalid (the message names the file, the device and
-    the field), 1 when a device could not be read, 0 otherwise. A GPS or call unit whose
+    the field), 1 when a device could not be read, a register block of it failed, or a
+    value cannot be trusted (NaN, Inf, out of the field's range; shown in red with the
+    reason), 0 otherwise. A GPS or call unit whose
     line opens but stays quiet for --stream-wait seconds counts as ok (call units speak
     at their heartbeat); one sending only garbage fails.
 
@@ -113,11 +116,14 @@ async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[DeviceCheck]:
         drv = create(dev, cfg)
         ok, reason, requests = False, None, None
         values: dict[str, Any] | None = None
+        invalid: dict[str, str] = {}
+        missing: dict[str, str] = {}
         try:
             await drv.open()
             if isinstance(drv, PollDriver):
                 values = await drv.read()
                 requests = drv.requests
+                missing = dict(drv.missing)
             else:
                 values = await asyncio.wait_for(anext(aiter(drv.stream())), stream_wait)
             ok = True
@@ -133,7 +139,26 @@ async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[DeviceCheck]:
         finally:
             with contextlib.suppress(DeviceError, OSError):
                 await drv.close()
+        if values is not None:
+            values, invalid = _trust(dev, values)
+        ok = ok and not invalid and not missing
         results.append(
-            DeviceCheck(dev.id, dev.kind.value, dev.driver.value, ok, requests, values, reason)
+            DeviceCheck(
+                dev.id,
+                dev.kind.value,
+                dev.driver.value,
+                ok,
+                requests,
+                values,
+                reason,
+                invalid,
+                missing,
+            )
         )
     return results
+
+
+def _trust(dev: Device, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The trusted values, and field -> "reason, got value" for the others."""
+    good, bad = screen(values, limits(dev))
+    return good, {k: f"{why}, got {values[k]!r}" for k, why in bad.items()}

@@ -5,15 +5,16 @@
 3. Semantic pass: duplicate ids, fields that the device kind does not have,
    overlapping registers, buses that do not exist, impossible timings.
 
-Every error names the file, the device and the field, e.g.
-``edge.toml: devices[3] (id 'wb-07') -> registers[1].type: Input should be
-'int16', 'uint16', ... (got 'float')``.
+Every error names the file, the line and column, the device and the field, e.g.
+``edge.toml:58:3: devices[3] (id 'wb-07') -> registers.1.type: Input should be
+'int16', 'uint16', ... (got 'float')``. A key that is missing points at its table.
 
 See ``deploy/edge/*.toml`` for one sample per device kind.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ConfigError
+from edge.toml_position import position
 from schemas.devices import DeviceKind, VehicleType, values_model
 from schemas.wire import ID_PATTERN
 
@@ -419,19 +421,42 @@ def _check_shared_unit_ids(devices: list[Device]) -> None:
             seen[key] = dev.id
 
 
-def _format(exc: ValidationError, data: dict[str, Any]) -> str:
+def _format(exc: ValidationError, data: dict[str, Any], source: str, text: str | None) -> str:
     lines = []
     for err in exc.errors(include_url=False):
-        loc = list(err["loc"])
+        loc = tuple(err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
         where = ".".join(str(p) for p in loc) or "<root>"
         if len(loc) >= 2 and loc[0] == "devices" and isinstance(loc[1], int):
             dev_id = _device_id(data, loc[1])
             rest = ".".join(str(p) for p in loc[2:]) or "<device>"
             where = f"devices[{loc[1]}] (id {dev_id!r}) -> {rest}"
-        msg = err["msg"].removeprefix("Value error, ")
         got = "" if err["type"] == "value_error" else f" (got {err.get('input')!r})"
-        lines.append(f"{where}: {msg}{got}")
+        at = _at(source, text, loc or _path_in(msg))
+        lines.append(f"{at}: {where}: {msg}{got}" if loc else f"{at}: {msg}")
     return "\n".join(lines)
+
+
+_NAMED = re.compile(r"^devices\[(\d+)\][^>]*-> (\w+)(?:\[(\d+)\])?(?:\.(\w+))?")
+
+
+def _path_in(msg: str) -> tuple[str | int, ...]:
+    """The key path a semantic error names in its text ("devices[3] (...) -> bus: ...")."""
+    m = _NAMED.match(msg)
+    if m is None:
+        return ()
+    path: tuple[str | int, ...] = ("devices", int(m.group(1)), m.group(2))
+    if m.group(3) is not None:
+        path += (int(m.group(3)),)
+    if m.group(4) is not None:
+        path += (m.group(4),)
+    return path
+
+
+def _at(source: str, text: str | None, path: tuple[str | int, ...]) -> str:
+    """``file:line:column`` when the key (or its table) can be found in the source text."""
+    pos = position(text, path) if text is not None and path else None
+    return source if pos is None else f"{source}:{pos[0]}:{pos[1]}"
 
 
 def _device_id(data: dict[str, Any], index: int) -> str:
@@ -441,19 +466,23 @@ def _device_id(data: dict[str, Any], index: int) -> str:
         return "?"
 
 
-def parse_config(data: dict[str, Any], *, source: str = "<config>") -> EdgeConfig:
+def parse_config(
+    data: dict[str, Any], *, source: str = "<config>", text: str | None = None
+) -> EdgeConfig:
+    """Validate parsed TOML; ``text`` (the source) lets errors give line and column."""
     try:
         return EdgeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_format(exc, data)}", path=source) from exc
+        raise ConfigError(_format(exc, data, source, text), path=source) from exc
 
 
 def load_config(path: Path) -> EdgeConfig:
     """Read and validate a gateway config; raises ConfigError naming file, device and field."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: no such file", path=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}", path=str(path)) from exc
-    return parse_config(data, source=str(path))
+    return parse_config(data, source=str(path), text=text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import tty
 from pathlib import Path
@@ -109,11 +110,78 @@ def test_config_errors_name_file_device_and_field(
     path.write_text(tomli_w.dumps(base([device])))
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert str(err.value).startswith(f"{path}: ")
+    assert re.match(rf"{re.escape(str(path))}:\d+:\d+: ", str(err.value)), str(err.value)
     assert expect in str(err.value)
     result = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert result.exit_code == 2
     assert str(path) in result.output and expect in result.output
+
+
+POSITIONED = """\
+[gateway]
+id = "gw-t"
+
+[[devices]]
+id = "wb-1"
+kind = "water_block"
+driver = "modbus_tcp"
+host = "127.0.0.1"
+port = 1502
+unit_id = 1
+
+  [[devices.registers]]
+  field = "flow"
+  address = 0
+
+[[devices]]
+id = "wb-2"
+kind = "water_block"
+driver = "modbus_tcp"
+host = "127.0.0.1"
+port = 1502
+unit_id = 2
+
+  [[devices.registers]]
+  field = "flow"
+  address = 0
+
+  [[devices.registers]]
+  field = "pressure"
+  address = 4
+  type = "float"
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expect"),
+    [
+        # a bad value: the key's own line and column
+        ("", "", ":31:3: devices[1] (id 'wb-2') -> registers.1.type: Input should be"),
+        # a missing key: the table it belongs in
+        (
+            "unit_id = 2\n",
+            "",
+            ":16:1: devices[1] (id 'wb-2') -> <device>: driver modbus_tcp needs 'unit_id'",
+        ),
+        # a semantic error found after parsing: still the key's position
+        (
+            'field = "flow"\n  address = 0\n\n[[devices]]',
+            'field = "level"\n  address = 0\n\n[[devices]]',
+            ":13:3: devices[0] (id 'wb-1') -> registers[0].field: water_block has no field 'level'",
+        ),
+    ],
+)
+def test_config_errors_give_line_and_column(
+    tmp_path: Path, old: str, new: str, expect: str
+) -> None:
+    text = POSITIONED.replace(old, new, 1) if old else POSITIONED
+    if old:
+        text = text.replace('type = "float"', 'type = "float32"')
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(f"{path}{expect}"), str(err.value)
 
 
 def test_check_reads_every_device_once_and_prints_a_table(tmp_path: Path) -> None:
