@@ -57,6 +57,7 @@ class MatchConfig:
     start_zone_m: float = 150.0  # at the first stop, heading says nothing
     backtrack_m: float = 300.0
     hold_s: float = 1800.0  # how long a silent or off-route bus keeps its trip
+    lost_s: float = 300.0  # how long a bus back along its line keeps its trip
 
     def __post_init__(self) -> None:
         for name in ("off_route_m", "max_late_s", "hold_s"):
@@ -99,6 +100,7 @@ class _Held:
     seen: datetime
     frequency_based: bool
     carried: float = 0.0  # delay brought from the block's previous trip
+    lost_since: datetime | None = None  # seen back along its line since then
 
     @property
     def key(self) -> tuple[str, date, int]:
@@ -216,9 +218,16 @@ class TripMatcher:
                 geo = self.geo.trip(held.trip)
                 d, along, _ = geo.shape.project(f.lat, f.lon)
         delay = self._delay(held, geo, along, f.ts)
+        if d <= cfg.off_route_m and along < held.along - cfg.backtrack_m:
+            # back along its own line: a detour passing near another part of the route
+            # (or a bus really starting over); no trip for now, the trip kept a while
+            held.lost_since = held.lost_since or f.ts
+            if (f.ts - held.lost_since).total_seconds() <= cfg.lost_s:
+                return VehicleMatch(f.vehicle_id, None, False, round(dist, 1)), dist
         if d > cfg.off_route_m or along < held.along - cfg.backtrack_m or delay > cfg.max_late_s:
             self._held.pop(f.vehicle_id)
             return None, dist
+        held.lost_since = None
         if along < geo.stop_along[0] + cfg.start_zone_m:
             # waiting to leave: it leaves no earlier than the late arrival allows
             delay = max(delay, held.carried)
@@ -344,12 +353,18 @@ class TripMatcher:
         )
 
     def unserved(self, at: datetime, after_s: float) -> list[tuple[Trip, date, int]]:
-        """Timetabled instances that departed more than ``after_s`` ago, are not over
-        and were never matched to a bus, since the matcher was created plus ``after_s``
-        (before that it cannot know)."""
+        """Timetabled instances that departed more than ``after_s`` ago, are not over,
+        were never matched to a bus and whose block has no bus on the road, since the
+        matcher was created plus ``after_s`` (before that it cannot know)."""
         out = []
         local = at.astimezone(self.static.timezone)
         since = self.created or at
+        # a block whose bus is on the road (late on an earlier trip) will still be run
+        running = {
+            (h.trip.block_id, h.day)
+            for h in self._held.values()
+            if h.trip.block_id and (at - h.seen).total_seconds() <= self.config.hold_s
+        }
         for trips in self.static.trips_by_route.values():
             for trip in trips:
                 if trip.trip_id in self.static.frequencies:
@@ -365,6 +380,8 @@ class TripMatcher:
                         continue
                     if (at - since).total_seconds() < began:
                         continue  # departed before the matcher could see it
+                    if (trip.block_id, day) in running:
+                        continue
                     if (trip.trip_id, day, start) not in self.served:
                         out.append((trip, day, start))
         return out

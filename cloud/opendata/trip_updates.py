@@ -114,8 +114,11 @@ def build_trip_updates(
             su.stop_id = p.stop_id
             su.arrival.time = p.arrival
             su.departure.time = p.departure
-            if vm.match.frequency_based:
-                su.schedule_relationship = rt.TripUpdate.StopTimeUpdate.UNSCHEDULED
+            su.schedule_relationship = (
+                rt.TripUpdate.StopTimeUpdate.UNSCHEDULED
+                if vm.match.frequency_based
+                else rt.TripUpdate.StopTimeUpdate.SCHEDULED
+            )
     if cfg.canceled_after_s is not None:
         for trip, day, start in matcher.unserved(now, cfg.canceled_after_s):
             entity = feed.entity.add()
@@ -128,6 +131,7 @@ def build_trip_updates(
             d.start_date = f"{day:%Y%m%d}"
             d.start_time = format_gtfs_time(start)
             d.schedule_relationship = rt.TripDescriptor.CANCELED
+            entity.trip_update.timestamp = int(now.timestamp())
     return feed
 
 

@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 from cloud.opendata.gtfs_rt import VehicleFix
 from tests.cloud.opendata.corridor_feed import TrueTrip, offset, true_trips
 
+__all__ = ["true_trips"]
+
 TZ = ZoneInfo("Asia/Tokyo")
 DAY = datetime(2026, 6, 2, tzinfo=TZ)  # a Tuesday inside the calendar
 

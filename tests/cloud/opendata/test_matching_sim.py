@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from google.transit.gtfs_realtime_pb2 import TripDescriptor
 
+from cloud.opendata.gtfs_rt import build_vehicle_positions
 from cloud.opendata.gtfs_static import GtfsStatic
 from cloud.opendata.matching import TripMatcher
-from cloud.opendata.trip_updates import build_trip_updates
-from tests.cloud.opendata import bus_sim
+from cloud.opendata.trip_updates import TripUpdateConfig, build_trip_updates
+from tests.cloud.opendata import bus_sim, rt_validator
 from tests.cloud.opendata.corridor_feed import FEED_DIR, build, write
 
 OFF_ROUTE_SURE_M = 250.0
@@ -117,3 +120,44 @@ def test_cp932_copy_matches_the_same(tmp_path: Path, utf8_score: Score) -> None:
     short = simulate(feed, hours=1.0)
     again = simulate(GtfsStatic.load(FEED_DIR), hours=1.0)
     assert short.counts == again.counts
+
+
+def test_validator_finds_no_error_in_the_produced_feeds(tmp_path: Path) -> None:
+    """VehiclePositions and TripUpdates every 30 simulated minutes, then with CANCELED
+    on and a third of the blocks never showing up."""
+    static = GtfsStatic.load(FEED_DIR)
+    prepared = rt_validator.prepare(FEED_DIR, tmp_path)
+    buses = bus_sim.make_buses(45, seed=3)
+    present = buses[::3] + buses[1::3]
+    matcher = TripMatcher(static, created=bus_sim.DAY + timedelta(hours=5, minutes=55))
+    cancel = TripUpdateConfig(canceled_after_s=900)
+    canceled_seen = 0
+    for i, (ts, fixes, _) in enumerate(bus_sim.run(present, hours=2.0, seed=3)):
+        results = matcher.update(fixes)
+        if i % 120 != 119:
+            continue
+        vp = build_vehicle_positions(fixes, now=ts, matches=results, static=static)
+        tu = build_trip_updates(fixes, results, matcher, now=ts, config=cancel)
+        canceled = [
+            e.trip_update.trip.trip_id
+            for e in tu.entity
+            if e.trip_update.trip.schedule_relationship == TripDescriptor.CANCELED
+        ]
+        served = {e.trip_update.trip.trip_id for e in tu.entity} - set(canceled)
+        assert not set(canceled) & served
+        by_id = {t.trip_id: t for t in bus_sim.true_trips()}
+        missing = {t.block_id for t in by_id.values()} - {b.trips[0].block_id for b in present}
+        assert [c for c in canceled if by_id[c].block_id not in missing] == []
+        canceled_seen += len(canceled)
+        found = rt_validator.findings(prepared, {"vp": vp, "tu": tu}, ts, tmp_path / str(i))
+        print(ts, found)
+        rt_validator.assert_valid(found, rt_validator.ACCEPTED_WITH_CANCELED)
+        default = build_trip_updates(fixes, results, matcher, now=ts)
+        rt_validator.assert_valid(
+            rt_validator.findings(prepared, {"vp": vp, "tu": default}, ts, tmp_path / f"d{i}")
+        )
+        assert all(
+            e.trip_update.trip.schedule_relationship != TripDescriptor.CANCELED
+            for e in default.entity
+        )
+    assert canceled_seen > 0
