@@ -14,6 +14,7 @@ from cloud.opendata.gtfs_make import build_feed
 from cloud.opendata.gtfs_rt import VehicleFix, build_vehicle_positions
 from cloud.opendata.gtfs_static import SAMPLE_FEED, GtfsError, GtfsStatic
 from cloud.opendata.routes import OpendataConfig
+from tests.cloud.opendata import rt_validator
 from tests.cloud.opendata.conftest import OpenData
 from tests.dashboards.scenario_data import Export, parse_ts
 
@@ -62,7 +63,7 @@ def check_feed(feed: gtfs_realtime_pb2.FeedMessage, ex: Export, at: datetime) ->
 
 
 def test_feed_from_the_store_parses_and_holds_the_buses(
-    opendata: OpenData, demo_export: Export
+    opendata: OpenData, demo_export: Export, tmp_path: Path
 ) -> None:
     opendata.loader.register(demo_export)
     opendata.loader.readings(demo_export, lines=False, kinds={"vehicle"}, until=CLOCK)
@@ -77,6 +78,13 @@ def test_feed_from_the_store_parses_and_holds_the_buses(
     feed = gtfs_realtime_pb2.FeedMessage()
     feed.ParseFromString(r.content)
     check_feed(feed, demo_export, CLOCK)
+
+    tu = gtfs_realtime_pb2.FeedMessage()
+    tu.ParseFromString(opendata.client.get("/opendata/gtfs-rt/trip-updates.pb").content)
+    assert {e.trip_update.vehicle.id for e in tu.entity} <= {e.id for e in feed.entity}
+    prepared = rt_validator.prepare(SAMPLE_FEED, tmp_path)
+    found = rt_validator.findings(prepared, {"vp": feed, "tu": tu}, CLOCK, tmp_path / "rt")
+    rt_validator.assert_valid(found)
 
     debug = opendata.client.get("/opendata/gtfs-rt/vehicle-positions.pb?format=json").json()
     assert debug["licence"]["licence"] == "CC-BY-4.0"
