@@ -11,40 +11,22 @@
   the ``registry_version`` row and reloads when it moved (:meth:`Registry.refresh`).
 - Gateway online/offline comes from the retained :class:`~schemas.GatewayStatus` birth
   message and Last Will; the birth's ``boot_id`` names the gateway's seq counter.
-- Per gateway, the batch ``seq`` tells a duplicate (seq already seen) from a gap (seq
-  skipped) from a rollback (seq gone back, refused unless a birth brought a new boot id):
-  see :meth:`Registry.check_seq`.
+- Per gateway, the batch ``seq`` tells a duplicate from a gap from a rollback
+  (:meth:`Registry.check_seq`); the accounting itself is :mod:`cloud.seq_accounting`,
+  and across a shared-subscription group :mod:`cloud.seq_ledger`.
 
 State lives in memory (the ingest asks for tags on every reading) and is written through
 to the relational tables ``devices`` and ``gateways`` (:mod:`cloud.db.models`), so that a
 restarted worker tags readings exactly as before (same series, so redelivered readings
 stay idempotent) and the API can read it from another process (:meth:`Registry.load`).
 Seq counters change on every batch and are flushed in bulk by :meth:`Registry.flush`.
-
-Seq accounting is exact in both ways a worker can run:
-
-- alone on a plain subscription (``IngestSettings.group`` None), it sees every batch of
-  a gateway and judges each seq in memory as it arrives (:meth:`Registry.check_seq`);
-- in a shared-subscription group (:meth:`Registry.share_seqs`), the broker may hand a
-  gateway's batches to any member (round robin on Mosquitto), so no worker judges gaps
-  from its part. Each records the seqs it stored (:meth:`Registry.record_seq`) in the
-  relational ledger ``gateway_seq_blocks`` that all workers share, and every worker sweeps it
-  now and then (:meth:`Registry.sweep_seqs`, :mod:`cloud.seq_ledger`): once a seq is
-  older than a grace period, the seqs missing below it are gaps and seqs recorded twice
-  are duplicates, added to the ``gateways`` row by a compare-and-set on its watermark
-  ``seq_checked`` so that concurrent sweeps count each seq once. Gaps are therefore
-  reported a grace period late. A batch a worker stores twice is still seen as a
-  duplicate at once (and not handed on again); one stored by two workers is counted by
-  the sweep. This needs the relational store (a registry without one counts no gaps in
-  a shared group).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -56,21 +38,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud import provisioning, seq_ledger
 from cloud.db.models import DeviceRow, GatewayRow
 from cloud.errors import CloudError
-from cloud.seq_ledger import SEQ_WINDOW, SeqSettled
+from cloud.seq_accounting import SeqAccounts, SeqCheck, SeqVerdict, log_settled
+from cloud.seq_ledger import SeqSettled
 from schemas import DeviceInfo, DeviceStatus, GatewayHealth, GatewayMeta, GatewayStatus
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING_SEQS = 500_000  # stored seqs held for the ledger while the database is down
 _NONE: dict[str, str] = {}  # the devices of a gateway that owns none (never mutated)
-
-
-class SeqVerdict(StrEnum):
-    NEW = "new"
-    DUPLICATE = "duplicate"  # same seq, same content: a re-send, harmless
-    CONFLICT = "conflict"  # same seq, different content: refused
-    RESET = "reset"  # counter restarted after a birth with a new boot id
-    ROLLBACK = "rollback"  # seq went back beyond any re-send, no new boot id: refused
 
 
 class Refusal(StrEnum):
@@ -89,13 +63,6 @@ class MetaOutcome:
     refused: tuple[tuple[str, Refusal], ...] = ()
 
 
-@dataclass(frozen=True)
-class SeqCheck:
-    verdict: SeqVerdict
-    missing: int = 0  # batches skipped before this one (new gaps)
-    filled: bool = False  # this batch fills an earlier gap
-
-
 @dataclass
 class GatewayInfo:
     """What the cloud knows about one gateway."""
@@ -110,14 +77,6 @@ class GatewayInfo:
     health: dict[str, Any] | None = None
     last_seen: datetime | None = None
     boot_id: str | None = None  # of the seq counter, from the birth message
-
-
-@dataclass
-class _SeqState:
-    last: int = -1
-    seen: OrderedDict[int, tuple[object, ...]] = field(default_factory=OrderedDict)
-    missing: set[int] = field(default_factory=set)
-    reset_allowed: bool = False  # a birth brought a new boot id: the seq may restart
 
 
 @dataclass
@@ -153,15 +112,9 @@ class Registry:
         self._device_gateway: dict[str, str] = {}
         self._device_state: dict[str, DeviceState] = {}
         self._gateways: dict[str, GatewayInfo] = {}
-        self._seq: dict[str, _SeqState] = {}
+        self._seqs = SeqAccounts()
         self._tags: dict[str, dict[str, str]] = {}
         self._dirty_gateways: set[str] = set()
-        # shared subscription: seqs stored but not yet in the ledger, duplicates seen
-        # here not yet added to the gateways rows
-        self._shared = False
-        self._pending_seqs: list[tuple[str, int]] = []
-        self._dropped_seqs = 0
-        self._duplicates_delta: dict[str, int] = {}
         self.version = 0  # bumped whenever device tags may have changed
         if sessionmaker is not None:
             self.load()
@@ -211,10 +164,9 @@ class Registry:
                         info_g.duplicates = max(info_g.duplicates, g.duplicates)
                         info_g.version = g.version
                         info_g.health = g.health
-                        seq = self._seq.setdefault(g.gateway_id, _SeqState())
                         if info_g.boot_id in (None, g.boot_id):
                             info_g.boot_id = g.boot_id
-                            seq.last = max(seq.last, g.last_seq)
+                            self._seqs.raise_last(g.gateway_id, g.last_seq)
                     self._rebuild_owned()
                     self._tags.clear()
                     self.version += 1
@@ -398,14 +350,13 @@ class Registry:
             if new_boot:
                 # the gateway's seq counter restarted (a new spool): the next batch may
                 # go back, once
-                seq = self._seq.setdefault(status.gateway_id, _SeqState())
-                seq.reset_allowed = g.boot_id is not None or seq.last >= 0
+                last = self._seqs.new_boot(status.gateway_id, known_boot=g.boot_id is not None)
                 log.warning(
                     "gateway_new_boot gateway=%s boot_id=%s previous=%s last_seq=%d",
                     status.gateway_id,
                     status.boot_id,
                     g.boot_id,
-                    seq.last,
+                    last,
                 )
                 g.boot_id = status.boot_id
             self._dirty_gateways.add(status.gateway_id)
@@ -456,95 +407,15 @@ class Registry:
         content) is told from a conflicting reuse of a seq. The ingest calls this as it
         decodes, in arrival order; if it dies before the batch is stored, the broker
         redelivers it and a restarted worker sees a duplicate, which it stores again
-        (idempotent), so nothing is lost.
-
-        Shared (:meth:`share_seqs`): only what this worker saw itself is judged here (a
-        seq it already had is a DUPLICATE or CONFLICT, a counter restart resets what it
-        remembers); gaps, and seqs a peer stored too, are left to :meth:`sweep_seqs`.
+        (idempotent), so nothing is lost. The rules: :meth:`SeqAccounts.check`.
         """
         with self._lock:
-            state = self._seq.setdefault(gateway_id, _SeqState())
             g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
-            seen = state.seen.get(seq)
-            if seen is not None and not (state.reset_allowed and seq < state.last):
-                if seen != fingerprint:
-                    return SeqCheck(SeqVerdict.CONFLICT)
-                check = SeqCheck(SeqVerdict.DUPLICATE)
-            elif state.reset_allowed and seq <= state.last:
-                check = SeqCheck(SeqVerdict.RESET)  # announced by a birth with a new boot id
-            elif state.last - seq >= SEQ_WINDOW:
-                # far behind anything a gateway or the broker re-sends, and no new boot
-                # id: a replay, or a second device using this gateway's name
-                return SeqCheck(SeqVerdict.ROLLBACK)
-            elif self._shared:
-                # a peer may have the seqs in between (or this one): the sweep settles them
-                check = SeqCheck(SeqVerdict.NEW)
-            elif state.last < 0 or seq == state.last + 1:
-                check = SeqCheck(SeqVerdict.NEW)
-            elif seq > state.last:
-                check = SeqCheck(SeqVerdict.NEW, missing=seq - state.last - 1)
-            elif seq in state.missing:
-                check = SeqCheck(SeqVerdict.NEW, filled=True)
-            else:
-                # less than SEQ_WINDOW below the last seq, not remembered: seen before this
-                # worker restarted (the broker redelivers what was not acknowledged)
-                check = SeqCheck(SeqVerdict.DUPLICATE)
-            if check.verdict is not SeqVerdict.DUPLICATE:
-                state.reset_allowed = False  # the counter went on, or restarted: once
-            self._record(gateway_id, state, g, seq, fingerprint, check)
+            check = self._seqs.check(g, seq, fingerprint)
+            if check.verdict not in (SeqVerdict.CONFLICT, SeqVerdict.ROLLBACK):
+                g.last_seen = datetime.now(UTC)
+                self._dirty_gateways.add(gateway_id)
             return check
-
-    def _record(
-        self,
-        gateway_id: str,
-        state: _SeqState,
-        g: GatewayInfo,
-        seq: int,
-        fingerprint: tuple[object, ...],
-        check: SeqCheck,
-    ) -> None:
-        if check.verdict is SeqVerdict.DUPLICATE:
-            g.duplicates += 1
-            if self._shared:
-                self._duplicates_delta[gateway_id] = self._duplicates_delta.get(gateway_id, 0) + 1
-        elif check.verdict is SeqVerdict.RESET:
-            log.warning(
-                "gateway_seq_reset gateway=%s from=%d to=%d boot_id=%s",
-                gateway_id,
-                state.last,
-                seq,
-                g.boot_id,
-            )
-            if not self._shared:  # shared: the sweep restarts the gap count
-                g.gaps = 0
-            state.missing.clear()
-            state.seen.clear()
-            state.last = seq
-            g.last_seq = seq
-        else:
-            if check.filled:
-                state.missing.discard(seq)
-            if check.missing:
-                # remember what is missing, bounded: a huge jump is counted, not listed
-                start = max(state.last + 1, seq - SEQ_WINDOW)
-                state.missing.update(range(start, seq))
-                if len(state.missing) > SEQ_WINDOW:
-                    state.missing = set(sorted(state.missing)[-SEQ_WINDOW:])
-                log.warning(
-                    "gateway_seq_gap gateway=%s missing=%d before_seq=%d",
-                    gateway_id,
-                    check.missing,
-                    seq,
-                )
-            state.last = max(state.last, seq)
-            g.gaps = g.gaps + check.missing - (1 if check.filled else 0)
-        state.seen[seq] = fingerprint
-        state.seen.move_to_end(seq)
-        while len(state.seen) > SEQ_WINDOW:
-            state.seen.popitem(last=False)
-        g.last_seq = max(g.last_seq, seq) if check.verdict is not SeqVerdict.RESET else seq
-        g.last_seen = datetime.now(UTC)
-        self._dirty_gateways.add(gateway_id)
 
     # --- write-through ------------------------------------------------------------------
 
@@ -588,9 +459,7 @@ class Registry:
         with self._lock:
             dirty = {g: replace(self._gateways[g]) for g in self._dirty_gateways}
             self._dirty_gateways.clear()
-            seqs, self._pending_seqs = self._pending_seqs, []
-            duplicates, self._duplicates_delta = self._duplicates_delta, {}
-            dropped, self._dropped_seqs = self._dropped_seqs, 0
+            seqs, duplicates, dropped = self._seqs.take()
         if dropped:
             log.warning(
                 "seq_ledger_overflow dropped=%d reason=database unreachable; those seqs "
@@ -605,8 +474,7 @@ class Registry:
                     seq_ledger.record(session, seqs, datetime.now(UTC))
             except SQLAlchemyError as exc:
                 with self._lock:
-                    self._pending_seqs[:0] = seqs
-                    self._trim_pending_seqs()
+                    self._seqs.give_back(seqs)
                 log.warning("registry_flush_failed seqs=%d reason=%s", len(seqs), exc)
 
     def _flush_gateways(self, dirty: dict[str, GatewayInfo], duplicates: dict[str, int]) -> None:
@@ -618,10 +486,7 @@ class Registry:
         except SQLAlchemyError as exc:
             with self._lock:
                 self._dirty_gateways.update(dirty)
-                for gateway_id, n in duplicates.items():
-                    self._duplicates_delta[gateway_id] = (
-                        self._duplicates_delta.get(gateway_id, 0) + n
-                    )
+                self._seqs.give_back(duplicates=duplicates)
             log.warning("registry_flush_failed gateways=%d reason=%s", len(dirty), exc)
 
     def _write_gateways(self, dirty: dict[str, GatewayInfo], duplicates: dict[str, int]) -> None:
@@ -653,7 +518,7 @@ class Registry:
                 else:
                     # several workers may share a gateway's stream: never move seq back
                     row.last_seq = max(row.last_seq if row.last_seq is not None else -1, g.last_seq)
-                if not self._shared:
+                if not self._seqs.shared:
                     row.gaps = g.gaps
                     row.duplicates = g.duplicates
                 elif created:
@@ -677,7 +542,7 @@ class Registry:
         if self._sessionmaker is None:
             return False
         with self._lock:
-            self._shared = True
+            self._seqs.shared = True
         return True
 
     def record_seq(self, gateway_id: str, seq: int) -> None:
@@ -685,47 +550,20 @@ class Registry:
 
         A batch :meth:`check_seq` called a DUPLICATE is counted already: do not record it.
         """
-        if not self._shared or self._sessionmaker is None:
+        if not self._seqs.shared or self._sessionmaker is None:
             return
         with self._lock:
-            self._pending_seqs.append((gateway_id, seq))
-            if len(self._pending_seqs) > MAX_PENDING_SEQS * 1.1:  # trim now and then
-                self._trim_pending_seqs()
-
-    def _trim_pending_seqs(self) -> None:
-        excess = len(self._pending_seqs) - MAX_PENDING_SEQS
-        if excess > 0:
-            del self._pending_seqs[:excess]
-            self._dropped_seqs += excess
+            self._seqs.record(gateway_id, seq)
 
     def sweep_seqs(self, grace_s: float, *, now: datetime | None = None) -> list[SeqSettled]:
         """Shared: settle the ledger's seqs older than ``grace_s`` (see
         :mod:`cloud.seq_ledger`); log the gaps found; refresh the gateways' gap and
         duplicate counts from the database. Returns what this sweep settled (another
         worker's sweep may have settled the rest)."""
-        if not self._shared or self._sessionmaker is None:
+        if not self._seqs.shared or self._sessionmaker is None:
             return []
         settled = seq_ledger.sweep(self._sessionmaker, grace_s=grace_s, now=now)
-        for s in settled:
-            if s.reset_from is not None:
-                log.warning(
-                    "gateway_seq_reset gateway=%s from=%d to=%d",
-                    s.gateway_id,
-                    s.reset_from,
-                    s.start,
-                )
-            if s.missing:
-                log.warning(
-                    "gateway_seq_gap gateway=%s missing=%d first_missing=%s checked_from=%d "
-                    "checked_to=%d",
-                    s.gateway_id,
-                    s.missing,
-                    s.first_missing,
-                    s.start,
-                    s.end,
-                )
-            if s.filled:
-                log.info("gateway_seq_gap_filled gateway=%s filled=%d", s.gateway_id, s.filled)
+        log_settled(settled)
         self._refresh_seq_counters()
         return settled
 
@@ -750,8 +588,7 @@ class Registry:
             for gateway_id, gaps, duplicates, last_seq, boot_id in rows:
                 g = self._gateways.setdefault(gateway_id, GatewayInfo(gateway_id))
                 g.gaps = gaps or 0
-                g.duplicates = (duplicates or 0) + self._duplicates_delta.get(gateway_id, 0)
+                g.duplicates = (duplicates or 0) + self._seqs.duplicates_delta.get(gateway_id, 0)
                 # the peers' highest seq: a rollback is judged against the whole group's
-                seq = self._seq.setdefault(gateway_id, _SeqState())
                 if last_seq is not None and boot_id == g.boot_id:
-                    seq.last = max(seq.last, last_seq)
+                    self._seqs.raise_last(gateway_id, last_seq)

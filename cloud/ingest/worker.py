@@ -3,16 +3,17 @@
 Threads, each doing one thing:
 
 - the *network* thread runs paho's loop (``Client.loop``, with its own reconnect and
-  backoff) and, between two turns of it, decodes and checks the messages that arrived
-  (``cloud.ingest.decode`` when only lines are needed, else ``schemas.decode_batch``;
-  seq, timestamps), turns readings into line protocol and gathers them into chunks by
+  backoff) and, between two turns of it, has the messages that arrived decoded and
+  checked (:mod:`cloud.ingest.handling`: validation, trust, seq, line protocol) and
+  gathers them into chunks by
   size (``batch_size`` readings) or time (``batch_time_s``). It also sends the PUBACKs
   the writers queue. Handing every message and every PUBACK from one thread to another
   cost as much CPU as paho itself (GIL hand-offs and a socketpair wake-up per ack);
 - ``writers`` *writer* threads each write the oldest pending chunk to the store (two
   writes in flight let influxd use a second core); after a write, whichever writer
   finds written chunks at the head of the queue queues their PUBACKs in the order the
-  messages arrived, records their seqs and hands the batches to ``on_batch``. A killed
+  messages arrived, records their seqs and hands the batches on (:meth:`_hand_off`,
+  the one place where stored batches leave for detection). A killed
   worker therefore loses nothing: the broker redelivers every message it has not
   acknowledged, and writes are idempotent;
 - *housekeeping* writes the registry through to the database and, in a shared group,
@@ -32,14 +33,7 @@ A payload that fails validation (or that the store refuses as malformed) is publ
 ``akita/v1/deadletter/<gateway>`` with the reason and acknowledged: it can never succeed,
 and holding it would block the stream.
 
-Trust: a gateway speaks only for the devices the registry says it owns (provisioning,
-:mod:`cloud.provisioning`). A batch's readings and statuses of other devices, or of a
-device of another kind, are taken out of it before anything is stored or detected, and
-dead-lettered (one record per batch, naming each), counted in
-``akita_ingest_refused_total{reason,item}`` and logged once per (gateway, device,
-reason). The rest of the batch is stored: a legitimate gateway never loses data to a
-registry mistake, and its seq counts as received. A batch whose seq goes back beyond any
-re-send, without a birth announcing a new boot id, is dead-lettered whole.
+Trust rules and dead letters for what fails them: :mod:`cloud.ingest.handling`.
 """
 
 from __future__ import annotations
@@ -56,46 +50,27 @@ from datetime import UTC, datetime
 from itertools import chain
 from typing import Any
 
-import msgspec
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import ValidationError
 
 from cloud.errors import StoreError
-from cloud.ingest.decode import decode_fast
-from cloud.ingest.encode import Encoder, ms
+from cloud.ingest.encode import Encoder
+from cloud.ingest.handling import Entry, MessageHandler
 from cloud.ingest.late import LATE_MS, LateAggregates, Reaggregating
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
-from cloud.registry import Refusal, Registry, SeqCheck, SeqVerdict
-from cloud.store.base import Point, TimeSeriesStore
-from schemas import (
-    Batch,
-    DeadLetter,
-    DeviceKind,
-    GatewayHealth,
-    GatewayMeta,
-    GatewayState,
-    GatewayStatus,
-    WireError,
-    decode_batch,
-    topics,
-)
-from schemas.codec import MAX_PAYLOAD_BYTES, decode_model
+from cloud.registry import Registry
+from cloud.seq_accounting import SeqVerdict
+from cloud.store.base import TimeSeriesStore
+from schemas import Batch, DeviceKind, topics
 
 log = logging.getLogger(__name__)
 
 BatchCallback = Callable[[Batch], None]
 MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
-MAX_REFUSALS_LOGGED = 10_000  # (gateway, device, reason) logged once each; then forgotten
-_REFUSAL_TEXT = {
-    Refusal.NOT_OWNER: "is owned by another gateway",
-    Refusal.UNKNOWN_DEVICE: "is not provisioned (akita cloud device add)",
-    Refusal.KIND_MISMATCH: "is registered with another kind",
-}
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 2.0  # a local connection attempt costs nothing
 
 
@@ -122,30 +97,9 @@ class IngestHealth:
         return self.broker_connected and self.store_ok
 
 
-@dataclass(slots=True)
-class _Entry:
-    """One received message on its way to the store."""
-
-    mid: int
-    qos: int
-    topic: str
-    gateway_id: str | None
-    payload: bytes
-    size: int = 0
-    lines: list[bytes] = field(default_factory=list)  # line protocol, ready to send
-    points: list[Point] = field(default_factory=list)
-    readings: int = 0
-    batch: Batch | Any | None = None  # Any: a cloud.ingest.decode struct
-    fingerprint: tuple[object, ...] = ()
-    seq_check: SeqCheck | None = None
-    after_write: Callable[[], None] | None = None
-    first_ts_ms: int | None = None
-    oldest_ts_ms: int | None = None  # of the first and last reading (spool order)
-
-
 @dataclass
 class _Chunk:
-    entries: list[_Entry] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
     readings: int = 0
     points: int = 0
     deadline: float = 0.0
@@ -208,15 +162,18 @@ class IngestWorker:
         self._store_error: str | None = None
         self._store_down_since: datetime | None = None
         self._last_write: datetime | None = None
-        self._dead_letters = 0
         self._gaps = 0
         self._duplicates = 0
-        self.metrics.counter(
-            "akita_ingest_refused_total",
-            "Readings, statuses and meta entries refused by the trust checks, and batches "
-            "refused for a seq rollback, by reason",
+        self.handler = MessageHandler(
+            settings,
+            registry,
+            self.encoder,
+            self.metrics,
+            fast=self._fast,
+            detailed=on_batch is not None,
+            now=clock,
+            publish=self._publish_qos1,
         )
-        self._refusals_logged: set[tuple[str, str, str]] = set()
         # in a shared group this worker sees part of each gateway's seqs: gaps are settled
         # through the relational store by every worker's sweeps (cloud.registry)
         self._shared_seqs = settings.group is not None and registry.share_seqs()
@@ -380,7 +337,7 @@ class IngestWorker:
             points_per_s=self._points_per_s,
             lag_s=self._lag_s,
             last_write_at=self._last_write,
-            dead_letters=self._dead_letters,
+            dead_letters=self.handler.dead_letters,
             gaps=self._gaps,
             duplicates=self._duplicates,
         )
@@ -435,6 +392,9 @@ class IngestWorker:
         self.metrics.set("akita_ingest_broker_up", 0)
         if not self._stopping.is_set():
             log.warning("broker_disconnected worker=%s reason=%s", self.settings.name, rc)
+
+    def _publish_qos1(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         self._inbox.append(msg)  # network thread; decoded after this turn of the loop
@@ -554,7 +514,7 @@ class IngestWorker:
             taken += 1
             if not chunk.entries:
                 chunk.deadline = time.monotonic() + self.settings.batch_time_s
-            entry = self._handle_safely(msg)
+            entry = self.handler.handle(msg.mid, msg.qos, msg.topic, bytes(msg.payload))
             chunk.entries.append(entry)
             chunk.readings += entry.readings
             chunk.points += len(entry.lines) + len(entry.points)
@@ -587,275 +547,6 @@ class IngestWorker:
         self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
         return True
 
-    def _handle_safely(self, msg: mqtt.MQTTMessage) -> _Entry:
-        parsed = topics.parse(msg.topic)
-        payload = bytes(msg.payload)
-        entry = _Entry(msg.mid, msg.qos, msg.topic, parsed[0] if parsed else None, payload)
-        entry.size = len(payload)
-        if parsed is None:
-            # our own dead letters or alerts matched by a wildcard: not for us
-            return entry
-        try:
-            channel = parsed[1]
-            if channel is topics.Channel.TELEMETRY:
-                self._handle_telemetry(entry)
-            elif channel is topics.Channel.META:
-                self._handle_meta(entry)
-            elif channel is topics.Channel.STATUS:
-                self._handle_status(entry)
-            elif channel is topics.Channel.HEALTH:
-                self._handle_health(entry)
-        except WireError as exc:
-            self._dead_letter(entry, exc.reason)
-        except Exception as exc:  # a bug must not stop the stream: log, dead-letter, go on
-            log.exception("ingest_handler_error topic=%s", msg.topic)
-            self._dead_letter(entry, f"internal error {type(exc).__name__}: {exc}")
-        return entry
-
-    def _handle_telemetry(self, entry: _Entry) -> None:
-        batch = self._decode_telemetry(entry.payload)
-        if batch.gateway_id != entry.gateway_id:
-            raise WireError(
-                f"gateway_id: {batch.gateway_id!r} does not match topic gateway "
-                f"{entry.gateway_id!r}",
-                field="gateway_id",
-            )
-        # the seq check compares what the gateway sent, foreign readings included
-        fingerprint = self._fingerprint(batch)
-        batch, refused = self._owned_only(batch)
-        limits = {
-            "now_ms": int(self._now() * 1000),
-            "lead_ms": int(self.settings.max_future_s * 1000),
-            "age_ms": int(self.settings.max_age_s * 1000),
-        }
-        gateway = batch.gateway_id
-        encoder = self.encoder
-        if self._fast:
-            first = encoder.batch_lines(batch, entry.lines, **limits)
-        else:
-            first = None
-            scratch: list[bytes] = []  # same checks, then Point objects for a generic store
-            encoder.batch_lines(batch, scratch, **limits)
-            for r in batch.readings:
-                first = ms(r.ts) if first is None else first
-                entry.points.append(
-                    encoder.reading_point(r.device_id, r.kind, gateway, r.values, r.ts)
-                )
-        for status in batch.statuses:
-            self._add_point(entry, encoder.status_point(gateway, status))
-        entry.readings = len(batch.readings)
-        entry.first_ts_ms = first
-        entry.batch = batch
-        entry.payload = entry.payload[:600]  # enough for a dead-letter excerpt
-        readings = batch.readings
-        last = ms(readings[-1].ts) if readings else None
-        if first is not None and last is not None:
-            entry.oldest_ts_ms = min(first, last)
-        entry.fingerprint = fingerprint
-        check = self.registry.check_seq(gateway, batch.seq, fingerprint)
-        if check.verdict is SeqVerdict.CONFLICT:
-            raise WireError(
-                f"seq: {batch.seq} of gateway {gateway!r} was already received with other "
-                "content (a gateway must reuse a seq only for an unchanged re-send)",
-                field="seq",
-            )
-        if check.verdict is SeqVerdict.ROLLBACK:
-            self.metrics.inc("akita_ingest_refused_total", reason="seq_rollback", item="batch")
-            last_seq = self.registry.gateway(gateway)
-            raise WireError(
-                f"seq: {batch.seq} of gateway {gateway!r} goes back from "
-                f"{last_seq.last_seq if last_seq else '?'} without a birth message with a new "
-                "boot_id (a replay, or two devices using one gateway's name)",
-                field="seq",
-            )
-        entry.seq_check = check
-        if refused:
-            self._publish_dead_letter(entry, refused)
-
-    @staticmethod
-    def _fingerprint(batch: Batch | Any) -> tuple[object, ...]:
-        readings = batch.readings
-        return (
-            len(readings),
-            len(batch.statuses),
-            (readings[0].device_id, ms(readings[0].ts)) if readings else None,
-            (readings[-1].device_id, ms(readings[-1].ts)) if readings else None,
-        )
-
-    def _owned_only(self, batch: Batch | Any) -> tuple[Batch | Any, str]:
-        """The batch without the readings and statuses of devices its gateway does not
-        own (or of another kind), and the dead-letter reason naming those ("": none).
-        One dict lookup per reading; the slow path runs only when something is refused."""
-        gateway = batch.gateway_id
-        owned = self.registry.owned(gateway)
-        get = owned.get
-        if all(get(r.device_id) == r.kind for r in batch.readings) and all(
-            s.device_id in owned for s in batch.statuses
-        ):
-            return batch, ""
-        reasons: list[str] = []
-        readings = []
-        for i, r in enumerate(batch.readings):
-            why = self._refusal(gateway, r.device_id, r.kind, "reading")
-            if why is None:
-                readings.append(r)
-            else:
-                reasons.append(f"readings.{i}.device_id: {r.device_id!r} {why}")
-        statuses = []
-        for i, st in enumerate(batch.statuses):
-            kind = self.registry.device(st.device_id)
-            why = self._refusal(gateway, st.device_id, kind.kind.value if kind else "", "status")
-            if why is None:
-                statuses.append(st)
-            else:
-                reasons.append(f"statuses.{i}.device_id: {st.device_id!r} {why}")
-        total = len(batch.readings) + len(batch.statuses)
-        shown = "; ".join(reasons[:5]) + (
-            f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""
-        )
-        reason = f"refused {len(reasons)} of {total} items of gateway {gateway!r}: {shown}"
-        if isinstance(batch, msgspec.Struct):
-            return msgspec.structs.replace(batch, readings=readings, statuses=statuses), reason
-        return batch.model_copy(update={"readings": readings, "statuses": statuses}), reason
-
-    def _refusal(self, gateway: str, device_id: str, kind: str, item: str) -> str | None:
-        """Why ``gateway`` may not send this item (None: it may, perhaps just adopted)."""
-        reason = self.registry.judge(gateway, device_id, kind)
-        if reason is Refusal.UNKNOWN_DEVICE and self.registry.first_seen and kind:
-            from schemas import DeviceInfo  # lab mode only
-
-            if self.registry.adopt(gateway, DeviceInfo(device_id=device_id, kind=kind)):  # type: ignore[arg-type]
-                return None
-            reason = self.registry.judge(gateway, device_id, kind)
-        if reason is None:
-            return None
-        self.metrics.inc("akita_ingest_refused_total", reason=reason.value, item=item)
-        key = (gateway, device_id, reason.value)
-        if key not in self._refusals_logged:
-            if len(self._refusals_logged) >= MAX_REFUSALS_LOGGED:
-                self._refusals_logged.clear()
-            self._refusals_logged.add(key)
-            log.warning(
-                "ingest_refused gateway=%s device=%s reason=%s owner=%s item=%s",
-                gateway,
-                device_id,
-                reason.value,
-                self.registry.owner_of(device_id),
-                item,
-            )
-        return _REFUSAL_TEXT[reason]
-
-    def _decode_telemetry(self, payload: bytes) -> Batch | Any:
-        """The batch: a msgspec struct when only lines are made from it, else pydantic."""
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            return decode_batch(payload)  # raises WireError naming the size
-        if self._fast and self.on_batch is None:
-            fast = decode_fast(payload)  # ~0.6 µs a reading instead of ~4.5
-            if fast is not None and not fast.statuses:
-                return fast
-        try:  # straight from bytes: ~15 % faster than decode_batch's str round trip
-            return Batch.model_validate_json(payload, strict=True)
-        except ValidationError:
-            return decode_batch(payload)  # raises WireError with the canonical reason
-
-    def _add_point(self, entry: _Entry, point: Point) -> None:
-        if self._fast:
-            entry.lines.append(self.encoder.line(point))
-        else:
-            entry.points.append(point)
-
-    @staticmethod
-    def _decode(model: type[Any], payload: bytes) -> Any:
-        return decode_model(model, payload)  # size, UTF-8 and schema; raises WireError
-
-    def _handle_meta(self, entry: _Entry) -> None:
-        if not entry.payload:
-            return
-        meta: GatewayMeta = self._decode(GatewayMeta, entry.payload)
-        self._check_topic(entry, meta.gateway_id)
-        outcome = self.registry.apply_meta(meta)
-        if outcome.refused:
-            index = {info.device_id: i for i, info in enumerate(meta.devices)}
-            reasons = []
-            for device_id, refusal in outcome.refused:
-                self.metrics.inc("akita_ingest_refused_total", reason=refusal.value, item="meta")
-                key = (meta.gateway_id, device_id, refusal.value)
-                if key not in self._refusals_logged:
-                    self._refusals_logged.add(key)
-                    log.warning(
-                        "meta_refused gateway=%s device=%s reason=%s owner=%s",
-                        meta.gateway_id,
-                        device_id,
-                        refusal.value,
-                        self.registry.owner_of(device_id),
-                    )
-                reasons.append(
-                    f"devices.{index[device_id]}.device_id: {device_id!r} {_REFUSAL_TEXT[refusal]}"
-                )
-            shown = "; ".join(reasons[:5]) + (
-                f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""
-            )
-            self._publish_dead_letter(
-                entry,
-                f"meta: refused {len(reasons)} of {len(meta.devices)} devices of gateway "
-                f"{meta.gateway_id!r} (a gateway's meta describes only devices provisioned "
-                f"for it): {shown}",
-            )
-
-    def _handle_status(self, entry: _Entry) -> None:
-        if not entry.payload:
-            return
-        status: GatewayStatus = self._decode(GatewayStatus, entry.payload)
-        self._check_topic(entry, status.gateway_id)
-        online = status.state is GatewayState.ONLINE
-        if self.registry.apply_status(status):
-            self._add_point(
-                entry,
-                self.encoder.gateway_state_point(status.gateway_id, online, datetime.now(UTC)),
-            )
-
-    def _handle_health(self, entry: _Entry) -> None:
-        health: GatewayHealth = self._decode(GatewayHealth, entry.payload)
-        self._check_topic(entry, health.gateway_id)
-        self.registry.apply_health(health)
-        self._add_point(entry, self.encoder.health_point(health))
-
-    @staticmethod
-    def _check_topic(entry: _Entry, gateway_id: str) -> None:
-        if gateway_id != entry.gateway_id:
-            raise WireError(
-                f"gateway_id: {gateway_id!r} does not match topic gateway {entry.gateway_id!r}",
-                field="gateway_id",
-            )
-
-    def _dead_letter(self, entry: _Entry, reason: str) -> None:
-        """Refuse the whole message: nothing of it is stored."""
-        entry.lines.clear()
-        entry.points.clear()
-        entry.readings = 0
-        entry.batch = None
-        entry.seq_check = None
-        self._publish_dead_letter(entry, reason)
-        self.metrics.inc("akita_ingest_messages_total", result="dead_letter")
-
-    def _publish_dead_letter(self, entry: _Entry, reason: str) -> None:
-        """Publish a dead-letter record for ``entry`` (all of it, or the part refused)."""
-        payload = entry.payload
-        excerpt = repr(payload[:400])[:600]
-        record = DeadLetter(
-            received_at=datetime.now(UTC),
-            topic=entry.topic[:300],
-            reason=reason[:2000],
-            payload_excerpt=excerpt,
-            payload_size=entry.size,
-        )
-        topic = topics.deadletter(entry.gateway_id)
-        # QoS 1, published before the original's PUBACK leaves on the same connection
-        self.client.publish(topic, record.model_dump_json().encode(), qos=1)
-        self._dead_letters += 1
-        self.metrics.inc("akita_ingest_dead_letters_total")
-        log.warning("dead_letter topic=%s size=%d reason=%r", entry.topic, entry.size, reason[:300])
-
     def _maybe_self_metrics(self, chunk: _Chunk) -> None:
         now = time.monotonic()
         elapsed = now - self._interval_start
@@ -871,7 +562,7 @@ class IngestWorker:
             self.metrics.set("akita_ingest_lag_seconds", self._lag_s)
         fields: dict[str, float | int | bool | str] = {
             "points_per_s": float(self._points_per_s),
-            "dead_letters": self._dead_letters,
+            "dead_letters": self.handler.dead_letters,
             "gaps": self._gaps,
             "duplicates": self._duplicates,
             "buffer_depth": self.buffer_depth(),
@@ -879,8 +570,8 @@ class IngestWorker:
         if self._lag_s is not None:
             fields["lag_s"] = float(self._lag_s)
         point = self.encoder.self_point(self.settings.name, fields, datetime.now(UTC))
-        entry = _Entry(0, 0, "", None, b"")
-        self._add_point(entry, point)
+        entry = Entry(0, 0, "", None, b"")
+        self.handler.add_point(entry, point)
         if not chunk.entries:
             chunk.deadline = now + self.settings.batch_time_s
         chunk.entries.append(entry)
@@ -966,7 +657,7 @@ class IngestWorker:
                     break
                 except StoreError as exc:
                     if not exc.retryable:
-                        self._dead_letter(entry, f"store refused the readings: {exc}")
+                        self.handler.dead_letter(entry, f"store refused the readings: {exc}")
                         break
                     self._mark_store(ok=False, error=str(exc))
                     if self._stopping.wait(delay * random.uniform(0.5, 1.5)):
@@ -974,7 +665,7 @@ class IngestWorker:
                     delay = min(delay * 2, self.settings.retry_max_s)
         return True
 
-    def _store_write(self, entries: list[_Entry]) -> None:
+    def _store_write(self, entries: list[Entry]) -> None:
         if self._fast:
             body = b"\n".join(list(chain.from_iterable(e.lines for e in entries)))
             if body:
@@ -1045,13 +736,20 @@ class IngestWorker:
         self._interval_readings += readings
         self.metrics.inc("akita_ingest_readings_total", readings)
         self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
-        if batches and self.on_batch is not None:
-            with self._callbacks_cv:
-                # slow detectors hold the writer (and so the acks) rather than memory
-                while len(self._callbacks) > MAX_PENDING_CALLBACKS and not self._stopping.is_set():
-                    self._callbacks_cv.wait(0.5)
-                self._callbacks.extend(batches)
-                self._callbacks_cv.notify_all()
+        self._hand_off(batches)
+
+    def _hand_off(self, batches: list[Batch]) -> None:
+        """The post-write hand-off: batches now durably stored go to detection, in the
+        order their messages arrived (``on_batch`` runs on the callbacks thread; a batch
+        counted as a duplicate never gets here)."""
+        if not batches or self.on_batch is None:
+            return
+        with self._callbacks_cv:
+            # slow detectors hold the writer (and so the acks) rather than memory
+            while len(self._callbacks) > MAX_PENDING_CALLBACKS and not self._stopping.is_set():
+                self._callbacks_cv.wait(0.5)
+            self._callbacks.extend(batches)
+            self._callbacks_cv.notify_all()
 
     def _housekeeping_loop(self) -> None:
         """Registry write-through and the seq sweep, every 2 s, off the write path: a
