@@ -78,7 +78,9 @@ class FeedSource:
                 self._fail(mtime, str(exc))
                 return
             self._static, self._mtime, self.error = static, mtime, None
-            self._matcher = TripMatcher(static, self.match, created=datetime.now(UTC))
+            matcher = TripMatcher(static, self.match, created=datetime.now(UTC))
+            matcher.prepare()
+            self._matcher = matcher
             self.loaded_at = datetime.now(UTC)
             self.reloads += 1
             listeners = list(self.listeners)

@@ -163,6 +163,12 @@ class TripMatcher:
                 self.served.add(self._held[f.vehicle_id].key)
         return out
 
+    def prepare(self) -> None:
+        """Place every trip's stops on its line now, not during the first refreshes."""
+        for trips in self.static.trips_by_route.values():
+            for t in trips:
+                self.geo.trip(t)
+
     def geometry(self, trip: Trip) -> TripGeometry:
         return self.geo.trip(trip)
 
@@ -281,7 +287,16 @@ class TripMatcher:
         local = f.ts.astimezone(self.static.timezone)
         out: list[_Option] = []
         proj: dict[int, tuple[float, float, int]] = {}
+        days = [local.date() - timedelta(days=back) for back in (0, 1)]
+        day_secs = [_gtfs_seconds(f.ts, day, self.static) for day in days]
         for trip in self.static.trips_by_route.get(f.route_id, []):
+            if trip.trip_id not in self.static.frequencies and not any(
+                trip.stop_times[0].departure - cfg.max_early_s
+                <= secs
+                <= trip.stop_times[-1].arrival + cfg.max_late_s
+                for secs in day_secs
+            ):
+                continue  # not running at this time of day, however late or early
             geo = self.geo.trip(trip)
             key = id(geo.shape)
             if key not in proj:
@@ -296,11 +311,10 @@ class TripMatcher:
             ):
                 continue
             offset = geo.offset_at(along)
-            for back in (0, 1):  # a trip after midnight belongs to the previous service day
-                day = local.date() - timedelta(days=back)
+            # a trip after midnight belongs to the previous service day
+            for day, secs in zip(days, day_secs, strict=True):
                 if not self.static.services[trip.service_id].runs_on(day):
                     continue
-                secs = _gtfs_seconds(f.ts, day, self.static)
                 for start, freq in self._instances(trip, secs - offset):
                     h = _Held(trip, day, start, along, f.ts, freq)
                     if h.key in taken:

@@ -107,10 +107,12 @@ def line_distance_m(line: list[tuple[float, float]], lat: float, lon: float) -> 
     return best
 
 
-def make_buses(n: int, seed: int, detour_share: float = 0.05) -> list[SimBus]:
+def make_buses(
+    n: int, seed: int, detour_share: float = 0.05, trips: list[TrueTrip] | None = None
+) -> list[SimBus]:
     rng = random.Random(seed)
     blocks: dict[str, list[TrueTrip]] = {}
-    for t in true_trips():
+    for t in trips if trips is not None else true_trips():
         blocks.setdefault(t.block_id, []).append(t)
     chosen = sorted(blocks.values(), key=lambda b: (b[0].dep[0], b[0].block_id))[:n]
     n_detour = math.ceil(n * detour_share)

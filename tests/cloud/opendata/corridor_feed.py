@@ -57,8 +57,8 @@ class Line:
     along: list[float]
 
 
-def outbound_line(route: str) -> Line:
-    bearing, length, _ = BRANCHES[route]
+def outbound_line(route: str, branches: Mapping[str, tuple[float, float, int]]) -> Line:
+    bearing, length, _ = branches[route]
     pts: list[tuple[float, float]] = [STATION]
     # vertices every 100 m with a gentle wiggle: a shape is not the stop-to-stop path
     legs = [(CORRIDOR_BEARING, CORRIDOR_M), (bearing, length)]
@@ -96,10 +96,13 @@ class TrueTrip:
     stop_ids: list[str]
 
 
-def true_trips() -> list[TrueTrip]:
+def true_trips(
+    branches: Mapping[str, tuple[float, float, int]] = BRANCHES,
+) -> list[TrueTrip]:
+    """Every trip as buses really run it (dwell at every stop), blocks assigned."""
     trips: list[TrueTrip] = []
-    for route, (_, _, headway) in BRANCHES.items():
-        line = outbound_line(route)
+    for route, (_, _, headway) in branches.items():
+        line = outbound_line(route, branches)
         total = line.along[-1]
         ids = [stop_id(route, line, k) for k in range(len(line.stop_idx))]
         stop_al = [line.along[i] for i in line.stop_idx]
@@ -226,7 +229,7 @@ def build(trips: Sequence[TrueTrip] | None = None) -> dict[str, str]:
                     "route_long_name": f"秋田駅 - {r} 終点",
                     "route_type": 3,
                 }
-                for r in BRANCHES
+                for r in sorted({t.route_id for t in trips})
             ],
         ),
         "stops.txt": _csv(

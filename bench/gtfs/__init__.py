@@ -1,0 +1,1 @@
+"""GTFS-Realtime refresh benchmark: matching + VehiclePositions + TripUpdates."""
