@@ -15,7 +15,7 @@ import contextlib
 import logging
 import os
 import tty
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.datastore.context import ModbusBaseSlaveContext
@@ -106,16 +106,36 @@ class TcpListener:
             self._server = None
 
 
+BITS_PER_CHAR = 11  # start + 8 data + parity or second stop + stop (Modbus RTU)
+GAP_CHARS = 3.5  # the silent interval that ends an RTU frame
+
+
+def wire_time(chars: float, baudrate: int) -> float:
+    """Seconds that ``chars`` characters occupy an RTU line at ``baudrate``."""
+    return chars * BITS_PER_CHAR / baudrate
+
+
 class RtuPtyBus:
     """An RS-485 bus on a pty pair: the edge opens ``path``; we answer on the master.
 
     pymodbus's serial server needs a path it can open, and a pty master has none, so the
     bus loop is ours: pymodbus's RTU framer and PDUs decode and execute each request.
+
+    A pty moves bytes at memory speed. With ``baudrate`` the bus holds each exchange for
+    its wire time instead: a response is released when the request would have finished
+    arriving, plus the 3.5-character gap that ends it, plus the response's own length.
     """
 
-    def __init__(self, name: str, units: dict[int, LazySlaveContext]) -> None:
+    def __init__(
+        self,
+        name: str,
+        units: Mapping[int, ModbusBaseSlaveContext],
+        *,
+        baudrate: int | None = None,
+    ) -> None:
         self.name = name
         self.units = units
+        self.baudrate = baudrate
         self.master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no line discipline: a plain byte pipe
         os.set_blocking(self.master, False)
@@ -151,11 +171,14 @@ class RtuPtyBus:
                 return
             self._buf = self._buf[used:]
             if pdu is not None:
-                task = asyncio.ensure_future(self._answer(pdu))
+                task = asyncio.ensure_future(self._answer(pdu, used, self._loop_time()))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, pdu: object) -> None:
+    def _loop_time(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
+    async def _answer(self, pdu: object, request_size: int, arrived: float) -> None:
         dev_id = getattr(pdu, "dev_id", 0)
         ctx = self.units.get(dev_id)
         if ctx is None:
@@ -166,6 +189,10 @@ class RtuPtyBus:
             return  # offline node
         response.dev_id = dev_id
         frame = self._framer.buildFrame(response)
+        if self.baudrate:
+            chars = request_size + GAP_CHARS + len(frame)
+            due = arrived + wire_time(chars, self.baudrate)
+            await asyncio.sleep(max(0.0, due - self._loop_time()))
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self.master, frame)
 
