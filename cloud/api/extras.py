@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 # "module:attribute"; a module that is not there (not built, not installed) is skipped.
 EXTRA_ROUTERS: tuple[str, ...] = (
     "cloud.opendata.routes:router",
+    "cloud.api.routes.service_alerts:router",
     "cloud.citizen.routes:router",
     "cloud.citizen.staff:router",
     "cloud.notify.cap:router",

@@ -34,6 +34,7 @@ from cloud.opendata.licence import FeedLicence, feed_licence_from_env, licence_m
 from cloud.opendata.matching import MatchConfig
 from cloud.opendata.positions import flood_statuses, latest_vehicles, plow_tracks
 from cloud.opendata.public import public_devices
+from cloud.opendata.service_alerts import build_service_alerts, store_for
 from cloud.opendata.trip_updates import TripUpdateConfig, build_trip_updates
 from schemas.devices import DeviceKind
 
@@ -170,6 +171,15 @@ def index(request: Request) -> JSONResponse:
             "update_s": cfg.cache_s,
             **licence_meta(),
         },
+        {
+            "id": "gtfs-rt-service-alerts",
+            "title": "Bus service alerts (GTFS-Realtime ServiceAlerts)",
+            "url": f"{base}/gtfs-rt/service-alerts.pb",
+            "debug_url": f"{base}/gtfs-rt/service-alerts.pb?format=json",
+            "format": "application/x-protobuf",
+            "update_s": cfg.cache_s,
+            **licence_meta(),
+        },
         *(
             [
                 {
@@ -263,6 +273,24 @@ def _realtime(request: Request, cfg: OpendataConfig, service: Any) -> tuple[Any,
         return vp, tu
 
     return _cache(request).get("gtfs-rt", cfg.cache_s, make)  # type: ignore[no-any-return]
+
+
+@router.get(
+    "/gtfs-rt/service-alerts.pb",
+    summary="GTFS-Realtime ServiceAlerts written by staff (FULL_DATASET)",
+    response_class=Response,
+)
+def service_alerts(
+    request: Request,
+    format: str = Query("pb", pattern="^(pb|json)$", description="pb, or json to debug"),
+) -> Response:
+    cfg = _config(request)
+    service = _service(request)
+
+    def make() -> Any:
+        return build_service_alerts(store_for(service).all(), now=cfg.clock())
+
+    return _rt_response(_cache(request).get("gtfs-rt-alerts", cfg.cache_s, make), cfg, format)
 
 
 def _rt_response(feed: Any, cfg: OpendataConfig, format: str) -> Response:

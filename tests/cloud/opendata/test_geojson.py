@@ -162,6 +162,7 @@ def test_index_lists_every_output_with_its_licence(opendata: OpenData, demo_expo
     assert ids == {
         "gtfs-rt-vehicle-positions",
         "gtfs-rt-trip-updates",
+        "gtfs-rt-service-alerts",
         "gtfs-static",
         "snowplows",
         "snowplow-cleared-segments",
