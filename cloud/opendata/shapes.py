@@ -33,7 +33,8 @@ class TripGeometry:
         first = trip.stop_times[0].departure
         self.arr = [st.arrival - first for st in trip.stop_times]
         self.dep = [st.departure - first for st in trip.stop_times]
-        along, seg = [], 0
+        along: list[float] = []
+        seg = 0
         for st in trip.stop_times:
             _, a, seg = shape.project(st.lat, st.lon, seg)
             along.append(max(a, along[-1]) if along else a)
