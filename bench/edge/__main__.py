@@ -5,6 +5,10 @@ against a real Mosquitto, with the durable spool on; then the spool's own
 throughput with a burst (readings/s written, then drained), measured separately.
 
     python -m bench.edge [--devices 50] [--duration 60] [--burst 50000]
+    python -m bench.edge --rtu [--duration 10]
+
+``--rtu`` instead prints polls/s on a simulated RTU line at 9600 and 19200 baud
+against the limit the frame sizes set (``bench/edge/rtu.py``; target >= 90 %).
 
 Figures depend on the machine and on what else runs on it.
 """
@@ -233,13 +237,34 @@ def bench_spool(burst: int, chunk: int = 500, batch: int = 500) -> dict[str, flo
     }
 
 
+def rtu_main(duration: float) -> None:
+    from bench.edge.rtu import RESPONSE_CHARS, bench_rtu
+
+    print(
+        f"edge bench --rtu: one TUF-2000M on a simulated RS-485 line that holds each frame "
+        f"for its wire time (11 bits/character); one request of 12 registers per poll "
+        f"(8 + {RESPONSE_CHARS} characters + 2 x 3.5 gap); {duration:g} s per rate; "
+        f"cores={psutil.cpu_count()} load={psutil.getloadavg()}"
+    )
+    for baud in (9600, 19200):
+        r = bench_rtu(baud, duration)
+        print(
+            f"{baud} baud: {r.per_s:.2f} polls/s, line limit {r.limit_per_s:.2f} polls/s, "
+            f"{r.ratio:.1%} of the limit (target >= 90 %)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--devices", type=int, default=50)
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--warmup", type=float, default=10.0)
     ap.add_argument("--burst", type=int, default=50_000)
+    ap.add_argument("--rtu", action="store_true", help="the RTU line benchmark only")
     args = ap.parse_args()
+    if args.rtu:
+        rtu_main(args.duration if args.duration != 60.0 else 10.0)
+        return
     print(
         f"edge bench: {args.devices} Modbus TCP devices x 4 values at 1 s, real Mosquitto, "
         f"durable spool; cores={psutil.cpu_count()} load={psutil.getloadavg()}"

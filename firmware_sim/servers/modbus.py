@@ -108,6 +108,7 @@ class TcpListener:
 
 BITS_PER_CHAR = 11  # start + 8 data + parity or second stop + stop (Modbus RTU)
 GAP_CHARS = 3.5  # the silent interval that ends an RTU frame
+SPIN_S = 0.001  # the last stretch of a hold is waited out busily, for precision
 
 
 def wire_time(chars: float, baudrate: int) -> float:
@@ -152,6 +153,7 @@ class RtuPtyBus:
         return self.path
 
     def _readable(self) -> None:
+        arrived = self._loop_time()
         try:
             data = os.read(self.master, 4096)
         except BlockingIOError:
@@ -171,7 +173,7 @@ class RtuPtyBus:
                 return
             self._buf = self._buf[used:]
             if pdu is not None:
-                task = asyncio.ensure_future(self._answer(pdu, used, self._loop_time()))
+                task = asyncio.ensure_future(self._answer(pdu, used, arrived))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
@@ -192,7 +194,9 @@ class RtuPtyBus:
         if self.baudrate:
             chars = request_size + GAP_CHARS + len(frame)
             due = arrived + wire_time(chars, self.baudrate)
-            await asyncio.sleep(max(0.0, due - self._loop_time()))
+            await asyncio.sleep(max(0.0, due - SPIN_S - self._loop_time()))
+            while self._loop_time() < due:  # a timer wakes late by up to a ms; a line does not
+                pass
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self.master, frame)
 

@@ -82,12 +82,15 @@ class Link:
         self.lock = asyncio.Lock()
         self.users = 0
         self._rx = b""
+        self._rx_at = 0.0  # loop time of the last bytes received
         client.ctx.trace_packet = self._trace
         client.ctx.trace_connect = self._trace_connect
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
-        if not sending and len(self._rx) < 512:
-            self._rx += data
+        if not sending:
+            self._rx_at = asyncio.get_running_loop().time()
+            if len(self._rx) < 512:
+                self._rx += data
         return data
 
     def _trace_connect(self, up: bool) -> None:
@@ -111,11 +114,16 @@ class Link:
         self, function: Function, address: int, count: int, *, slave: int, timeout: float
     ) -> list[int] | list[bool]:
         async with self.lock:
+            loop = asyncio.get_running_loop()
+            self._rx_at = 0.0
             try:
                 return await self._request(function, address, count, slave, timeout)
             finally:
                 if self.pause_s:
-                    await asyncio.sleep(self.pause_s)
+                    # the quiet time runs from the end of the last frame on the line, so
+                    # decoding the response overlaps it rather than adding to it
+                    end = self._rx_at or loop.time()
+                    await asyncio.sleep(max(0.0, end + self.pause_s - loop.time()))
 
     async def _request(
         self, function: Function, address: int, count: int, slave: int, timeout: float
