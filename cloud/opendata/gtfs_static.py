@@ -9,10 +9,7 @@ non-timepoint stops are valid GTFS: they are interpolated by distance between th
 timed stops around them, as the spec says consumers may. Only what trip matching and
 TripUpdates need is kept.
 
-Matching (:meth:`GtfsStatic.candidates`): the trips of the vehicle's route whose
-service runs on the service day and whose scheduled span covers the time, each with
-where the timetable says that trip is at that time (interpolated between its stops).
-Frequency-based trips (``frequencies.txt``) expand into one instance per headway.
+Trip matching itself is in :mod:`cloud.opendata.matching`.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ import itertools
 import math
 import zipfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -126,21 +123,6 @@ class Service:
         return self.start <= day <= self.end and self.weekdays[day.weekday()]
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """One running trip instance and where its timetable puts it."""
-
-    trip: Trip
-    start_date: date
-    start_time: int  # seconds, GTFS time of the instance's first departure
-    lat: float
-    lon: float
-    frequency_based: bool
-
-    def distance_m(self, lat: float, lon: float) -> float:
-        return haversine_m(self.lat, self.lon, lat, lon)
-
-
 @dataclass
 class GtfsStatic:
     timezone: ZoneInfo
@@ -176,101 +158,6 @@ class GtfsStatic:
 
     def trip_count(self) -> int:
         return sum(len(t) for t in self.trips_by_route.values())
-
-    def candidates(
-        self,
-        route_id: str,
-        at: datetime,
-        *,
-        lat: float | None = None,
-        lon: float | None = None,
-        heading: float | None = None,
-    ) -> list[Candidate]:
-        """Trip instances of ``route_id`` that may be the vehicle at ``at`` (aware).
-
-        Timetabled trips: every instance running at ``at``, placed where its timetable
-        puts it. Frequency-based trips (``exact_times=0``: the instances have no fixed
-        start) need the vehicle's position: it is projected onto the trip's stop-to-stop
-        path, in the trip's direction of travel when ``heading`` is given, and the
-        instance's start time is the time minus the scheduled time to that point.
-        """
-        out: list[Candidate] = []
-        local = at.astimezone(self.timezone)
-        for back in (0, 1):  # a trip after midnight belongs to the previous service day
-            day = local.date() - timedelta(days=back)
-            # GTFS times count from noon minus 12 h (midnight except on DST change days)
-            noon = datetime(day.year, day.month, day.day, 12, tzinfo=self.timezone)
-            secs = int((at - noon).total_seconds()) + 12 * 3600
-            for trip in self.trips_by_route.get(route_id, []):
-                if not self.services[trip.service_id].runs_on(day):
-                    continue
-                freqs = self.frequencies.get(trip.trip_id)
-                if not freqs:
-                    first = trip.stop_times[0].departure
-                    if first <= secs <= first + trip.span:
-                        plat, plon = trip.position_at(secs - first)
-                        out.append(Candidate(trip, day, first, plat, plon, False))
-                elif lat is not None and lon is not None:
-                    c = self._frequency_instance(trip, freqs, day, secs, lat, lon, heading)
-                    if c is not None:
-                        out.append(c)
-        return out
-
-    def _frequency_instance(
-        self,
-        trip: Trip,
-        freqs: list[Frequency],
-        day: date,
-        secs: int,
-        lat: float,
-        lon: float,
-        heading: float | None,
-    ) -> Candidate | None:
-        best: tuple[float, float, float, float] | None = None  # distance, offset, lat, lon
-        first = trip.stop_times[0].departure
-        for a, b in itertools.pairwise(trip.stop_times):
-            if heading is not None and _angle_diff(_bearing(a, b), heading) > 90.0:
-                continue
-            f, plat, plon = _project(a, b, lat, lon)
-            d = haversine_m(plat, plon, lat, lon)
-            offset = a.departure - first + f * (b.arrival - a.departure)
-            if best is None or d < best[0]:
-                best = (d, offset, plat, plon)
-        if best is None:
-            return None
-        start = secs - round(best[1])
-        for fq in freqs:
-            if fq.start - fq.headway_s <= start < fq.end:
-                return Candidate(trip, day, start, best[2], best[3], True)
-        return None
-
-
-def _xy(lat: float, lon: float, lat0: float) -> tuple[float, float]:
-    return (
-        math.radians(lon) * 6_371_000.0 * math.cos(math.radians(lat0)),
-        math.radians(lat) * 6_371_000.0,
-    )
-
-
-def _project(a: StopTime, b: StopTime, lat: float, lon: float) -> tuple[float, float, float]:
-    """Fraction along a->b of the point nearest (lat, lon), and that point."""
-    ax, ay = _xy(a.lat, a.lon, a.lat)
-    bx, by = _xy(b.lat, b.lon, a.lat)
-    px, py = _xy(lat, lon, a.lat)
-    dx, dy = bx - ax, by - ay
-    seg = dx * dx + dy * dy
-    f = 0.0 if seg == 0 else max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / seg))
-    return f, a.lat + f * (b.lat - a.lat), a.lon + f * (b.lon - a.lon)
-
-
-def _bearing(a: StopTime, b: StopTime) -> float:
-    ax, ay = _xy(a.lat, a.lon, a.lat)
-    bx, by = _xy(b.lat, b.lon, a.lat)
-    return math.degrees(math.atan2(bx - ax, by - ay)) % 360.0
-
-
-def _angle_diff(x: float, y: float) -> float:
-    return abs((x - y + 180.0) % 360.0 - 180.0)
 
 
 def _rows(files: dict[str, str], name: str, *, required: bool = True) -> list[dict[str, str]]:
