@@ -184,6 +184,9 @@ class CloudSettings(_Section):
             )
         if self.api.public_url is not None:
             notify.public_base_url = self.api.public_url
+            if "ack_url" not in notify.model_fields_set:
+                # staff mails link to the console's alert page on the same site
+                notify.ack_url = f"{self.api.public_url}/console/alerts/{{alert_id}}"
         return self
 
     def check_public_url(self) -> None:

@@ -133,8 +133,9 @@ class NotifyConfig(BaseModel):
         default="http://localhost:8000", description="Base of unsubscribe links (citizen site)"
     )
     ack_url: str = Field(
-        default="http://localhost:8000/staff/alerts/{alert_id}",
-        description="Staff acknowledgement link; {alert_id} is replaced",
+        default="http://localhost:8000/console/alerts/{alert_id}",
+        description="Staff acknowledgement link (the console's alert page); {alert_id} is "
+        "replaced. Unset, it follows api.public_url",
     )
     unsubscribe_path: str = "/citizen/subscriptions/{token}/unsubscribe"
     groups: list[ContactGroup] = Field(default_factory=list)

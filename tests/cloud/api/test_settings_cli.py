@@ -169,3 +169,17 @@ def test_cli_help_teaches() -> None:
     ):
         r = runner.invoke(app, args)
         assert (r.exit_code == 0 and "Example" in r.output) or "First start" in r.output
+
+
+def test_staff_ack_link_follows_the_public_url_unless_set() -> None:
+    # the default pointed at a page that did not exist (/staff/alerts); staff mails now
+    # open the console's alert page on the configured site
+    base = {"api": {"public_url": "https://bousai.city.akita.example"}}
+    settings = CloudSettings.from_mapping({**base, "notify": {}})
+    assert settings.notify is not None
+    assert settings.notify.ack_url == (
+        "https://bousai.city.akita.example/console/alerts/{alert_id}"
+    )
+    own = "https://ops.city.akita.example/console/alerts/{alert_id}"
+    settings = CloudSettings.from_mapping({**base, "notify": {"ack_url": own}})
+    assert settings.notify is not None and settings.notify.ack_url == own
