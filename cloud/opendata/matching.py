@@ -33,6 +33,7 @@ late bus on its own trip, so the matcher must see a bus from the start of its bl
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -125,6 +126,8 @@ class TripMatcher:
     created: datetime | None = None
 
     def __post_init__(self) -> None:
+        # two API requests may refresh the feed at once: one update at a time
+        self._lock = threading.RLock()
         self.geo = GeometryIndex(self.static)
         self._held: dict[str, _Held] = {}
         self._last: dict[str, tuple[datetime, VehicleMatch]] = {}
@@ -143,6 +146,10 @@ class TripMatcher:
 
     def update(self, fixes: Sequence[_Fix]) -> dict[str, VehicleMatch]:
         """Match each fix (one per vehicle); a fix seen before gives the same answer."""
+        with self._lock:
+            return self._update(fixes)
+
+    def _update(self, fixes: Sequence[_Fix]) -> dict[str, VehicleMatch]:
         out: dict[str, VehicleMatch] = {}
         fresh: list[tuple[_Fix, float]] = []
         for f in fixes:
@@ -370,6 +377,10 @@ class TripMatcher:
         """Timetabled instances that departed more than ``after_s`` ago, are not over,
         were never matched to a bus and whose block has no bus on the road, since the
         matcher was created plus ``after_s`` (before that it cannot know)."""
+        with self._lock:
+            return self._unserved(at, after_s)
+
+    def _unserved(self, at: datetime, after_s: float) -> list[tuple[Trip, date, int]]:
         out = []
         local = at.astimezone(self.static.timezone)
         since = self.created or at
