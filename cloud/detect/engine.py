@@ -3,6 +3,9 @@
 Per reading the hot path is: one dict lookup for the kind, the offline bookkeeping, and
 the domain detector's ``feed_one`` with only the fields it uses. Time-based conditions
 (offline, missing heartbeat, stale vehicle) come from :meth:`DetectorEngine.tick`.
+
+:meth:`DetectorEngine.state` and :meth:`DetectorEngine.restore` carry what the detectors
+learnt to another process (the detector tier's checkpoints, :mod:`cloud.detect.tier`).
 """
 
 from __future__ import annotations
@@ -51,6 +54,33 @@ class DetectorEngine:
         self.seq = SeqGaps()
         self._offline_kinds = frozenset(config.common.offline_kinds)
         self.readings = 0
+        self._wire()
+
+    # the detectors whose state a checkpoint carries
+    STATEFUL = ("water", "pump", "flood", "vehicle", "call_unit", "offline", "seq")
+
+    def state(self) -> dict[str, Any]:
+        """What the detectors learnt (picklable): baselines, counters, stages, open
+        conditions, offline timers. The objects themselves: pickle it before feeding on."""
+        return {**{name: getattr(self, name) for name in self.STATEFUL}, "readings": self.readings}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` of another engine. This engine's settings and
+        sites stay in force (a changed threshold applies from now on)."""
+        for name in self.STATEFUL:
+            if name in state:
+                setattr(self, name, state[name])
+        for detector in (self.water, self.pump, self.flood, self.vehicle, self.call_unit):
+            cfg = getattr(self.config, detector.name, None)
+            if cfg is not None and hasattr(detector, "cfg"):
+                detector.cfg = cfg
+            if hasattr(detector, "sites"):
+                detector.sites = self.sites
+        self.readings = int(state.get("readings", 0))
+        self._wire()
+
+    def _wire(self) -> None:
+        """The per-kind routes, bound to the current detector objects."""
         water, pump, flood = self.water, self.pump, self.flood
         veh, cu = self.vehicle, self.call_unit
 

@@ -1,0 +1,526 @@
+"""The detector tier: detection fed by every stored batch, partitioned, with failover.
+
+Topology: ingest workers (any number, one shared-subscription group) write each batch,
+then hand it on by partition through the broker (:mod:`cloud.detect.handoff`). A
+partition's stream waits in the broker in one persistent MQTT session per partition,
+client id ``<client_prefix>-<p>``: whoever owns the partition connects with that id and
+gets every message published for it, also those published while nobody was connected
+(a detector outage is replayed in order afterwards). Only one client can hold a client
+id at a time; the broker drops the older one.
+
+Ownership (:mod:`cloud.detect.lease`): every instance heartbeats, computes the same
+rendezvous assignment over the live instances (:mod:`cloud.detect.partitions`), takes
+the leases of its partitions when free or expired and releases those it no longer
+wins. A killed owner's leases expire after ``lease_ttl_s`` and the standby takes over.
+
+State (:mod:`cloud.detect.checkpoint`): the owner checkpoints each partition's detector
+state every ``checkpoint_s`` (at most 60 s), fenced by its lease, and acknowledges the
+broker's messages only once a checkpoint holds their effect. A new owner restores the
+checkpoint; the broker redelivers what came after it; repeats are dropped by seq
+(:class:`SeqOrder`), and detections made again are recognised
+(:mod:`cloud.detect.marks`): a redelivery opens no second alert.
+
+Order: batches of one gateway may be written by several ingest workers and arrive out of
+order; :class:`SeqOrder` puts them back in seq order per gateway (waiting up to
+``reorder_s`` for a missing seq, then going on without it). Alerts carry the readings'
+times, so a replay after an outage raises them as of when the readings were taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.alerts.manager import AlertChange, AlertManager
+from cloud.detect import checkpoint, handoff, lease, marks
+from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.config import DetectConfig
+from cloud.detect.engine import DetectorEngine
+from cloud.detect.partitions import assign
+from cloud.errors import SettingsError
+from cloud.ingest.settings import IngestSettings
+from cloud.seq_ledger import SEQ_WINDOW
+from schemas import Batch, WireError
+from schemas.codec import describe
+
+log = logging.getLogger(__name__)
+
+
+def _default_name() -> str:
+    return f"detect-{socket.gethostname()}-{os.getpid()}"[:80]
+
+
+class TierSettings(BaseModel):
+    """One detector instance. ``from_env()`` reads ``AKITA_DETECT_<FIELD>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        default_factory=_default_name,
+        min_length=1,
+        max_length=80,
+        description="This instance's name (unique among the instances)",
+    )
+    partitions: int = Field(
+        default=1, ge=1, le=1024, description="Same as the ingest's detect_partitions"
+    )
+    client_prefix: str = Field(
+        default="akita-detect",
+        pattern=r"^[A-Za-z0-9_.-]{1,48}$",
+        description="Partition p's MQTT session is <client_prefix>-<p>",
+    )
+    lease_ttl_s: float = Field(default=10.0, gt=0, le=60, description="Takeover after this")
+    heartbeat_s: float = Field(default=2.0, gt=0, description="Heartbeat and lease renewal")
+    checkpoint_s: float = Field(
+        default=5.0, gt=0, le=60, description="Longest time between two checkpoints"
+    )
+    max_unacked: int = Field(
+        default=500, ge=1, description="Checkpoint early when this many messages wait"
+    )
+    reorder_s: float = Field(default=2.0, ge=0, description="Wait this long for a missing seq")
+    tick_s: float = Field(default=1.0, gt=0, description="Time-based detections")
+
+    @classmethod
+    def from_env(cls, prefix: str = "AKITA_DETECT_", **overrides: Any) -> TierSettings:
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            env = os.environ.get(prefix + name.upper())
+            if env is not None:
+                values[name] = env
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(f"detector settings ({prefix}*): {describe(exc)}") from exc
+
+
+@dataclass
+class Item:
+    """One hand-off on its way through a partition: applied, or dropped as a repeat."""
+
+    handoff: handoff.Handoff
+    mid: int = 0
+    qos: int = 0
+    done: bool = False
+
+
+@dataclass
+class _Gateway:
+    applied: int | None = None  # the last seq applied (None: none yet)
+    held: dict[int, Item] = field(default_factory=dict)
+    held_since: float = 0.0
+
+
+class SeqOrder:
+    """Per gateway: apply batches in seq order, once. Picklable: ``applied`` is checkpointed."""
+
+    def __init__(self, reorder_s: float) -> None:
+        self.reorder_s = reorder_s
+        self.gateways: dict[str, _Gateway] = {}
+
+    def offer(self, item: Item, now: float) -> list[Item]:
+        """The items now ready to apply, in order (``item`` may be one, or a repeat)."""
+        b = item.handoff.batch
+        g = self.gateways.setdefault(b.gateway_id, _Gateway())
+        if item.handoff.reset or g.applied is None or g.applied - b.seq >= SEQ_WINDOW:
+            ready = self._release(g)  # the old counter's held batches first
+            g.applied = b.seq
+            return [*ready, item]
+        if b.seq <= g.applied or b.seq in g.held:
+            item.done = True  # a repeat: a worker re-sent it, or it is in the checkpoint
+            return []
+        if not g.held:
+            g.held_since = now
+        g.held[b.seq] = item
+        return self._next(g)
+
+    def _next(self, g: _Gateway) -> list[Item]:
+        ready = []
+        while g.applied is not None and g.applied + 1 in g.held:
+            g.applied += 1
+            ready.append(g.held.pop(g.applied))
+        return ready
+
+    def _release(self, g: _Gateway) -> list[Item]:
+        ready = [g.held[s] for s in sorted(g.held)]
+        if ready:
+            g.applied = max(g.held)
+        g.held.clear()
+        return ready
+
+    def due(self, now: float) -> list[Item]:
+        """Items held longer than ``reorder_s`` behind a missing seq: go on without it."""
+        ready = []
+        for gateway_id, g in self.gateways.items():
+            if g.held and now - g.held_since >= self.reorder_s:
+                first = min(g.held)
+                log.info(
+                    "detect_seq_skipped gateway=%s missing_from=%s to=%d",
+                    gateway_id,
+                    None if g.applied is None else g.applied + 1,
+                    first - 1,
+                )
+                g.applied = first - 1
+                ready += self._next(g)
+                g.held_since = now
+        return ready
+
+    def state(self) -> dict[str, int]:
+        return {k: g.applied for k, g in self.gateways.items() if g.applied is not None}
+
+    def restore(self, applied: Mapping[str, int]) -> None:
+        self.gateways = {k: _Gateway(applied=v) for k, v in applied.items()}
+
+
+class Partition:
+    """One partition's detectors, order and unacknowledged messages. Thread-safe."""
+
+    def __init__(self, number: int, engine: DetectorEngine, order: SeqOrder) -> None:
+        self.number = number
+        self.engine = engine
+        self.order = order
+        self.lock = threading.RLock()
+        self.event_time: datetime | None = None  # newest reading time applied
+        self.pending: list[Item] = []  # in arrival order, waiting for a checkpoint's ack
+        self.lease: lease.Lease | None = None
+        self.client: mqtt.Client | None = None
+        self.last_checkpoint = time.monotonic()
+        self.last_message = 0.0  # monotonic
+        self.lag_s = 0.0  # now - stored_at of the last message: catching up when large
+
+    def take(self, items: Iterable[Item], devices: DeviceContext) -> list[Detection]:
+        """Feed ready items to the detectors (under the lock)."""
+        out: list[Detection] = []
+        for item in items:
+            readings = item.handoff.batch.readings
+            out += self.engine.feed(readings, devices)
+            for r in readings:
+                if self.event_time is None or r.ts > self.event_time:
+                    self.event_time = r.ts
+            item.done = True
+        return out
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine.state(),
+            "applied": self.order.state(),
+            "event_time": self.event_time,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.engine.restore(state["engine"])
+        self.order.restore(state["applied"])
+        self.event_time = state.get("event_time")
+
+
+Clock = Callable[[], datetime]
+
+
+class DetectorTier:
+    """One detector instance; see the module docstring.
+
+    ``exclusive``: this instance is the only detector (``akita cloud run``): it owns
+    every partition without leases, and :meth:`offer` takes its own ingest's batches
+    directly as well.
+    """
+
+    def __init__(
+        self,
+        settings: TierSettings,
+        broker: IngestSettings,
+        sessionmaker: sessionmaker[Session],
+        alerts: AlertManager,
+        devices: Callable[[], DeviceContext],
+        detect: DetectConfig | None = None,
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+        exclusive: bool = False,
+        engine_factory: Callable[[], DetectorEngine] | None = None,
+        run_alert_ticks: bool = True,
+        on_tick: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.sm = sessionmaker
+        self.alerts = alerts
+        self.devices = devices
+        self.detect = detect or DetectConfig()
+        self.clock = clock
+        self.exclusive = exclusive
+        self._engine_factory = engine_factory or (lambda: DetectorEngine(self.detect))
+        self._run_alert_ticks = run_alert_ticks  # the owner of partition 0 runs them
+        self._on_tick = on_tick
+        self.partitions: dict[int, Partition] = {}
+        self._lock = threading.Lock()  # partitions dict
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.detections = 0
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        if self.exclusive:
+            for p in range(self.settings.partitions):
+                self._own(p, None)
+        else:
+            self._coordinate()
+        for name, target in (
+            ("detect-coordinator", self._coordinator),
+            ("detect-tick", self._ticker),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info(
+            "detect_start name=%s partitions=%d exclusive=%s",
+            self.settings.name,
+            self.settings.partitions,
+            self.exclusive,
+        )
+
+    def stop(self) -> None:
+        """Checkpoint and release every partition, leave. Safe to call twice."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(10)
+        self._threads.clear()
+        for p in list(self.partitions):
+            self._disown(p, checkpoint_first=True)
+        if not self.exclusive:
+            lease.leave(self.sm, self.settings.name)
+        log.info("detect_stop name=%s", self.settings.name)
+
+    def owned(self) -> list[int]:
+        with self._lock:
+            return sorted(self.partitions)
+
+    # --- ownership ----------------------------------------------------------------------
+
+    def _coordinator(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_s):
+            try:
+                if not self.exclusive:
+                    self._coordinate()
+            except Exception:  # the next round retries; the leases outlive a few misses
+                log.exception("detect_coordinate_failed name=%s", self.settings.name)
+
+    def _coordinate(self) -> None:
+        s, now = self.settings, datetime.now(UTC)
+        lease.heartbeat(self.sm, s.name, now)
+        members = lease.live_members(self.sm, now, s.lease_ttl_s)
+        mine = set(assign(s.partitions, members).get(s.name, []))
+        for p in list(self.partitions):
+            part = self.partitions[p]
+            assert part.lease is not None
+            if p not in mine:
+                self._disown(p, checkpoint_first=True)  # moved: hand it over at once
+            elif not lease.renew(self.sm, part.lease, now, s.lease_ttl_s):
+                log.warning("detect_lease_lost name=%s partition=%d", s.name, p)
+                self._disown(p, checkpoint_first=False)
+        for p in sorted(mine - set(self.partitions)):
+            got = lease.acquire(self.sm, p, s.name, now, s.lease_ttl_s)
+            if got is not None:
+                self._own(p, got)
+
+    def _own(self, p: int, got: lease.Lease | None) -> None:
+        part = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
+        part.lease = got
+        saved = checkpoint.load(self.sm, p)
+        if saved is not None:
+            part.restore(saved.state)
+        log.info(
+            "detect_partition_taken name=%s partition=%d fence=%s checkpoint_at=%s event_time=%s",
+            self.settings.name,
+            p,
+            got.fence if got else None,
+            saved.saved_at.isoformat() if saved else None,
+            saved.event_time.isoformat() if saved and saved.event_time else None,
+        )
+        with self._lock:
+            self.partitions[p] = part
+        part.client = self._connect(part)
+
+    def _disown(self, p: int, *, checkpoint_first: bool) -> None:
+        with self._lock:
+            part = self.partitions.pop(p, None)
+        if part is None:
+            return
+        with part.lock:
+            if checkpoint_first:
+                self._checkpoint(part)
+            client, part.client = part.client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        if part.lease is not None and checkpoint_first:
+            lease.release(self.sm, part.lease, datetime.now(UTC))
+        log.info("detect_partition_released name=%s partition=%d", self.settings.name, p)
+
+    # --- MQTT: one persistent session per partition ----------------------------------------
+
+    def _connect(self, part: Partition) -> mqtt.Client:
+        b = self.broker
+        v5 = b.mqtt_version == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{self.settings.client_prefix}-{part.number}",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if b.username:
+            client.username_pw_set(
+                b.username, b.password.get_secret_value() if b.password else None
+            )
+        if b.tls:
+            client.tls_set(
+                ca_certs=str(b.ca_file) if b.ca_file else None,
+                certfile=str(b.cert_file) if b.cert_file else None,
+                keyfile=str(b.key_file) if b.key_file else None,
+            )
+            client.tls_insecure_set(b.tls_insecure)
+        client.reconnect_delay_set(1, 2)
+        topic = handoff.topic(part.number)
+
+        def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+            if not rc.is_failure:
+                qos: Any = SubscribeOptions(qos=1) if v5 else 1
+                c.subscribe(topic, qos)
+
+        def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            self._on_message(part, msg)
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        props = None
+        if v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = b.session_expiry_s
+            props.ReceiveMaximum = min(65535, self.settings.max_unacked * 2)
+            client.connect_async(
+                b.broker_host, b.broker_port, b.keepalive_s, clean_start=False, properties=props
+            )
+        else:
+            client.connect_async(b.broker_host, b.broker_port, b.keepalive_s)
+        client.loop_start()
+        return client
+
+    def _on_message(self, part: Partition, msg: mqtt.MQTTMessage) -> None:
+        try:
+            item = Item(handoff.decode(bytes(msg.payload)), msg.mid, msg.qos)
+        except WireError as exc:  # never from our own ingest: log it, acknowledge it
+            log.warning("detect_handoff_refused partition=%d reason=%s", part.number, exc.reason)
+            if msg.qos and part.client is not None:
+                part.client.ack(msg.mid, msg.qos)
+            return
+        with part.lock:
+            part.pending.append(item)
+            part.last_message = time.monotonic()
+            part.lag_s = max(0.0, time.time() - item.handoff.stored_at)
+            self._apply(part, part.order.offer(item, time.monotonic()))
+            if len(part.pending) >= self.settings.max_unacked:
+                self._checkpoint(part)
+
+    # --- detection ------------------------------------------------------------------------
+
+    def offer(self, batch: Batch, owned: Mapping[str, str], *, reset: bool = False) -> None:
+        """A batch stored by this process's own ingest (exclusive mode): straight in.
+        ``owned``: the gateway's devices, as the ingest workers split by (handoff.split)."""
+        split = handoff.split(batch, self.settings.partitions, owned)
+        for p, readings in split.items():
+            part = self.partitions.get(p)
+            if part is None:
+                continue
+            h = handoff.Handoff(batch.model_copy(update={"readings": readings}), reset, time.time())
+            with part.lock:
+                self._apply(part, part.order.offer(Item(h), time.monotonic()))
+
+    def _apply(self, part: Partition, items: list[Item]) -> None:
+        """Under the partition lock: detect, then hand the new detections to the alerts."""
+        if not items:
+            return
+        detections = part.take(items, self.devices())
+        self._alert(part, detections)
+
+    def _alert(self, part: Partition, detections: list[Detection]) -> list[AlertChange]:
+        new = marks.fresh(self.sm, detections)
+        if not new:
+            return []
+        changes: list[AlertChange] = []
+        # alerts carry the readings' times: a replay raises them as of then
+        for at in sorted({d.ts for d in new}):
+            changes += self.alerts.handle([d for d in new if d.ts == at], at)
+        if not marks.remember(self.sm, part.lease, new, datetime.now(UTC)):
+            log.warning("detect_marks_fenced partition=%d", part.number)
+        self.detections += len(new)
+        return changes
+
+    # --- time: ticks and checkpoints --------------------------------------------------------
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.settings.tick_s):
+            try:
+                self.tick()
+            except Exception:  # the loop must survive a bad tick; say why
+                log.exception("detect_tick_failed name=%s", self.settings.name)
+
+    def tick(self) -> None:
+        """Release held batches, run time-based detections, checkpoint when due."""
+        mono = time.monotonic()
+        now = self.clock()
+        for part in list(self.partitions.values()):
+            with part.lock:
+                self._apply(part, part.order.due(mono))
+                # catching up after an outage: time stands where the readings are, or
+                # every device would look offline until the backlog is read
+                behind = part.lag_s > 5.0 and mono - part.last_message < 2.0
+                at = part.event_time if behind and part.event_time is not None else now
+                self._alert(part, part.engine.tick(at))
+                if mono - part.last_checkpoint >= self.settings.checkpoint_s:
+                    self._checkpoint(part)
+        if self._run_alert_ticks and (self.exclusive or 0 in self.partitions):
+            self.alerts.tick(now)  # hold-offs and maintenance windows: one instance
+            if self._on_tick is not None:
+                self._on_tick(now)
+
+    def _checkpoint(self, part: Partition) -> None:
+        """Under the partition lock: save the state, then acknowledge what it holds."""
+        part.last_checkpoint = time.monotonic()
+        if part.lease is None and not self.exclusive:
+            return
+        guard = part.lease or lease.Lease(part.number, self.settings.name, 0)
+        ok = checkpoint.save(
+            self.sm,
+            guard,
+            part.state(),
+            event_time=part.event_time,
+            now=datetime.now(UTC),
+            fenced=part.lease is not None,
+        )
+        if not ok:
+            log.warning("detect_checkpoint_fenced partition=%d", part.number)
+            return
+        acked = 0
+        client = part.client
+        while part.pending and part.pending[0].done:
+            item = part.pending.pop(0)
+            if item.qos and client is not None:
+                client.ack(item.mid, item.qos)
+            acked += 1
+        log.debug("detect_checkpoint partition=%d acked=%d", part.number, acked)
