@@ -27,6 +27,7 @@ from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.db.files import private_dir, sqlite_path
 from cloud.db.models import AlertRow, DeviceRow, GatewayRow
 from cloud.detect.engine import DetectorEngine
+from cloud.detect.tier import DetectorTier, TierSettings
 from cloud.errors import SettingsError
 from cloud.metrics import Metrics
 from cloud.registry import Registry
@@ -87,6 +88,7 @@ class CloudService:
         self.email = email if email is not None else self._build_email()
         self.notifier = notifier if notifier is not None else self._build_notifier()
         self.ingest: Any | None = None
+        self.tier: DetectorTier | None = None
         self._lock = threading.Lock()  # detectors are not thread-safe: ingest vs tick
         self._load_route_shapes()
         self._stop = threading.Event()
@@ -105,7 +107,8 @@ class CloudService:
         from cloud.opendata.feed import FeedSource
         from cloud.opendata.routes import OpendataConfig
 
-        self.gtfs = FeedSource(OpendataConfig().gtfs_static, listeners=[self._set_routes])
+        config = OpendataConfig.from_settings(self.settings.opendata)
+        self.gtfs = FeedSource(config.gtfs_static, listeners=[self._set_routes])
         self.gtfs.get()
 
     def _set_routes(self, static: Any) -> None:
@@ -211,25 +214,77 @@ class CloudService:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def start(self, *, ingest: bool = True) -> None:
-        """Start the ingest worker (unless ``ingest=False``) and the tick thread."""
+    def start(self, *, ingest: bool = True, detect: TierSettings | None = None) -> None:
+        """Start the ingest worker (unless ``ingest=False``) and detection.
+
+        Where detection runs (docs/scaling.md): ``detect`` given, this process is one
+        instance of the detector tier (``akita cloud detect``); with ``ingest.handoff``
+        the ingest hands every stored batch to that tier and detects nothing here; in a
+        shared-subscription group, this process is the only detector and also takes the
+        batches the other ingest workers hand off; alone on a plain subscription, it
+        detects in process (the tick thread runs the time-based part).
+        """
         self.started_at = self.clock.now()
         self._stop.clear()
+        handoff = self.settings.ingest.handoff
+        if detect is not None:
+            self.tier = self._make_tier(detect, exclusive=False)
+        elif ingest and not handoff and self.settings.ingest.group is not None:
+            only = TierSettings(partitions=self.settings.ingest.detect_partitions)
+            self.tier = self._make_tier(only, exclusive=True)
+        if self.tier is not None:
+            self.tier.start()
         if ingest:
             self._start_ingest()
-        self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
-        self._ticker.start()
-        log.info("cloud_started store=%r ingest=%s", self.store, self.ingest is not None)
+        if self.tier is None and not (ingest and handoff):
+            self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
+            self._ticker.start()
+        log.info(
+            "cloud_started store=%r ingest=%s detection=%s",
+            self.store,
+            self.ingest is not None,
+            "tier" if self.tier is not None else ("elsewhere" if handoff else "in process"),
+        )
+
+    def _make_tier(self, settings: TierSettings, *, exclusive: bool) -> DetectorTier:
+        def on_tick(now: datetime) -> None:
+            if self.notifier is not None:
+                self.notifier.tick(now)  # escalation: where the alert ticks run, once
+
+        return DetectorTier(
+            settings,
+            self.settings.ingest,
+            self.sessionmaker,
+            self.alerts,
+            self.devices,
+            self.settings.detect,
+            clock=self.clock.now,
+            exclusive=exclusive,
+            engine_factory=lambda: self._tier_engine(),
+            on_tick=on_tick,
+        )
+
+    def _tier_engine(self) -> DetectorEngine:
+        """A partition's detectors, with the bus routes known here (GTFS)."""
+        engine = DetectorEngine(self.settings.detect)
+        engine.vehicle.routes.update(self.detectors.vehicle.routes)
+        return engine
+
+    def _on_stored(self, batch: Batch, reset: bool) -> None:
+        assert self.tier is not None
+        self.tier.offer(batch, self.registry.owned(batch.gateway_id), reset=reset)
 
     def _start_ingest(self) -> None:
         from cloud.ingest import IngestWorker
 
+        tier = self.tier is not None
         self.ingest = IngestWorker(
             self.settings.ingest,
             self.store,
             self.registry,
             metrics=self.metrics,
-            on_batch=self._on_batch,
+            on_batch=None if tier or self.settings.ingest.handoff else self._on_batch,
+            on_stored=self._on_stored if tier else None,
             clock=self.clock.now_ts,
         )
         self.ingest.start()
@@ -246,6 +301,9 @@ class CloudService:
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
+        if self.tier is not None:
+            self.tier.stop()
+            self.tier = None
         if self.notifier is not None and hasattr(self.notifier, "close"):
             self.notifier.close()
         with contextlib.suppress(Exception):

@@ -30,7 +30,13 @@ from cloud.opendata import geojson
 from cloud.opendata.feed import FeedSource
 from cloud.opendata.gtfs_rt import build_vehicle_positions, feed_to_dict, match_fixes
 from cloud.opendata.gtfs_static import SAMPLE_FEED
-from cloud.opendata.licence import FeedLicence, feed_licence_from_env, licence_meta, link_header
+from cloud.opendata.licence import (
+    FeedLicence,
+    feed_licence,
+    feed_licence_from_env,
+    licence_meta,
+    link_header,
+)
 from cloud.opendata.matching import MatchConfig
 from cloud.opendata.positions import flood_statuses, latest_vehicles, plow_tracks
 from cloud.opendata.public import public_devices
@@ -71,6 +77,24 @@ class OpendataConfig:
     match: MatchConfig = field(default_factory=MatchConfig)
     trip_updates: TripUpdateConfig = field(default_factory=TripUpdateConfig)
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> OpendataConfig:
+        """From ``[opendata]`` (an :class:`OpendataSettings`); what it leaves unset comes
+        from the ``AKITA_GTFS_*`` variables, as before."""
+        cfg = cls()
+        if settings is None:
+            return cfg
+        if settings.gtfs_static is not None:
+            value = settings.gtfs_static.strip()
+            cfg.gtfs_static = None if value.lower() in ("", "none") else Path(value)
+        if settings.gtfs_licence is not None:
+            cfg.gtfs_licence = feed_licence(
+                settings.gtfs_licence,
+                url=settings.gtfs_licence_url,
+                attribution=settings.gtfs_attribution,
+            )
+        return cfg
+
 
 class _Cache:
     def __init__(self) -> None:
@@ -92,7 +116,10 @@ class _Cache:
 def _config(request: Request) -> OpendataConfig:
     cfg = getattr(request.app.state, "opendata", None)
     if cfg is None:
-        cfg = OpendataConfig()
+        service = getattr(request.app.state, "service", None)
+        cfg = OpendataConfig.from_settings(
+            getattr(getattr(service, "settings", None), "opendata", None)
+        )
         request.app.state.opendata = cfg
     return cfg  # type: ignore[no-any-return]
 

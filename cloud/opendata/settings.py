@@ -1,9 +1,11 @@
-"""``[opendata]`` settings: which device kinds the public endpoints may show."""
+"""``[opendata]`` settings: which device kinds the public endpoints may show, and the bus
+operator's GTFS feed with its own licence."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cloud.opendata.licence import feed_licence
 from schemas.devices import DeviceKind
 
 # Call units sit in the homes of elderly residents living alone: their ids, positions
@@ -23,3 +25,34 @@ class OpendataSettings(BaseModel):
             "CAP feed, citizen pages) may show; default every kind but call_unit"
         ),
     )
+    gtfs_static: str | None = Field(
+        default=None,
+        description=(
+            "Zip or directory of the bus operator's GTFS feed; unset: AKITA_GTFS_STATIC, "
+            'else the bundled sample feed; "none": no trip matching'
+        ),
+    )
+    gtfs_licence: str | None = Field(
+        default=None,
+        description=(
+            "SPDX id of the GTFS feed's licence (e.g. CC-BY-SA-3.0), shown wherever the "
+            "feed is served; unset: AKITA_GTFS_LICENCE, else the city's CC BY 4.0"
+        ),
+    )
+    gtfs_licence_url: str | None = Field(
+        default=None, description="Licence URL; needed only for an id the code does not know"
+    )
+    gtfs_attribution: str | None = Field(
+        default=None, max_length=300, description="Attribution text of the operator's feed"
+    )
+
+    @model_validator(mode="after")
+    def _known_licence(self) -> OpendataSettings:
+        # refuse at load, naming the setting, rather than on the first feed request
+        try:
+            feed_licence(self.gtfs_licence, url=self.gtfs_licence_url)
+        except ValueError as exc:
+            raise ValueError(
+                str(exc).replace("AKITA_GTFS_LICENCE", "opendata.gtfs_licence")
+            ) from None
+        return self

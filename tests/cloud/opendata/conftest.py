@@ -32,7 +32,11 @@ class OpenData:
 
 
 @contextlib.contextmanager
-def running_opendata(tmp_path: Path, detect: dict[str, Any] | None = None) -> Iterator[OpenData]:
+def running_opendata(
+    tmp_path: Path,
+    detect: dict[str, Any] | None = None,
+    opendata: dict[str, Any] | None = None,
+) -> Iterator[OpenData]:
     """The real cloud service (SQLite store and database) and its app, not started."""
     settings = CloudSettings.from_mapping(
         {
@@ -40,6 +44,7 @@ def running_opendata(tmp_path: Path, detect: dict[str, Any] | None = None) -> It
             "store": {"url": f"sqlite:///{tmp_path / 'telemetry.db'}"},
             "database": {"url": f"sqlite:///{tmp_path / 'akita.db'}"},
             **({"detect": detect} if detect else {}),
+            **({"opendata": opendata} if opendata else {}),
         }
     )
     service = CloudService(settings)

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from google.transit import gtfs_realtime_pb2
 
+from cloud.errors import SettingsError
 from cloud.opendata.gtfs_static import GtfsError, GtfsStatic, haversine_m
 from cloud.opendata.licence import feed_licence
 from cloud.opendata.routes import OpendataConfig
+from cloud.settings import CloudSettings
 from tests.cloud.opendata.conftest import running_opendata
 from tests.cloud.opendata.corridor_feed import FEED_DIR, build, true_trips, write
 
@@ -114,6 +116,30 @@ def test_the_feed_licence_is_shown_where_the_feed_is_served(
     with pytest.raises(ValueError, match=r"AKITA_GTFS_LICENCE: 'Mine-1\.0' is not a known"):
         feed_licence("Mine-1.0")
     assert feed_licence("Mine-1.0", url="https://example.org/l").url == "https://example.org/l"
+
+
+def test_the_feed_and_its_licence_come_from_the_opendata_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AKITA_GTFS_LICENCE", raising=False)
+    monkeypatch.delenv("AKITA_GTFS_STATIC", raising=False)
+    opendata = {
+        "gtfs_static": str(FEED_DIR),
+        "gtfs_licence": "CC-BY-SA-3.0",
+        "gtfs_attribution": "出典: 秋田回廊バス GTFS, CC BY-SA 3.0",
+    }
+    with running_opendata(tmp_path, opendata=opendata) as od:
+        assert od.service.gtfs.path == FEED_DIR
+        r = od.client.get("/opendata/gtfs/static.zip")
+        assert r.status_code == 200
+        assert (
+            r.headers["link"] == '<https://creativecommons.org/licenses/by-sa/3.0/>; rel="license"'
+        )
+        index = od.client.get("/opendata/").json()
+        (static,) = [d for d in index["datasets"] if d["id"] == "gtfs-static"]
+        assert static["attribution"] == opendata["gtfs_attribution"]
+    with pytest.raises(SettingsError, match=r"opendata.gtfs_licence: 'Mine-1\.0' is not a known"):
+        CloudSettings.from_mapping({"opendata": {"gtfs_licence": "Mine-1.0"}})
 
 
 def test_trip_updates_endpoint_parses(tmp_path: Path) -> None:
