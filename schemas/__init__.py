@@ -11,6 +11,13 @@ with ``akita schemas export``.
 
 from schemas.alert import Alert, AlertState, Severity
 from schemas.codec import decode_batch, encode_batch, encode_model
+from schemas.commands import (
+    FINAL_STATES,
+    Command,
+    CommandPriority,
+    CommandResult,
+    CommandState,
+)
 from schemas.devices import (
     CallUnitEvent,
     CallUnitValues,
@@ -44,6 +51,7 @@ from schemas.wire import (
 )
 
 __all__ = [
+    "FINAL_STATES",
     "AkitaError",
     "Alert",
     "AlertState",
@@ -51,6 +59,10 @@ __all__ = [
     "CallUnitEvent",
     "CallUnitReading",
     "CallUnitValues",
+    "Command",
+    "CommandPriority",
+    "CommandResult",
+    "CommandState",
     "DeadLetter",
     "DeviceInfo",
     "DeviceKind",

@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from schemas.alert import Alert
 from schemas.clock import SimClock
+from schemas.commands import Command, CommandResult
 from schemas.wire import (
     Batch,
     DeadLetter,
@@ -30,6 +31,8 @@ MODELS: dict[str, type[BaseModel] | TypeAdapter[Reading]] = {
     "gateway_meta": GatewayMeta,
     "dead_letter": DeadLetter,
     "alert": Alert,
+    "command": Command,
+    "command_result": CommandResult,
     "sim_clock": SimClock,
 }
 

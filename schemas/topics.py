@@ -6,6 +6,8 @@
     akita/v1/<gateway>/status      GatewayStatus, retained (birth / Last Will)
     akita/v1/<gateway>/health      GatewayHealth, QoS 0
     akita/v1/<gateway>/meta        GatewayMeta, retained (device registry)
+    akita/v1/<gateway>/cmd         Command, QoS 1, to the gateway, never retained
+    akita/v1/<gateway>/cmd/result  CommandResult, QoS 1, from the gateway
     akita/v1/deadletter/<gateway>  DeadLetter, from the cloud
     akita/v1/alerts/<kind>         Alert, from the cloud
 
@@ -28,6 +30,8 @@ class Channel(StrEnum):
     STATUS = "status"
     HEALTH = "health"
     META = "meta"
+    CMD = "cmd"
+    CMD_RESULT = "cmd/result"
 
 
 def check_gateway_id(gateway_id: str) -> str:
@@ -56,6 +60,14 @@ def meta(gateway_id: str) -> str:
     return gateway_topic(gateway_id, Channel.META)
 
 
+def command(gateway_id: str) -> str:
+    return gateway_topic(gateway_id, Channel.CMD)
+
+
+def command_result(gateway_id: str) -> str:
+    return gateway_topic(gateway_id, Channel.CMD_RESULT)
+
+
 def deadletter(gateway_id: str | None) -> str:
     return f"{ROOT}/deadletter/{gateway_id or '_unknown'}"
 
@@ -76,10 +88,10 @@ def shared(group: str, topic_filter: str) -> str:
 
 def parse(topic: str) -> tuple[str, Channel] | None:
     """``(gateway_id, channel)`` for a gateway topic, None for anything else."""
-    parts = topic.split("/")
+    parts = topic.split("/", 3)
     if len(parts) != 4 or f"{parts[0]}/{parts[1]}" != ROOT or parts[2] in RESERVED:
         return None
     try:
-        return parts[2], Channel(parts[3])
+        return parts[2], Channel(parts[3])  # "cmd/result" is one channel
     except ValueError:
         return None
