@@ -49,6 +49,7 @@ class CallUnitEvent(StrEnum):
     BUTTON = "button"
     CANCEL = "cancel"
     HEARTBEAT = "heartbeat"
+    NOTICE_SEEN = "notice_seen"  # the resident pressed "I have seen it" on a notice
 
 
 def _q(unit: str, code: str, fiware: str | None, *, ge: float, le: float, desc: str) -> Any:
@@ -122,7 +123,15 @@ class VehicleValues(_Values):
 class CallUnitValues(_Values):
     """Emergency-call pendant base unit lent to elderly residents living alone."""
 
-    event: CallUnitEvent | None = Field(default=None, description="button, cancel or heartbeat")
+    event: CallUnitEvent | None = Field(
+        default=None, description="button, cancel, heartbeat or notice_seen"
+    )
+    # the line protocol carries it between commas: no separators, at most a UUID's length
+    notice_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$",
+        description="The notice a notice_seen event answers",
+    )
     temperature: float | None = _q("°C", "CEL", "temperature", ge=-40, le=70, desc="Room temp")
     humidity: float | None = _q("%", "P1", "relativeHumidity", ge=0, le=100, desc="Room RH")
     battery: float | None = _q("%", "P1", "batteryLevel", ge=0, le=100, desc="Battery charge")
