@@ -344,3 +344,31 @@ def test_ingest_worker_runs_over_tls_with_its_role(broker: DeployedMosquitto) ->
         for c in (cloud, gw_a):
             c.close()
         store.close()
+
+
+def test_downlink_topics_each_gateway_only_its_own(broker: DeployedMosquitto) -> None:
+    """Issue 15: only akita-cloud commands a gateway, and a gateway reports results only
+    for itself. gwA's credential publishing a command on gwB's topic is refused and
+    reaches nobody; so is a forged result for gwB."""
+    cloud = Client(broker, "akita-cloud")
+    assert not cloud.subscribe("akita/v1/+/cmd/result").is_failure
+    assert cloud.subscribe("akita/v1/+/cmd").value == NOT_AUTHORIZED  # it sends them
+    gw_a, gw_b = Client(broker, "gwA"), Client(broker, "gwB")
+    assert not gw_b.subscribe("akita/v1/gwB/cmd").is_failure
+    assert not gw_a.subscribe("akita/v1/gwA/cmd").is_failure
+    for topic in ("akita/v1/gwB/cmd/result", "akita/v1/+/cmd/result", "akita/v1/gwA/cmd/result"):
+        assert gw_a.subscribe(topic).value == NOT_AUTHORIZED, topic
+    assert gw_a.publish("akita/v1/gwB/cmd", b"forged").value == NOT_AUTHORIZED
+    assert gw_a.publish("akita/v1/gwA/cmd", b"forged").value == NOT_AUTHORIZED  # nor its own
+    assert gw_a.publish("akita/v1/gwB/cmd/result", b"forged").value == NOT_AUTHORIZED
+    assert not gw_a.publish("akita/v1/gwA/cmd/result", b"gwA-result").is_failure
+    assert not cloud.publish("akita/v1/gwB/cmd", b"real-command").is_failure
+    assert not cloud.publish("akita/v1/alerts/flood", b"alert").is_failure  # still allowed
+    wait_for("the real command at gwB", lambda: gw_b.received("akita/v1/gwB/cmd") != [])
+    wait_for("gwA's result at the cloud", lambda: cloud.received("akita/v1/gwA/cmd/result") != [])
+    # the broker delivered the later, legitimate messages: the forged ones would be here
+    assert gw_b.messages == [("akita/v1/gwB/cmd", b"real-command")]
+    assert cloud.messages == [("akita/v1/gwA/cmd/result", b"gwA-result")]
+    assert gw_a.messages == []
+    for c in (cloud, gw_a, gw_b):
+        c.close()
