@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from cloud.detect.tier_cli import run as detect_run
 from cloud.device_cli import app as device_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import run as ingest_run
@@ -49,6 +50,9 @@ app.command(
         "--store influx+http://127.0.0.1:8086/akita --group akita-ingest"
     ),
 )(ingest_run)
+
+# the detector tier: one instance per process; several for failover and load
+app.command("detect")(detect_run)
 
 ConfigOption = Annotated[
     Path | None,

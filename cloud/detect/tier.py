@@ -400,8 +400,10 @@ class DetectorTier:
 
         def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
             if not rc.is_failure:
-                qos: Any = SubscribeOptions(qos=1) if v5 else 1
-                c.subscribe(topic, qos)
+                if v5:
+                    c.subscribe(topic, options=SubscribeOptions(qos=1))
+                else:
+                    c.subscribe(topic, 1)
 
         def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
             self._on_message(part, msg)

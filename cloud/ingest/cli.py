@@ -65,6 +65,11 @@ def run(
     (akita-ingest-1, akita-ingest-2, ...: deploy/mosquitto/make-service-credential.sh),
     to split the load over a shared subscription; the client id is the username.
 
+    After each write it hands the stored batches on to detection through the broker
+    (akita/v1/_detect/<partition>): `akita cloud detect` instances, or the
+    `akita cloud run` of the same group, detect on them. Set AKITA_INGEST_DETECT_PARTITIONS
+    to the partitions the detectors use (default 1).
+
     Runs until SIGINT/SIGTERM, then writes and acknowledges what it holds and exits;
     anything unacknowledged is redelivered.
 
@@ -96,6 +101,9 @@ def run(
             batch_time_s=batch_time,
             tls=tls or None,
             ca_file=ca_file,
+            # no detectors here: every stored batch goes to the detector tier (or to the
+            # `akita cloud run` that detects for the group), never nowhere
+            handoff=True,
         )
         series = open_store(store)
     except CloudError as exc:

@@ -92,6 +92,19 @@ class IngestSettings(BaseModel):
         "sends it. Off: only provisioned devices are accepted (akita cloud device add). "
         "Refused in production",
     )
+    handoff: bool = Field(
+        default=False,
+        description="Hand every stored batch to the detector tier (akita cloud detect) "
+        "through the broker instead of detecting in this process; `akita cloud ingest` "
+        "always does",
+    )
+    detect_partitions: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Detector partitions (the same number everywhere: 1 for a city, 64 for "
+        "a prefecture); a device's partition is crc32(device id) mod this",
+    )
     seq_grace_s: float = Field(
         default=30.0,
         gt=0,

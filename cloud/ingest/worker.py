@@ -56,6 +56,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from cloud.detect import handoff
 from cloud.errors import StoreError
 from cloud.ingest.encode import Encoder
 from cloud.ingest.handling import Entry, MessageHandler
@@ -70,6 +71,9 @@ from schemas import Batch, DeviceKind, topics
 log = logging.getLogger(__name__)
 
 BatchCallback = Callable[[Batch], None]
+# (batch, reset): every stored batch, repeats included; reset: its seq restarted the
+# gateway's counter. For a consumer that puts batches in seq order itself (the tier).
+StoredCallback = Callable[[Batch, bool], None]
 MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 2.0  # a local connection attempt costs nothing
 
@@ -117,6 +121,7 @@ class IngestWorker:
         *,
         metrics: Metrics | None = None,
         on_batch: BatchCallback | None = None,
+        on_stored: StoredCallback | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -127,6 +132,7 @@ class IngestWorker:
         self.registry = registry
         self.metrics = metrics or Metrics()
         self.on_batch = on_batch
+        self.on_stored = on_stored
         self.encoder = Encoder(registry)
         self._fast = callable(getattr(store, "write_lines", None))
         # a store with downsampled aggregates: recompute them for late readings
@@ -145,7 +151,7 @@ class IngestWorker:
         self._chunks: deque[_Chunk] = deque()
         self._chunks_cv = threading.Condition()
         self._buffered = 0  # readings in chunks waiting for the writer
-        self._callbacks: deque[Batch] = deque()
+        self._callbacks: deque[tuple[Batch, bool]] = deque()
         self._callbacks_cv = threading.Condition()
 
         self._stopping = threading.Event()
@@ -170,7 +176,7 @@ class IngestWorker:
             self.encoder,
             self.metrics,
             fast=self._fast,
-            detailed=on_batch is not None,
+            detailed=on_batch is not None or on_stored is not None or settings.handoff,
             now=clock,
             publish=self._publish_qos1,
         )
@@ -701,10 +707,9 @@ class IngestWorker:
         readings = 0
         now_ms = self._now() * 1000
         batches: list[Batch] = []
-        acks = self._acks
+        resets: set[int] = set()  # ids of batches whose seq restarted a gateway's counter
+        acks = [(e.mid, e.qos) for e in chunk.entries if e.qos > 0]
         for entry in chunk.entries:
-            if entry.qos > 0:
-                acks.append((entry.mid, entry.qos))  # sent by the network thread
             batch = entry.batch
             if batch is None:
                 continue
@@ -714,7 +719,11 @@ class IngestWorker:
                     self._duplicates += 1
                     self.metrics.inc("akita_ingest_duplicates_total")
                     self.metrics.inc("akita_ingest_messages_total", result="duplicate")
+                    if self.settings.handoff or self.on_stored is not None:
+                        batches.append(batch)  # the tier drops repeats by seq itself
                     continue
+                if check.verdict is SeqVerdict.RESET:
+                    resets.add(id(batch))
                 if check.missing:
                     self._gaps += check.missing
                     self.metrics.inc("akita_ingest_seq_gaps_total", check.missing)
@@ -736,20 +745,51 @@ class IngestWorker:
         self._interval_readings += readings
         self.metrics.inc("akita_ingest_readings_total", readings)
         self.metrics.set("akita_ingest_buffer_depth", self.buffer_depth())
-        self._hand_off(batches)
+        if self._hand_off(batches, resets):
+            self._acks.extend(acks)  # sent by the network thread
 
-    def _hand_off(self, batches: list[Batch]) -> None:
+    def _hand_off(self, batches: list[Batch], resets: set[int]) -> bool:
         """The post-write hand-off: batches now durably stored go to detection, in the
-        order their messages arrived (``on_batch`` runs on the callbacks thread; a batch
-        counted as a duplicate never gets here)."""
-        if not batches or self.on_batch is None:
-            return
+        order their messages arrived. With ``handoff`` (the detector tier) they are
+        published by partition and confirmed by the broker before the originals are
+        acknowledged (False: stopping first; nothing is acknowledged, all is redelivered).
+        Else ``on_stored`` (repeats included) or ``on_batch`` (a repeat never gets there)
+        runs them on the callbacks thread.
+        """
+        if self.settings.handoff:
+            return self._publish_handoffs(batches, resets)
+        if not batches or (self.on_batch is None and self.on_stored is None):
+            return True
         with self._callbacks_cv:
             # slow detectors hold the writer (and so the acks) rather than memory
             while len(self._callbacks) > MAX_PENDING_CALLBACKS and not self._stopping.is_set():
                 self._callbacks_cv.wait(0.5)
-            self._callbacks.extend(batches)
+            self._callbacks.extend((b, id(b) in resets) for b in batches)
             self._callbacks_cv.notify_all()
+        return True
+
+    def _publish_handoffs(self, batches: list[Batch], resets: set[int]) -> bool:
+        partitions = self.settings.detect_partitions
+        stored_at = time.time()
+        sent = []
+        for batch in batches:
+            owned = self.registry.owned(batch.gateway_id)
+            for p, readings in handoff.split(batch, partitions, owned).items():
+                payload = handoff.encode(
+                    batch, readings, reset=id(batch) in resets, stored_at=stored_at
+                )
+                sent.append(self.client.publish(handoff.topic(p), payload, qos=1))
+        for info in sent:
+            # the network thread reads the broker's PUBACKs (paho re-sends after a reconnect)
+            while not info.is_published():
+                if self._stopping.is_set() and not self._connected:
+                    return False
+                try:
+                    info.wait_for_publish(0.5)
+                except (RuntimeError, ValueError):  # not connected now: queued, wait
+                    time.sleep(0.1)
+        self.metrics.inc("akita_ingest_handoffs_total", len(sent))
+        return True
 
     def _housekeeping_loop(self) -> None:
         """Registry write-through and the seq sweep, every 2 s, off the write path: a
@@ -794,10 +834,12 @@ class IngestWorker:
                     if self._writer_done.is_set():
                         return
                     self._callbacks_cv.wait(0.5)
-                batch = self._callbacks.popleft()
+                batch, reset = self._callbacks.popleft()
                 self._callbacks_cv.notify_all()
             try:
-                if self.on_batch is not None:
+                if self.on_stored is not None:
+                    self.on_stored(batch, reset)
+                elif self.on_batch is not None:
                     self.on_batch(batch)
             except Exception:  # detection must not stop ingest: log and go on
                 log.exception("on_batch_error gateway=%s seq=%d", batch.gateway_id, batch.seq)
