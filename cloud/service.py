@@ -89,6 +89,7 @@ class CloudService:
         self.notifier = notifier if notifier is not None else self._build_notifier()
         self.ingest: Any | None = None
         self.tier: DetectorTier | None = None
+        self._detect_elsewhere = False  # the ingest hands off to `akita cloud detect`
         self._lock = threading.Lock()  # detectors are not thread-safe: ingest vs tick
         self._load_route_shapes()
         self._stop = threading.Event()
@@ -193,14 +194,17 @@ class CloudService:
         self.handle_batch(batch)
 
     def tick(self, now: datetime | None = None) -> list[AlertChange]:
-        """Time-based detections and alert hold-offs; the tick thread calls this."""
+        """Time-based detections and alert hold-offs; the tick thread calls this. Where
+        the detector tier detects (:meth:`start`), it runs those itself."""
         now = now or self.clock.now()
-        with self._lock:
-            detections = self.detectors.tick(now)
-        changes = self.alerts.handle(detections, now) if detections else []
-        changes += self.alerts.tick(now)
-        if self.notifier is not None:
-            self.notifier.tick(now)  # escalation / re-notify of unacknowledged alerts
+        changes: list[AlertChange] = []
+        if self.tier is None and not self._detect_elsewhere:
+            with self._lock:
+                detections = self.detectors.tick(now)
+            changes = self.alerts.handle(detections, now) if detections else []
+            changes += self.alerts.tick(now)
+            if self.notifier is not None:
+                self.notifier.tick(now)  # escalation / re-notify of unacknowledged alerts
         self.gtfs.get()  # a new GTFS feed version, without a restart (stat every 5 s)
         return changes
 
@@ -236,9 +240,9 @@ class CloudService:
             self.tier.start()
         if ingest:
             self._start_ingest()
-        if self.tier is None and not (ingest and handoff):
-            self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
-            self._ticker.start()
+        self._detect_elsewhere = ingest and handoff
+        self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
+        self._ticker.start()
         log.info(
             "cloud_started store=%r ingest=%s detection=%s",
             self.store,
