@@ -266,6 +266,8 @@ class CloudService:
             exclusive=exclusive,
             engine_factory=lambda: self._tier_engine(),
             on_tick=on_tick,
+            # no ingest in `akita cloud detect` to reload it: the tier does
+            refresh=None if exclusive else self.registry.refresh,
         )
 
     def _tier_engine(self) -> DetectorEngine:

@@ -253,6 +253,7 @@ class DetectorTier:
         engine_factory: Callable[[], DetectorEngine] | None = None,
         run_alert_ticks: bool = True,
         on_tick: Callable[[datetime], None] | None = None,
+        refresh: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.broker = broker
@@ -265,6 +266,7 @@ class DetectorTier:
         self._engine_factory = engine_factory or (lambda: DetectorEngine(self.detect))
         self._run_alert_ticks = run_alert_ticks  # the owner of partition 0 runs them
         self._on_tick = on_tick
+        self._refresh = refresh  # reload the device registry when provisioning moved it
         self.partitions: dict[int, Partition] = {}
         self._lock = threading.Lock()  # partitions dict
         self._stop = threading.Event()
@@ -315,6 +317,8 @@ class DetectorTier:
     def _coordinator(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
             try:
+                if self._refresh is not None:
+                    self._refresh()
                 if not self.exclusive:
                     self._coordinate()
             except Exception:  # the next round retries; the leases outlive a few misses

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cloud.alerts.manager import AlertManager
 from cloud.detect.dataset import load_export
 from cloud.detect.tier import TierSettings
 from cloud.ingest.settings import IngestSettings
@@ -32,6 +33,8 @@ SCENARIOS = {
     "pipe_burst": DeviceKind.WATER_BLOCK,
     "pump_fail_to_start": DeviceKind.MANHOLE_PUMP,
 }
+KINDS = {**SCENARIOS, "water_leak": DeviceKind.WATER_BLOCK}
+DAY = 86_400
 PER_BATCH = 24  # readings per gateway batch
 
 
@@ -48,9 +51,12 @@ class Feed:
         return sum(len(b.readings) for b in self.batches)
 
 
-def scenario_feed(tmp: Path, names: Iterable[str], *, seed: int) -> Feed:
+def scenario_feed(
+    tmp: Path, names: Iterable[str], *, seed: int, shift_days: Mapping[str, int] | None = None
+) -> Feed:
     """The scenarios' readings (shifted to end before now, so the ingest and InfluxDB's
-    retention take them), two devices per gateway, ``PER_BATCH`` readings a batch."""
+    retention take them, or by ``shift_days``), two devices per gateway, ``PER_BATCH``
+    readings a batch."""
     batches: list[Batch] = []
     owners: dict[str, list[DeviceInfo]] = {}
     sites: dict[str, dict[str, Any]] = {}
@@ -58,9 +64,11 @@ def scenario_feed(tmp: Path, names: Iterable[str], *, seed: int) -> Feed:
         run = build(name, seed=seed)
         span = math.ceil(run.scenario.days)
         shift = days_to_recent(name, time.time()) - span - 1
+        if shift_days is not None:
+            shift = shift_days[name]
         run = build(name, seed=seed, shift_days=shift)
         path = tmp / f"{name}.csv"
-        write_csv(run, path, kinds={SCENARIOS[name]})
+        write_csv(run, path, kinds={KINDS[name]})
         info = devices_json(run)
         (tmp / f"{name}.devices.json").write_text(json.dumps(info))
         (tmp / f"{name}.labels.json").write_text(json.dumps(run.labels_json()))
@@ -93,26 +101,31 @@ def _batch(gw: str, seqs: dict[str, int], readings: list[Any]) -> Batch:
 def cloud_settings(
     feed: Feed, db_url: str, store_url: str, port: int, group: str, **ingest: Any
 ) -> CloudSettings:
-    return CloudSettings.from_mapping(
-        {
-            "environment": "test",
-            "store": {"url": store_url},
-            "database": {"url": db_url},
-            # hold-offs far longer than a test: whether an alert auto-resolves between two
-            # readings then never depends on how fast a topology reads them
-            "alerts": {"hold_off_s": 30 * 86400, "min_open_s": 0},
-            # offline timers run on the wall clock, not on the readings' days-old times
-            "detect": {"common": {"offline_kinds": []}, "sites": feed.sites},
-            "ingest": {
-                "broker_host": "127.0.0.1",
-                "broker_port": port,
-                "group": group,
-                "client_id": f"{group}-run",
-                **ingest,
-            },
+    data = settings_mapping(feed, db_url, store_url, port, group, **ingest)
+    return CloudSettings.from_mapping(data, source="test")
+
+
+def settings_mapping(
+    feed: Feed, db_url: str, store_url: str, port: int, group: str, **ingest: Any
+) -> dict[str, Any]:
+    """The settings of every process of a topology test (a TOML file for subprocesses)."""
+    return {
+        "environment": "test",
+        "store": {"url": store_url},
+        "database": {"url": db_url},
+        # hold-offs far longer than a test: whether an alert auto-resolves between two
+        # readings then never depends on how fast a topology reads them
+        "alerts": {"hold_off_s": 30 * 86400, "min_open_s": 0},
+        # offline timers run on the wall clock, not on the readings' days-old times
+        "detect": {"common": {"offline_kinds": []}, "sites": feed.sites},
+        "ingest": {
+            "broker_host": "127.0.0.1",
+            "broker_port": port,
+            "group": group,
+            "client_id": f"{group}-run",
+            **ingest,
         },
-        source="test",
-    )
+    }
 
 
 def provision(service: CloudService, feed: Feed) -> None:
@@ -180,10 +193,31 @@ def alert_rows(service: CloudService) -> list[tuple[Any, ...]]:
     return sorted(out, key=repr)
 
 
-def events(service: CloudService) -> list[tuple[Any, ...]]:
+def events(service: CloudService | AlertManager) -> list[tuple[Any, ...]]:
     """Every alert transition (open, update): one per stage change, none twice."""
+    alerts = service.alerts if isinstance(service, CloudService) else service
     out = []
-    for rec in service.alerts.query(limit=10_000):
-        for e in service.alerts.events(rec.alert.id):
+    for rec in alerts.query(limit=10_000):
+        for e in alerts.events(rec.alert.id):
             out.append((rec.alert.kind, rec.alert.device_id, e.action, e.note, e.at))
     return sorted(out, key=repr)
+
+
+def reference(feed: Feed, settings: CloudSettings, db_url: str) -> list[tuple[Any, ...]]:
+    """The alert transitions of one detector engine fed every batch in order, without
+    any broker, tier or failover: what every topology must reproduce."""
+    from cloud.db.base import create_all, make_engine, make_sessionmaker
+    from cloud.detect.engine import DetectorEngine
+
+    engine = make_engine(db_url)
+    create_all(engine)
+    manager = AlertManager(make_sessionmaker(engine), settings.alerts)
+    detectors = DetectorEngine(settings.detect)
+    devices = {i.device_id: i for infos in feed.owners.values() for i in infos}
+    for b in feed.batches:
+        found = detectors.feed(b.readings, devices)
+        for at in sorted({d.ts for d in found}):
+            manager.handle([d for d in found if d.ts == at], at)
+    out = events(manager)
+    engine.dispose()
+    return out
