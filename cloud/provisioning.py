@@ -220,6 +220,8 @@ def read_device_list(path: Path) -> tuple[str, list[DeviceInfo]]:
     infos = []
     for i, table in enumerate(data.get("devices", [])):
         fields = {k: table[k] for k in _INFO_KEYS if k in table}
+        if isinstance(table.get("extra_fields"), list):  # [[devices.extra_fields]]
+            fields["extra_fields"] = table["extra_fields"]
         try:
             infos.append(DeviceInfo.model_validate({"device_id": table.get("id"), **fields}))
         except ValidationError as exc:
@@ -252,6 +254,14 @@ def _fill(row: DeviceRow, info: DeviceInfo) -> None:
     row.lon = info.lon
     row.poll_interval_s = info.poll_interval_s
     row.vehicle_type = info.vehicle_type.value if info.vehicle_type else None
+    row.extra_fields = extra_fields_json(info)
+
+
+def extra_fields_json(info: DeviceInfo) -> list[dict[str, Any]] | None:
+    """The device's declared extra fields as the ``devices.extra_fields`` column keeps them."""
+    if info.extra_fields is None:
+        return None
+    return [x.model_dump(exclude_none=True) for x in info.extra_fields]
 
 
 def _public(row: DeviceRow) -> Provisioned:

@@ -146,6 +146,7 @@ class Registry:
                             lon=row.lon,
                             poll_interval_s=row.poll_interval_s,
                             vehicle_type=row.vehicle_type,  # type: ignore[arg-type]
+                            extra_fields=row.extra_fields,  # type: ignore[arg-type]
                         )
                         self._devices[row.device_id] = info
                         if row.gateway_id:
@@ -444,6 +445,7 @@ class Registry:
                     row.lon = info.lon
                     row.poll_interval_s = info.poll_interval_s
                     row.vehicle_type = info.vehicle_type.value if info.vehicle_type else None
+                    row.extra_fields = provisioning.extra_fields_json(info)
                 if owner:
                     provisioning.bump_version(session)
         except SQLAlchemyError as exc:

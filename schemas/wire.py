@@ -14,19 +14,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
-
-from schemas.devices import (
-    CallUnitValues,
-    DeviceKind,
-    FloodSensorValues,
-    ManholePumpValues,
-    VehicleType,
-    VehicleValues,
-    WaterBlockValues,
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    create_model,
+    model_validator,
 )
+
+from schemas.devices import DeviceKind, VehicleType
+from schemas.kinds import KINDS, Kind
 
 WIRE_VERSION: Literal[1] = 1
 MAX_READINGS_PER_BATCH = 10_000
@@ -56,38 +58,76 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# A reading may carry, besides its kind's fields, the device's declared diagnostic fields
+# ("extra", e.g. a flow meter's temperatures and signal quality) and quality flags for
+# fields whose value could not be trusted ("quality": such a value is never sent as a
+# number). Names are checked against the device's declaration by the cloud.
+FIELD_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+FieldName = Annotated[str, Field(pattern=FIELD_NAME_PATTERN)]
+MAX_EXTRA_FIELDS = 64
+EXTRA_LIMIT = 1e15  # finite on the wire; the device's declared min/max is checked in the cloud
+ExtraValue = Annotated[float, Field(ge=-EXTRA_LIMIT, le=EXTRA_LIMIT)] | bool
+QUALITY_OK = "ok"  # a quality flag that says: this field is trusted again
+QUALITY_SUFFIX = "_quality"  # stored as the field <name>_quality beside the value's field
+QualityReason = Annotated[str, Field(min_length=1, max_length=200)]
+
+
 class _ReadingBase(_Wire):
     device_id: DeviceId
     ts: UtcDatetime = Field(description="When the device was read (UTC)")
 
 
-class WaterBlockReading(_ReadingBase):
-    kind: Literal["water_block"] = "water_block"
-    values: WaterBlockValues
+_EXTRA = (
+    dict[FieldName, ExtraValue] | None,
+    Field(
+        default=None,
+        max_length=MAX_EXTRA_FIELDS,
+        description="Declared diagnostic fields of the device (DeviceInfo.extra_fields): "
+        "a number within the declared min/max, or a boolean for a field declared without one",
+    ),
+)
+_QUALITY = (
+    dict[FieldName, QualityReason] | None,
+    Field(
+        default=None,
+        max_length=MAX_EXTRA_FIELDS,
+        description="Field -> why its value cannot be trusted (not a number, infinite, out "
+        f"of range, a device error bit); the value itself is not sent. {QUALITY_OK!r}: the "
+        "field, flagged before, is trusted again",
+    ),
+)
 
 
-class ManholePumpReading(_ReadingBase):
-    kind: Literal["manhole_pump"] = "manhole_pump"
-    values: ManholePumpValues
+def _camel(name: str) -> str:
+    return "".join(part.title() for part in name.split("_"))
 
 
-class FloodSensorReading(_ReadingBase):
-    kind: Literal["flood_sensor"] = "flood_sensor"
-    values: FloodSensorValues
+def _reading_model(kind: Kind) -> type[_ReadingBase]:
+    model: type[_ReadingBase] = create_model(
+        f"{_camel(kind.name)}Reading",
+        __base__=_ReadingBase,
+        __module__=__name__,
+        __doc__=f"A reading of a {kind.title.lower()} ({kind.name}).",
+        kind=(Literal[kind.name], kind.name),  # type: ignore[valid-type]
+        values=(kind.values, ...),
+        extra=_EXTRA,
+        quality=_QUALITY,
+    )
+    return model
 
 
-class VehicleReading(_ReadingBase):
-    kind: Literal["vehicle"] = "vehicle"
-    values: VehicleValues
+# One reading model per registered kind, named <Kind>Reading (WaterBlockReading, ...)
+READING_MODELS: dict[str, type[_ReadingBase]] = {k: _reading_model(v) for k, v in KINDS.items()}
+globals().update({m.__name__: m for m in READING_MODELS.values()})  # importable, picklable
 
 
-class CallUnitReading(_ReadingBase):
-    kind: Literal["call_unit"] = "call_unit"
-    values: CallUnitValues
+def reading_model(kind: str) -> type[_ReadingBase]:
+    """The reading model of a kind (KeyError for an unknown one)."""
+    return READING_MODELS[kind]
 
 
 Reading = Annotated[
-    WaterBlockReading | ManholePumpReading | FloodSensorReading | VehicleReading | CallUnitReading,
+    Union[tuple(READING_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
     Field(discriminator="kind"),
 ]
 reading_adapter: TypeAdapter[Reading] = TypeAdapter(Reading)
@@ -154,6 +194,27 @@ class GatewayHealth(_Wire):
     last_seq: int = Field(ge=-1, le=INT64_MAX, description="Last batch seq handed to the broker")
 
 
+class ExtraField(_Wire):
+    """A diagnostic field a device declares beyond its kind's (a meter's temperature).
+
+    With ``min`` and ``max`` it is a number within them; without, a boolean (a fault bit).
+    """
+
+    name: FieldName
+    unit: str | None = Field(default=None, max_length=20)
+    min: float | None = Field(default=None, ge=-EXTRA_LIMIT, le=EXTRA_LIMIT)
+    max: float | None = Field(default=None, ge=-EXTRA_LIMIT, le=EXTRA_LIMIT)
+    description: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _range(self) -> ExtraField:
+        if (self.min is None) != (self.max is None):
+            raise ValueError(f"{self.name}: give both min and max (a number), or neither (a flag)")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"{self.name}: min {self.min} is above max {self.max}")
+        return self
+
+
 class DeviceInfo(_Wire):
     """Where a device is and what it is; published retained by its gateway."""
 
@@ -166,6 +227,26 @@ class DeviceInfo(_Wire):
     lon: float | None = Field(default=None, ge=-180, le=180)
     poll_interval_s: float | None = Field(default=None, gt=0, le=MAX_POLL_INTERVAL_S)
     vehicle_type: VehicleType | None = None
+    extra_fields: list[ExtraField] | None = Field(
+        default=None,
+        max_length=MAX_EXTRA_FIELDS,
+        description="Diagnostic fields the device sends besides its kind's (Reading.extra)",
+    )
+
+    @model_validator(mode="after")
+    def _extra_names(self) -> DeviceInfo:
+        standard = KINDS[self.kind].values.model_fields
+        seen: set[str] = set()
+        for i, x in enumerate(self.extra_fields or ()):
+            if x.name in standard:
+                raise ValueError(
+                    f"extra_fields.{i}.name: {x.name!r} is a field of {self.kind}; map it directly"
+                )
+            if x.name.endswith(QUALITY_SUFFIX) or x.name in seen:
+                why = "ends in _quality (its flag's name)" if x.name not in seen else "is twice"
+                raise ValueError(f"extra_fields.{i}.name: {x.name!r} {why}")
+            seen.add(x.name)
+        return self
 
 
 class GatewayMeta(_Wire):

@@ -37,6 +37,9 @@ class DeviceRow(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     poll_interval_s: Mapped[float | None] = mapped_column(Float)
     vehicle_type: Mapped[str | None] = mapped_column(String(16))
+    extra_fields: Mapped[list | None] = mapped_column(
+        JSON, doc="Declared diagnostic fields (schemas.wire.ExtraField as dicts)"
+    )
     state: Mapped[str] = mapped_column(String(16), default="unknown")
     state_reason: Mapped[str | None] = mapped_column(String(500))
     last_seen: Mapped[datetime | None]

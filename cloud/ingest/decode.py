@@ -119,11 +119,17 @@ class _Deriver:
             if any(i.discriminator for i in infos):
                 return self.tagged_union(inner, next(i.discriminator for i in infos), where)
             return self.type_of(inner, plain + list(metadata), where)
+        if origin is dict:
+            key, value = get_args(tp)
+            key_type = self.type_of(key, [], f"{where}{{}}")
+            return _annotated(dict[key_type, self.type_of(value, [], f"{where}[]")], meta)  # type: ignore[valid-type]
         if origin in (Union, types.UnionType):
             args = get_args(tp)
             if len(args) == 2 and type(None) in args:
                 other = next(a for a in args if a is not type(None))
                 return _annotated(self.type_of(other, [], where), meta) | None
+            if meta is None and type(None) not in args:  # e.g. a bounded float | bool
+                return Union[tuple(self.type_of(a, [], where) for a in args)]  # noqa: UP007
         raise TypeError(f"{where}: cannot mirror type {tp!r} in msgspec")
 
     def tagged_union(self, union: Any, tag_field: Any, where: str) -> Any:

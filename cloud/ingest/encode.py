@@ -23,7 +23,9 @@ from pydantic import BaseModel
 from cloud.registry import Registry
 from cloud.store.base import FieldValue, Point
 from cloud.store.lineproto import escape_key, escape_string, format_point, series_key
-from schemas import Batch, DeviceKind, DeviceStatus, GatewayHealth, WireError, values_model
+from schemas import Batch, DeviceStatus, GatewayHealth, WireError
+from schemas.kinds import KINDS
+from schemas.wire import QUALITY_SUFFIX
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -99,9 +101,35 @@ def _kind_format(model: type[BaseModel]) -> KindFormat:
     return KindFormat(namespace["fields"], namespace["line"])
 
 
-FORMATS: dict[str, KindFormat] = {
-    kind.value: _kind_format(values_model(kind)) for kind in DeviceKind
-}
+FORMATS: dict[str, KindFormat] = {name: _kind_format(kind.values) for name, kind in KINDS.items()}
+_ENC = msgspec.json.encode
+_SUFFIX = QUALITY_SUFFIX.encode()  # flow_quality = "not a number" (or "ok": trusted again)
+
+
+def extra_text(extra: Mapping[str, Any] | None, quality: Mapping[str, str] | None) -> bytes:
+    """``k=v,...`` for a reading's extra fields and quality flags (names are wire-checked
+    ``[a-z][a-z0-9_]*``: no escaping). Numbers are always floats, flags strings."""
+    out = []
+    if extra:
+        for k, v in extra.items():
+            text = (b"true" if v else b"false") if v is True or v is False else _ENC(float(v))
+            out.append(b"%b=%b" % (k.encode(), text))
+    if quality:
+        for k, why in quality.items():
+            out.append(b"%b%b=%b" % (k.encode(), _SUFFIX, escape_string(why).encode()))
+    return b",".join(out)
+
+
+def extra_point_fields(
+    extra: Mapping[str, Any] | None, quality: Mapping[str, str] | None
+) -> dict[str, FieldValue]:
+    """The same fields as :func:`extra_text`, for a store that takes points."""
+    fields: dict[str, FieldValue] = {}
+    for k, v in (extra or {}).items():
+        fields[k] = v if v is True or v is False else float(v)
+    for k, why in (quality or {}).items():
+        fields[k + QUALITY_SUFFIX] = why
+    return fields
 
 
 class Encoder:
@@ -173,7 +201,14 @@ class Encoder:
                 prefix = self._prefix_for(r.device_id, kind, gateway).encode()
                 hit = cached[r.device_id] = (kind, prefix)
             # float ms, exact to the µs for 1970-2100 (checked against timedelta division)
-            line = formats[kind].line(r.values, hit[1], int(r.ts.timestamp() * 1000 + 0.0005))
+            t = int(r.ts.timestamp() * 1000 + 0.0005)
+            if r.extra is None and r.quality is None:
+                line = formats[kind].line(r.values, hit[1], t)
+            else:  # diagnostics or quality flags: rare, off the generated fast path
+                text = b",".join(
+                    p for p in (formats[kind].fields(r.values), extra_text(r.extra, r.quality)) if p
+                )
+                line = b"%b%b %d" % (hit[1], text, t) if text else None
             if line is None:
                 i = readings.index(r)
                 raise WireError(
@@ -193,13 +228,21 @@ class Encoder:
         raise AssertionError("no reading outside the window")  # pragma: no cover
 
     def reading_point(
-        self, device_id: str, kind: str, gateway_id: str, values: Any, ts: datetime
+        self,
+        device_id: str,
+        kind: str,
+        gateway_id: str,
+        values: Any,
+        ts: datetime,
+        extra: Mapping[str, Any] | None = None,
+        quality: Mapping[str, str] | None = None,
     ) -> Point:
         fields: dict[str, FieldValue] = {
             k: (v if type(v) in (float, int, bool, str) else str(v))
             for k, v in values.__dict__.items()
             if v is not None
         }
+        fields.update(extra_point_fields(extra, quality))
         return Point(kind, self.tags(device_id, kind, gateway_id), fields, ts)
 
     # --- the other measurements of contract I --------------------------------------------

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from cloud.ingest.decode import decode_fast
 from cloud.ingest.encode import Encoder, ms
+from cloud.ingest.items import MAX_NAMED, ExtraCheck, salvage
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
 from cloud.registry import Refusal, Registry
@@ -108,6 +109,7 @@ class MessageHandler:
         self._publish = publish
         self.dead_letters = 0
         self._refusals_logged: set[tuple[str, str, str]] = set()
+        self._extras = ExtraCheck(registry)
         self.metrics.counter(
             "akita_ingest_refused_total",
             "Readings, statuses and meta entries refused by the trust checks, and batches "
@@ -142,7 +144,10 @@ class MessageHandler:
         return entry
 
     def _handle_telemetry(self, entry: Entry) -> None:
-        batch = self._decode_telemetry(entry.payload)
+        try:
+            batch, bad = self._decode_telemetry(entry.payload), []
+        except WireError as exc:  # only some readings bad: keep the rest (items.salvage)
+            batch, bad = salvage(entry.payload, exc)
         if batch.gateway_id != entry.gateway_id:
             raise WireError(
                 f"gateway_id: {batch.gateway_id!r} does not match topic gateway "
@@ -152,6 +157,8 @@ class MessageHandler:
         # the seq check compares what the gateway sent, foreign readings included
         fingerprint = self._fingerprint(batch)
         batch, refused = self._owned_only(batch)
+        batch, undeclared = self._extras.check(batch)
+        bad += undeclared
         limits = {
             "now_ms": int(self._now() * 1000),
             "lead_ms": int(self.settings.max_future_s * 1000),
@@ -168,7 +175,9 @@ class MessageHandler:
             for r in batch.readings:
                 first = ms(r.ts) if first is None else first
                 entry.points.append(
-                    encoder.reading_point(r.device_id, r.kind, gateway, r.values, r.ts)
+                    encoder.reading_point(
+                        r.device_id, r.kind, gateway, r.values, r.ts, r.extra, r.quality
+                    )
                 )
         for status in batch.statuses:
             self.add_point(entry, encoder.status_point(gateway, status))
@@ -198,6 +207,13 @@ class MessageHandler:
                 field="seq",
             )
         entry.seq_check = check
+        if bad:
+            self.metrics.inc(
+                "akita_ingest_refused_total", len(bad), reason="invalid", item="reading"
+            )
+            shown = "; ".join(bad[:MAX_NAMED])
+            more = f"; and {len(bad) - MAX_NAMED} more" if len(bad) > MAX_NAMED else ""
+            refused = "; ".join(p for p in (refused, f"invalid items: {shown}{more}") if p)
         if refused:
             self._publish_dead_letter(entry, refused)
 
@@ -238,6 +254,8 @@ class MessageHandler:
                 statuses.append(st)
             else:
                 reasons.append(f"statuses.{i}.device_id: {st.device_id!r} {why}")
+        if not reasons:  # first-seen mode adopted them all
+            return batch, ""
         total = len(batch.readings) + len(batch.statuses)
         shown = "; ".join(reasons[:5]) + (
             f"; and {len(reasons) - 5} more" if len(reasons) > 5 else ""

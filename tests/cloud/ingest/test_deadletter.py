@@ -64,8 +64,11 @@ def rig(mosquitto: Mosquitto, influx: Influx, influx_db: str, unique: str) -> It
     r.close()
 
 
+T0 = recent()
+
+
 def valid(seq: int = 0, gateway: str = "gwbad") -> dict[str, Any]:
-    return json.loads(encode_batch(batch(gateway, seq, 3, recent())))
+    return json.loads(encode_batch(batch(gateway, seq, 3, T0)))
 
 
 def with_reading(**change: Any) -> bytes:
@@ -115,8 +118,13 @@ def test_hand_made_bad_payloads(rig: Rig) -> None:
     assert rig.metrics.value("akita_ingest_dead_letters_total") == len(HAND_MADE)
     # the worker is still up and stores good data
     rig.pub.publish(topics.telemetry("gwbad"), json.dumps(valid(seq=7)).encode())
-    wait_until(lambda: count(rig.influx, rig.db) == 3)
-    assert count(rig.influx, rig.db) == 3  # none of the bad payloads' readings were stored
+    wait_until(lambda: count(rig.influx, rig.db) == 5)
+    # a bad reading costs only itself: readings 0 and 2 of the batches whose reading 1 was
+    # bad (the same two points each time), and the last batch's three; reading 1 never
+    dev1 = rig.influx.query(
+        "SELECT count(flow) FROM water_block WHERE device = 'wb-gwbad-1'", rig.db
+    )["results"][0]["series"][0]["values"][0][1]
+    assert (count(rig.influx, rig.db), dev1) == (5, 1)
 
 
 def test_duplicated_seq_with_other_content_is_refused(rig: Rig) -> None:
