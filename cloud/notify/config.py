@@ -6,11 +6,19 @@ or a YAML file (see docs/alerts.md for an example).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from cloud.notify.channels import known_channel, spec
 from cloud.notify.errors import NotifyConfigError
 from schemas.alert import Severity
 
@@ -54,10 +62,24 @@ class Member(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    channel: Literal["email", "sms", "webhook"]
-    address: str = Field(min_length=3, max_length=500)
+    channel: Annotated[str, AfterValidator(known_channel)] = Field(
+        description="A channel of cloud.notify.channels.SPECS: email, sms, webhook, notice"
+    )
+    address: str = Field(
+        min_length=3,
+        max_length=500,
+        description="E-mail, E.164 number, URL; notice: device:<id>, district:<name>, "
+        "area:<name> or all",
+    )
     lang: Literal["ja", "en"] = "ja"
     name: str | None = Field(default=None, max_length=80, description="For the staff UI only")
+
+    @model_validator(mode="after")
+    def _address_fits_channel(self) -> Member:
+        problem = spec(self.channel).check(self.address)
+        if problem:
+            raise ValueError(f"address: {problem}")
+        return self
 
 
 class ContactGroup(BaseModel):

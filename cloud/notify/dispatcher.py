@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.notify import DeliveryRow, create_tables
 from cloud.errors import CloudError
+from cloud.notify.channels import Channel, Channels, Envelope
 from cloud.notify.config import NotifyConfig, RateLimit
 from cloud.notify.email import EmailChannel
 from cloud.notify.errors import NotifyError
@@ -119,6 +120,7 @@ class Dispatcher:
         email: EmailChannel | None = None,
         sms: SmsChannel | None = None,
         webhook: WebhookChannel | None = None,
+        channels: Iterable[Channel] = (),
         device_kind: DeviceKindOf | None = None,
         token_for: TokenFor | None = None,
         shelter_finder: ShelterFinder = _default_shelter,
@@ -129,7 +131,8 @@ class Dispatcher:
         bind = sessionmaker.kw.get("bind")
         if bind is not None:
             create_tables(bind)
-        self.email, self.sms, self.webhook = email, sms, webhook
+        # every configured channel object, by name (cloud.notify.channels)
+        self.channels = Channels([email, sms, webhook, *channels])
         self.router = Router(config, sessionmaker, device_kind=device_kind, token_for=token_for)
         self.escalator = Escalator(config.escalation)
         self._shelter = shelter_finder
@@ -157,6 +160,18 @@ class Dispatcher:
             t.start()
         self._planner = threading.Thread(target=self._plan_loop, name="notify-plan", daemon=True)
         self._planner.start()
+
+    @property
+    def email(self) -> EmailChannel | None:
+        return self.channels.get("email")  # type: ignore[return-value]
+
+    @property
+    def sms(self) -> SmsChannel | None:
+        return self.channels.get("sms")  # type: ignore[return-value]
+
+    @property
+    def webhook(self) -> WebhookChannel | None:
+        return self.channels.get("webhook")  # type: ignore[return-value]
 
     # -- wiring ----------------------------------------------------------------------
 
@@ -452,24 +467,9 @@ class Dispatcher:
     # -- sending ------------------------------------------------------------------------
 
     def _deliver(self, job: _Job) -> None:
-        r, m = job.recipient, job.message
-        if r.channel == "email" and self.email is not None:
-            self.email.send(r.address, m.subject, m.text)
-        elif r.channel == "sms" and self.sms is not None:
-            self.sms.send(r.address, m.sms)
-        elif r.channel == "webhook" and self.webhook is not None:
-            self.webhook.send(
-                r.address,
-                {
-                    "action": job.action,
-                    "stage": job.stage,
-                    "alert": job.alert.model_dump(mode="json"),
-                    "subject": m.subject,
-                    "text": m.text,
-                },
-            )
-        else:
-            raise NotifyError(f"channel {r.channel} is not configured", retryable=False)
+        r = job.recipient
+        envelope = Envelope(job.alert, job.action, job.stage, r.lang)
+        self.channels.deliver(r.channel, r.address, job.message, envelope)
 
     def _send_loop(self, lane: queue.Queue[_Job | None]) -> None:
         while True:

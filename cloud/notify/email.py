@@ -7,8 +7,13 @@ import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING
 
 from cloud.notify.errors import NotifyError
+
+if TYPE_CHECKING:
+    from cloud.notify.channels import Envelope
+    from cloud.notify.messages import Message
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class EmailChannel:
         if html is not None:
             msg.add_alternative(html, subtype="html", charset="utf-8")
         return msg
+
+    def deliver(self, address: str, message: Message, envelope: Envelope) -> None:
+        """The dispatcher's call (:class:`cloud.notify.channels.Channel`)."""
+        self.send(address, message.subject, message.text)
 
     def send(self, to: str, subject: str, text: str, *, html: str | None = None) -> None:
         """Submit one message; raises :class:`NotifyError` (``retryable`` set) on failure."""

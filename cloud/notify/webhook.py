@@ -12,11 +12,15 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from cloud.notify.errors import NotifyError
+
+if TYPE_CHECKING:
+    from cloud.notify.channels import Envelope
+    from cloud.notify.messages import Message
 
 SIGNATURE_HEADER = "X-Akita-Signature"
 TIMESTAMP_HEADER = "X-Akita-Timestamp"
@@ -38,6 +42,17 @@ class WebhookChannel:
     def __init__(self, *, secret: str | None = None, timeout_s: float = 10.0) -> None:
         self._secret = secret
         self._client = httpx.Client(timeout=timeout_s)
+
+    def deliver(self, address: str, message: Message, envelope: Envelope) -> None:
+        """The dispatcher's call (:class:`cloud.notify.channels.Channel`)."""
+        payload = {
+            "action": envelope.action,
+            "stage": envelope.stage,
+            "alert": envelope.alert.model_dump(mode="json"),
+            "subject": message.subject,
+            "text": message.text,
+        }
+        self.send(address, payload)
 
     def send(self, url: str, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import httpx
 
 from cloud.notify.errors import NotifyConfigError, NotifyError
+
+if TYPE_CHECKING:
+    from cloud.notify.channels import Envelope
+    from cloud.notify.messages import Message
 
 # one SMS segment of UCS-2 text is 70 characters; gateways concatenate up to a few
 MAX_SMS_CHARS = 335
@@ -78,6 +82,10 @@ class SmsChannel:
 
     def __init__(self, provider: SmsProvider) -> None:
         self.provider = provider
+
+    def deliver(self, address: str, message: Message, envelope: Envelope) -> None:
+        """The dispatcher's call (:class:`cloud.notify.channels.Channel`)."""
+        self.send(address, message.sms)
 
     def send(self, to: str, body: str) -> None:
         if len(body) > MAX_SMS_CHARS:

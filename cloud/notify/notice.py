@@ -1,0 +1,31 @@
+"""The call-unit notice channel: a short text to the call units an address names
+(``device:<id>``, ``district:<name>``, ``area:<name>`` or ``all``), sent as one notice
+through the command service (docs/commands.md). The text comes from the ``notice``
+template (a unit's screen is small, and the staff message's ack link means nothing to a
+resident)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cloud.notify.channels import Envelope
+from cloud.notify.messages import Message, render_blocks
+from cloud.notify.routing import by_prefix
+
+MAX_NOTICE_CHARS = 120
+# address, text, notice kind (heat | disaster | info); raises NotifyError on failure
+NoticeSender = Callable[[str, str, str], None]
+_KINDS = {"heat": "heat", "flood": "disaster"}
+
+
+class NoticeChannel:
+    name = "notice"
+
+    def __init__(self, send: NoticeSender) -> None:
+        self._send = send
+
+    def deliver(self, address: str, message: Message, envelope: Envelope) -> None:
+        context = {"alert": envelope.alert, "stage": envelope.stage, "action": envelope.action}
+        text = render_blocks("notice", envelope.lang, context)["text"][:MAX_NOTICE_CHARS]
+        kind = by_prefix(envelope.alert.kind, _KINDS) or "info"
+        self._send(address.strip(), text, str(kind))
