@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import Field, Strict, model_validator
 
 from schemas.wire import INT64_MAX, WIRE_VERSION, DeviceId, GatewayId, UtcDatetime, _Wire
 
@@ -37,10 +37,11 @@ ACTION_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 PARAM_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 MAX_PARAMS = 16
 
-# bounded like every wire number: no NaN/inf, nothing a register or a database cannot hold
+# bounded like every wire number: no NaN/inf, nothing a register or a database cannot hold;
+# bool and int strict, else left-to-right makes 1 and 0 booleans and 80.0 an int
 ParamValue = Annotated[
-    bool
-    | Annotated[int, Field(ge=-(2**63), le=INT64_MAX)]
+    Annotated[bool, Strict()]
+    | Annotated[int, Strict(), Field(ge=-(2**63), le=INT64_MAX)]
     | Annotated[float, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
     | Annotated[str, Field(max_length=400)],
     Field(union_mode="left_to_right"),

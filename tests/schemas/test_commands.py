@@ -98,3 +98,15 @@ def test_command_topics_sit_under_the_gateways_own_prefix() -> None:
     assert topics.parse("akita/v1/deadletter/cmd") is None
     with pytest.raises(ValueError, match="not allowed"):
         topics.command("alerts")
+
+
+def test_param_numbers_keep_their_type() -> None:
+    """1 and 0 stay integers (not true/false) and 80.0 stays a float: a register write of
+    0 must not arrive as a coil's false."""
+    params = {"one": 1, "zero": 0, "f": 80.0, "b": True, "s": "x"}
+    for cmd in (
+        Command.model_validate(command(params=params)),
+        Command.model_validate_json(json.dumps(command(params=params))),
+    ):
+        assert cmd.params == params
+        assert [type(v) for v in cmd.params.values()] == [int, int, float, bool, str]
