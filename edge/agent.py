@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edge.clock import Clock, iso_ms
+from edge.commands import CommandService
 from edge.config import Device, EdgeConfig, Report
 from edge.drivers import PollDriver, StreamDriver, create
 from edge.errors import DeviceError, EdgeError, SpoolError
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 WINDOW = 10  # ordinary batches in flight at once
 FLUSH_DELAY_S = 0.02  # readings are committed in small groups, never later than this
 DRAIN_ON_STOP_S = 5.0
-PRIORITY_EVENTS = frozenset({"button", "cancel"})
+PRIORITY_EVENTS = frozenset({"button", "cancel", "notice_seen"})  # ACKed once committed
 
 
 @dataclass
@@ -128,6 +129,7 @@ class Agent:
         self._drivers: dict[str, PollDriver | StreamDriver] = {}
         self._spool: Spool | None = None
         self._uplink: Uplink | None = None
+        self._commands: CommandService | None = None
         self._pending: list[Item] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
@@ -158,6 +160,11 @@ class Agent:
         s.connected = bool(self._uplink and self._uplink.connected)
         return s
 
+    @property
+    def commands(self) -> CommandService | None:
+        """The downlink (edge/commands.py), while running."""
+        return self._commands
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Run until ``stop`` is set (or SIGTERM/SIGINT when no event is given)."""
         quiet_third_party()
@@ -179,11 +186,13 @@ class Agent:
                 self._spool.waiting,
                 self._spool.last_seq + 1,
             )
+        self._commands = CommandService(self.config, self.clock, self._drivers)
         self._uplink = Uplink(
             self.config,
             on_ack=self._acked,
             on_state=self._link_state,
             boot_id=self._spool.boot_id,
+            on_command=self._commands.received,
         )
         self._uplink.start()
         log.info(
@@ -201,6 +210,7 @@ class Agent:
             else:
                 workers.append(asyncio.create_task(self._stream_loop(dev, drv)))
                 workers.append(asyncio.create_task(self._stream_watch(dev, drv)))
+        self._commands.start(self._uplink)  # before the loop runs any command callback
         sender = asyncio.create_task(self._send_loop())
         health = asyncio.create_task(self._health_loop())
         try:
@@ -214,6 +224,7 @@ class Agent:
             health.cancel()
             self._flush()
             await self._drain(sender)
+            await self._commands.stop()
             await self._uplink.stop()
             for drv in self._drivers.values():
                 with contextlib.suppress(DeviceError, OSError):
@@ -425,6 +436,8 @@ class Agent:
 
     def _link_state(self, up: bool) -> None:
         self._wake.set()
+        if self._commands is not None:
+            self._commands.wake()
 
     async def _send_loop(self) -> None:
         delay = self.config.gateway.batch_max_delay_s

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from edge.actions import Action, check_actions
 from edge.errors import ConfigError
 from edge.toml_position import position
 from schemas.devices import DeviceKind, VehicleType, values_model
@@ -116,6 +117,7 @@ class Register(_Cfg):
     offset: float = 0.0
     unit: str | None = Field(default=None, description="Informational; the wire unit is fixed")
     deadband: float = Field(default=0.0, ge=0, description="Report-on-change threshold")
+    writable: bool = Field(default=False, description="Commands may write it ([[devices.actions]])")
 
     @model_validator(mode="after")
     def _legal_for_type(self) -> Register:
@@ -142,6 +144,8 @@ class Register(_Cfg):
             )
         if self.shift and self.type is not DataType.BITS:
             raise ValueError("'shift' is only allowed for type 'bits'")
+        if self.writable and self.function in (Function.DISCRETE, Function.INPUT):
+            raise ValueError(f"a {self.function.value} register cannot be writable (read-only)")
         self._legal_bitfield()
         return self
 
@@ -254,6 +258,7 @@ class Device(_Cfg):
     offline_after: int = Field(default=3, ge=1, le=100, description="Failed polls to offline")
     registers: list[Register] = Field(default_factory=list)
     extra_fields: list[ExtraField] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list, description="What commands may do")
     # what it is (goes into the retained meta message)
     site: str | None = None
     district: str | None = None
@@ -363,6 +368,7 @@ class EdgeConfig(_Cfg):
             if dev.bus is not None and dev.bus not in bus_names:
                 raise ValueError(f"{where} -> bus: no [[buses]] entry named {dev.bus!r}")
             _check_registers(where, dev)
+            check_actions(where, dev)
         _check_shared_unit_ids(self.devices)
         return self
 

@@ -9,6 +9,10 @@ On connect the gateway publishes, retained, its ``online`` :class:`GatewayStatus
 (birth) and its :class:`GatewayMeta` device registry. The broker publishes the
 retained ``offline`` Last Will when the gateway vanishes; a graceful stop publishes
 ``offline`` itself (a clean disconnect suppresses the will).
+
+With ``on_command`` the gateway subscribes to its own ``cmd`` topic (QoS 1) in a
+persistent session, so the broker keeps commands while the link is down, and acknowledges
+each command only when told (:meth:`Uplink.ack`, after the command is committed to disk).
 """
 
 from __future__ import annotations
@@ -70,12 +74,15 @@ class Uplink:
         on_state: Callable[[bool], None],
         max_inflight: int = 50,
         boot_id: str | None = None,
+        on_command: Callable[[bytes, int, int], None] | None = None,
     ) -> None:
         self.config = config
         self.gateway_id = config.gateway.id
         self.boot_id = boot_id  # of the spool's seq counter, in every birth message
         self._on_ack = on_ack
         self._on_state = on_state
+        self._on_command = on_command
+        self._result_acks: dict[int, Callable[[], None]] = {}  # mid -> result's PUBACK
         self._loop: asyncio.AbstractEventLoop | None = None
         self.connected = False
         m = config.mqtt
@@ -84,8 +91,10 @@ class Uplink:
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=True,
+            # commands wait at the broker while the link is down (the client id is fixed)
+            clean_session=on_command is None,
             protocol=mqtt.MQTTv311,
+            manual_ack=on_command is not None,
         )
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)
@@ -104,6 +113,7 @@ class Uplink:
         c.on_connect = self._connected
         c.on_disconnect = self._disconnected
         c.on_publish = self._published
+        c.on_message = self._message
         self._client = c
 
     # -- paho thread -> asyncio loop ---------------------------------------------------------
@@ -126,13 +136,26 @@ class Uplink:
         client.publish(topics.status(self.gateway_id), encode_model(birth), qos=1, retain=True)
         meta = encode_model(gateway_meta(self.config))
         client.publish(topics.meta(self.gateway_id), meta, qos=1, retain=True)
+        if self._on_command is not None:
+            client.subscribe(topics.command(self.gateway_id), qos=1)
         self._post(self._set_state, True)
 
     def _disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         self._post(self._set_state, False, str(rc))
 
     def _published(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any = None) -> None:
-        self._post(self._on_ack, mid)
+        self._post(self._acked, mid)
+
+    def _message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if self._on_command is not None:
+            self._post(self._on_command, bytes(msg.payload), msg.mid, msg.qos)
+
+    def _acked(self, mid: int) -> None:
+        result_acked = self._result_acks.pop(mid, None)
+        if result_acked is not None:
+            result_acked()
+        else:
+            self._on_ack(mid)
 
     def _set_state(self, up: bool, reason: str = "") -> None:
         if up == self.connected:
@@ -157,6 +180,15 @@ class Uplink:
         """Queue a QoS 1 batch; returns the message id that ``on_ack`` will report."""
         info = self._client.publish(topics.telemetry(self.gateway_id), payload, qos=1)
         return info.mid
+
+    def publish_result(self, payload: bytes, on_ack: Callable[[], None]) -> None:
+        """Queue a QoS 1 CommandResult; ``on_ack`` runs on the loop at its PUBACK."""
+        info = self._client.publish(topics.command_result(self.gateway_id), payload, qos=1)
+        self._result_acks[info.mid] = on_ack
+
+    def ack(self, mid: int, qos: int) -> None:
+        """PUBACK a received command (only once it is committed to disk)."""
+        self._client.ack(mid, qos)
 
     def publish_health(self, payload: bytes) -> None:
         if self.connected:

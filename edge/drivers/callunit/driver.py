@@ -6,6 +6,9 @@ A BTN or CAN is acknowledged only after the agent has taken the reading (the
 generator resumes after ``yield`` once the reading is committed to the spool), so
 an ACK means "durably received". A re-sent message already acknowledged is
 acknowledged again; one not yet acknowledged is dropped as a duplicate.
+
+Notices go out through the line's :class:`~edge.drivers.callunit.downlink.Downlink`
+(paced, by priority); the reader hands it the units' ``$AKNA`` acknowledgements.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import serial
 
 from edge.config import Device
 from edge.drivers.base import StreamDriver
+from edge.drivers.callunit.downlink import Downlink
 from edge.drivers.callunit.protocol import Dedup, FrameError, Message, ack, parse
 from edge.drivers.lines import LineChannel, line_key, open_line, sentence_fields
 from edge.errors import DeviceError
@@ -40,6 +44,7 @@ class _SharedLine:
         self.last_error: str | None = None
         self.unknown_logged: set[int] = set()
         self.task: asyncio.Task[None] | None = None
+        self.downlink: Downlink | None = None
 
     async def run(self) -> None:
         ch = self.channel
@@ -52,6 +57,10 @@ class _SharedLine:
                 msg = parse(fields)
             except FrameError as exc:
                 self._refuse(f"bad frame: {exc}", raw)
+                continue
+            if msg.type == "NA":
+                if self.downlink is not None:
+                    self.downlink.acked(msg.unit_id, msg.seq)
                 continue
             queue = self.units.get(msg.unit_id)
             if queue is None:
@@ -120,15 +129,17 @@ class CallUnitDriver(StreamDriver):
         if shared is None:
             shared = _SharedLine(self.line_key)
             try:
-                shared.channel = await open_line(self.device)
+                channel = await open_line(self.device)
             except (OSError, serial.SerialException, TimeoutError) as exc:
                 raise DeviceError(self.device.id, f"cannot open line: {exc}") from exc
+            shared.channel = channel
             if self.line_key in _lines:  # another unit opened it meanwhile
-                shared.channel.close()
+                channel.close()
                 shared = _lines[self.line_key]
             else:
                 _lines[self.line_key] = shared
                 shared.task = asyncio.create_task(shared.run())
+                shared.downlink = Downlink(channel, self.device.baudrate)
         self._queue = asyncio.Queue()
         shared.units[self.device.unit_id] = self._queue
         self._line = self._stats_line = shared
@@ -144,8 +155,30 @@ class CallUnitDriver(StreamDriver):
                 shared.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await shared.task
+            if shared.downlink is not None:
+                shared.downlink.close()
             if shared.channel is not None:
                 shared.channel.close()
+
+    async def notice(
+        self,
+        params: dict[str, Any],
+        *,
+        rank: int,
+        begin: Callable[[], bool],
+        expired: Callable[[], bool],
+    ) -> int:
+        """Deliver a checked notice to this unit; the number of sends it took.
+
+        Raises DeviceError when the line cannot be opened, and the downlink's NotStarted
+        or NoticeFailed.
+        """
+        if self._line is None:
+            await self.open()
+        assert self._line is not None and self._line.downlink is not None
+        return await self._line.downlink.send(
+            self.device.unit_id, params, rank=rank, begin=begin, expired=expired
+        )
 
     async def stream(self) -> AsyncIterator[dict[str, Any]]:
         if self._line is None:

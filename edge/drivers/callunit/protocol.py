@@ -1,11 +1,15 @@
 """The AKCU line protocol (contract A): parse unit messages, build host ACKs.
 
 Unit -> host ``$AKCU,<unit_id>,<msg_seq>,<type>[,<fields>...]*HH``; host -> unit
-``$AKAK,<unit_id>,<msg_seq>*HH``. See README.md in this folder.
+``$AKAK,<unit_id>,<msg_seq>*HH``. The downlink: host -> unit notices
+``$AKNT,<unit_id>,<notice_seq>,<HEAT|DISASTER>,<level>,<notice_id>,<text>*HH`` (text in
+UTF-8), acknowledged on receipt by ``$AKNA,<unit_id>,<notice_seq>*HH``; the resident's
+"seen" press comes back as ``SEEN,<notice_id>``. See README.md in this folder.
 """
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +27,16 @@ class FrameError(ValueError):
 class Message:
     unit_id: int
     seq: int
-    type: str  # HB, BTN or CAN
+    type: str  # HB, BTN, CAN or SEEN; NA for a unit's notice acknowledgement
     values: dict[str, Any]
 
     @property
     def needs_ack(self) -> bool:
-        return self.type in ("BTN", "CAN")
+        return self.type in ("BTN", "CAN", "SEEN")
+
+
+NOTICE_KIND = {"heat": "HEAT", "disaster": "DISASTER"}
+_NOTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$")
 
 
 def _number(text: str, what: str, lo: float, hi: float) -> float:
@@ -51,7 +59,12 @@ def _int(text: str, what: str, lo: int, hi: int) -> int:
 
 
 def parse(fields: list[str]) -> Message:
-    """Fields of a checksum-verified sentence (``AKCU``, unit, seq, type, ...)."""
+    """Fields of a checksum-verified sentence (``AKCU``, unit, seq, type, ...; or ``AKNA``)."""
+    if fields[0] == "AKNA":
+        if len(fields) != 3:
+            raise FrameError(f"AKNA needs unit_id and notice_seq, got {len(fields) - 1} fields")
+        unit = _int(fields[1], "unit_id", 1, 65535)
+        return Message(unit, _int(fields[2], "notice_seq", 0, 65535), "NA", {})
     if fields[0] != "AKCU":
         raise FrameError(f"unknown sentence {fields[0][:8]!r}")
     if len(fields) < 4:
@@ -81,18 +94,31 @@ def parse(fields: list[str]) -> Message:
         if rest:
             raise FrameError(f"CAN takes no fields, got {len(rest)}")
         values = {"event": "cancel"}
+    elif kind == "SEEN":
+        if len(rest) != 1 or not _NOTICE_ID.match(rest[0]):
+            raise FrameError(f"SEEN needs one notice_id, got {','.join(rest)[:40]!r}")
+        values = {"event": "notice_seen", "notice_id": rest[0]}
     else:
         raise FrameError(f"unknown message type {kind[:8]!r}")
     return Message(unit, seq, kind, values)
 
 
 def sentence(body: str) -> bytes:
-    """``$<body>*HH\\r\\n``."""
+    """``$<body>*HH\\r\\n`` (the checksum covers the body's UTF-8 bytes)."""
     return f"${body}*{nmea_checksum(body.encode())}\r\n".encode()
 
 
 def ack(unit_id: int, seq: int) -> bytes:
     return sentence(f"AKAK,{unit_id},{seq}")
+
+
+def notice(unit_id: int, notice_seq: int, params: dict[str, Any]) -> bytes:
+    """The ``$AKNT`` frame of a checked notice (edge.actions.check_notice)."""
+    kind = NOTICE_KIND[params["kind"]]
+    return sentence(
+        f"AKNT,{unit_id},{notice_seq},{kind},{params['level']},{params['notice_id']},"
+        f"{params['text']}"
+    )
 
 
 class Dedup:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import struct
+from collections.abc import Callable
 from typing import Any
 
-from edge.config import Bus, Device, Function
+from edge.config import Bus, Device, Function, Register
 from edge.drivers.base import PollDriver
 from edge.drivers.modbus import codec
 from edge.drivers.modbus.link import Link, LinkError, acquire, release
@@ -62,6 +64,43 @@ class ModbusDriver(PollDriver):
         if not values:
             raise DeviceError(dev.id, next(iter(missing.values()), "nothing to read"))
         return values
+
+    async def write(
+        self, reg: Register, value: Any, *, multiple: bool, rank: int, begin: Callable[[], bool]
+    ) -> tuple[Any, bool]:
+        """Write ``value`` to ``reg`` (same type, order, scale as the read) and read it back.
+
+        Returns (read-back value, whether the device holds exactly what was written).
+        Raises DeviceError with the reason, or ``NotStarted`` when ``begin()`` said no.
+        """
+        if self._link is None:
+            await self.open()
+        assert self._link is not None
+        try:
+            encoded = codec.encode(reg, value)
+        except (ValueError, OverflowError, struct.error) as exc:
+            raise DeviceError(
+                self.device.id, f"value {value!r} does not fit {reg.type.value}: {exc}"
+            ) from exc
+        written: list[int] | list[bool] = [encoded] if isinstance(encoded, bool) else encoded
+        self.requests += 2
+        try:
+            back = await self._link.write(
+                reg.function,
+                reg.address,
+                written,
+                slave=self.device.unit_id,
+                timeout=self.device.timeout_s,
+                multiple=multiple,
+                rank=rank,
+                begin=begin,
+            )
+        except LinkError as exc:
+            raise DeviceError(self.device.id, exc.reason) from exc
+        if reg.function is Function.COIL:
+            return bool(back[0]), bool(back[0]) == bool(written[0])
+        words = [int(w) for w in back]
+        return codec.decode(reg, words), words == list(written)
 
     async def close(self) -> None:
         if self._link is not None:

@@ -4,12 +4,17 @@ A serial RS-485 bus (or a serial-to-TCP converter speaking RTU) carries one fram
 at a time: every slave id on it goes through the same :class:`Link`, which holds
 an asyncio lock for the whole request/response exchange plus the bus's quiet
 time, so frames never interleave. A Modbus TCP device gets a link of its own.
+
+The lock serves waiters by rank (:mod:`edge.priority_lock`): a command's write (function
+5, 6, 15 or 16) and its read-back hold it together, and wait only for the exchange in
+progress, never for the polls queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymodbus import FramerType
@@ -17,6 +22,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from edge.config import Bus, Device, Driver, Function
+from edge.priority_lock import PriorityLock
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,10 @@ class LinkError(Exception):
         self.link_down = link_down
 
 
+class NotStarted(Exception):
+    """A write was called off before anything was sent (its command had expired)."""
+
+
 class Link:
     """One pymodbus client plus the lock and pause that serialise its frames."""
 
@@ -79,7 +89,8 @@ class Link:
         self.client = client
         self.pause_s = pause_s
         self.rtu = rtu
-        self.lock = asyncio.Lock()
+        self.lock = PriorityLock()
+        self.writes = 0
         self.users = 0
         self._rx = b""
         self._rx_at = 0.0  # loop time of the last bytes received
@@ -114,33 +125,123 @@ class Link:
         self, function: Function, address: int, count: int, *, slave: int, timeout: float
     ) -> list[int] | list[bool]:
         async with self.lock:
-            loop = asyncio.get_running_loop()
             self._rx_at = 0.0
             try:
                 return await self._request(function, address, count, slave, timeout)
             finally:
-                if self.pause_s:
-                    # the quiet time runs from the end of the last frame on the line, so
-                    # decoding the response overlaps it rather than adding to it
-                    end = self._rx_at or loop.time()
-                    await asyncio.sleep(max(0.0, end + self.pause_s - loop.time()))
+                await self._quiet()
+
+    async def write(
+        self,
+        function: Function,
+        address: int,
+        values: list[int] | list[bool],
+        *,
+        slave: int,
+        timeout: float,
+        multiple: bool,
+        rank: int,
+        begin: Callable[[], bool],
+    ) -> list[int] | list[bool]:
+        """Write ``values`` and read them back, in one hold of the bus; returns the read-back.
+
+        ``begin()`` runs with the bus held, right before the first byte goes out; when it
+        returns False nothing is sent and :class:`NotStarted` is raised.
+        """
+        async with self.lock.at(rank):
+            if not begin():
+                raise NotStarted
+            self._rx_at = 0.0
+            try:
+                await self._write(function, address, values, slave, timeout, multiple)
+                await self._quiet()
+                return await self._request(function, address, len(values), slave, timeout)
+            finally:
+                await self._quiet()
+
+    async def _quiet(self) -> None:
+        if self.pause_s:
+            # the quiet time runs from the end of the last frame on the line, so
+            # decoding the response overlaps it rather than adding to it
+            loop = asyncio.get_running_loop()
+            end = self._rx_at or loop.time()
+            self._rx_at = 0.0
+            await asyncio.sleep(max(0.0, end + self.pause_s - loop.time()))
+
+    async def _write(
+        self,
+        function: Function,
+        address: int,
+        values: list[int] | list[bool],
+        slave: int,
+        timeout: float,
+        multiple: bool,
+    ) -> None:
+        c = self.client
+        if function is Function.COIL:
+            bits = [bool(v) for v in values]
+            if len(bits) == 1 and not multiple:
+                await self._exchange(
+                    lambda: c.write_coil(address, bits[0], slave=slave), slave, timeout
+                )
+            else:
+                await self._exchange(
+                    lambda: c.write_coils(address, bits, slave=slave), slave, timeout
+                )
+        elif function is Function.HOLDING:
+            words = [int(v) for v in values]
+            if len(words) == 1 and not multiple:
+                await self._exchange(
+                    lambda: c.write_register(address, words[0], slave=slave), slave, timeout
+                )
+            else:
+                await self._exchange(
+                    lambda: c.write_registers(address, words, slave=slave), slave, timeout
+                )
+        else:
+            raise LinkError(f"a {function.value} register cannot be written")
+        self.writes += 1
 
     async def _request(
         self, function: Function, address: int, count: int, slave: int, timeout: float
     ) -> list[int] | list[bool]:
+        c = self.client
+        if function is Function.HOLDING:
+            rr = await self._exchange(
+                lambda: c.read_holding_registers(address, count=count, slave=slave), slave, timeout
+            )
+        elif function is Function.INPUT:
+            rr = await self._exchange(
+                lambda: c.read_input_registers(address, count=count, slave=slave), slave, timeout
+            )
+        elif function is Function.COIL:
+            rr = await self._exchange(
+                lambda: c.read_coils(address, count=count, slave=slave), slave, timeout
+            )
+        else:
+            rr = await self._exchange(
+                lambda: c.read_discrete_inputs(address, count=count, slave=slave), slave, timeout
+            )
+        if function in (Function.COIL, Function.DISCRETE):
+            bits = list(rr.bits)
+            if len(bits) < count:
+                raise LinkError(f"short response ({len(bits)} of {count} bits)")
+            return bits[:count]
+        regs = list(rr.registers)
+        if len(regs) != count:
+            raise LinkError(f"short response ({len(regs)} of {count} registers)")
+        return regs
+
+    async def _exchange(
+        self, call: Callable[[], Awaitable[Any]], slave: int, timeout: float
+    ) -> Any:
+        """One request and its response, every failure turned into a LinkError reason."""
         await self._connect(timeout)
         c = self.client
         c.ctx.comm_params.timeout_connect = timeout
         self._rx = b""
         try:
-            if function is Function.HOLDING:
-                rr = await c.read_holding_registers(address, count=count, slave=slave)
-            elif function is Function.INPUT:
-                rr = await c.read_input_registers(address, count=count, slave=slave)
-            elif function is Function.COIL:
-                rr = await c.read_coils(address, count=count, slave=slave)
-            else:
-                rr = await c.read_discrete_inputs(address, count=count, slave=slave)
+            rr = await call()
         except ConnectionException as exc:
             raise LinkError("connection lost", link_down=True) from exc
         except ModbusIOException as exc:
@@ -163,15 +264,7 @@ class Link:
             code = getattr(rr, "exception_code", 0)
             name = EXCEPTION_NAMES.get(code, f"code {code}")
             raise LinkError(f"modbus exception {name} ({code})")
-        if function in (Function.COIL, Function.DISCRETE):
-            bits = list(rr.bits)
-            if len(bits) < count:
-                raise LinkError(f"short response ({len(bits)} of {count} bits)")
-            return bits[:count]
-        regs = list(rr.registers)
-        if len(regs) != count:
-            raise LinkError(f"short response ({len(regs)} of {count} registers)")
-        return regs
+        return rr
 
     def close(self) -> None:
         self.client.close()
