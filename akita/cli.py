@@ -21,7 +21,7 @@ SUBCOMMANDS: list[tuple[str, str, str, str]] = [
     ("sim", "firmware_sim.cli:app", "sim", "Device simulators and labelled fault scenarios."),
     ("edge", "edge.cli:app", "edge", "The field gateway daemon: poll devices, spool, forward."),
     ("cloud", "cloud.cli:app", "cloud", "Ingest, storage, detection, alerts and the staff API."),
-    ("eval", "cloud.detect.evaluate:app", "cloud", "Score the detectors on labelled data."),
+    ("eval", "akita.evaluate:app", "cloud", "Score the detectors on labelled data."),
     ("dashboards", "dashboards.cli:app", "cloud", "Grafana dashboards as code: build, push."),
     ("schemas", "schemas.cli:app", "", "Wire contracts: export JSON Schema."),
 ]

@@ -1,5 +1,7 @@
-"""edge never imports cloud, cloud never imports edge, schemas imports neither, and a
-gateway's install profile stays free of the cloud stack."""
+"""edge never imports cloud, cloud never imports edge or the simulator, schemas imports
+neither, and a gateway's install profile stays free of the cloud stack. An import by
+name (``importlib.import_module("firmware_sim.export")``, ``__import__("edge")``)
+counts as an import."""
 
 from __future__ import annotations
 
@@ -15,11 +17,26 @@ ROOT = Path(__file__).resolve().parents[1]
 
 FORBIDDEN = {
     "edge": {"cloud", "firmware_sim", "akita", "dashboards"},
-    "cloud": {"edge", "akita"},
+    "cloud": {"edge", "akita", "firmware_sim"},
     "schemas": {"edge", "cloud", "firmware_sim", "akita", "dashboards"},
     "firmware_sim": {"cloud", "akita"},
 }
 HEAVY = ("fastapi", "sqlalchemy", "numpy", "scipy", "uvicorn", "jinja2", "cloud")
+
+
+_BY_NAME = {"import_module", "__import__", "find_spec"}
+
+
+def _imported_by_name(node: ast.AST) -> str | None:
+    """The literal module name of ``importlib.import_module("x.y")`` and the like."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if name in _BY_NAME and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
 
 
 def _imports(path: Path) -> set[str]:
@@ -30,6 +47,8 @@ def _imports(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
+        elif (by_name := _imported_by_name(node)) is not None:
+            found.add(by_name.split(".")[0])
     return found
 
 
@@ -47,6 +66,17 @@ def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text("from cloud.store import base\nimport os\n")
     assert "cloud" in _imports(probe)
+
+
+def test_checker_catches_an_import_by_name(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import importlib\nfrom importlib import import_module\n"
+        "m = importlib.import_module('firmware_sim.export')\n"
+        "e = import_module('edge.config')\nc = __import__('akita')\n"
+        "ok = importlib.import_module(name)\n"
+    )
+    assert _imports(probe) == {"importlib", "firmware_sim", "edge", "akita"}
 
 
 def test_edge_runtime_pulls_in_no_cloud_stack() -> None:

@@ -12,6 +12,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cloud.detect.quality import QualityConfig
+from schemas.kinds import KINDS, Offline
+
 
 class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -163,9 +166,10 @@ class CommonConfig(_Cfg):
     offline_intervals: float = Field(default=5.0, gt=0, description="Missed polls = offline")
     default_poll_s: float = Field(default=60.0, gt=0, description="When DeviceInfo has none")
     min_offline_s: float = Field(default=120.0, ge=0, description="Never offline sooner")
-    # Heartbeat units report far apart; the heartbeat detector covers them.
+    # Every kind whose declaration (schemas/kinds) has an offline policy; event-driven
+    # kinds (call units) use their heartbeat period when they have no poll interval.
     offline_kinds: tuple[str, ...] = Field(
-        default=("water_block", "manhole_pump", "flood_sensor", "vehicle", "call_unit")
+        default_factory=lambda: tuple(n for n, k in KINDS.items() if k.offline is not Offline.NEVER)
     )
 
 
@@ -176,6 +180,7 @@ class DetectConfig(_Cfg):
     vehicle: VehicleConfig = Field(default_factory=VehicleConfig)
     call_unit: CallUnitConfig = Field(default_factory=CallUnitConfig)
     common: CommonConfig = Field(default_factory=CommonConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     sites: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="device id -> facts (flood stage depths, set points)"
     )

@@ -11,27 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from cloud.errors import CloudError
-from schemas.devices import DeviceKind, values_model
-from schemas.wire import (
-    CallUnitReading,
-    DeviceInfo,
-    FloodSensorReading,
-    ManholePumpReading,
-    Reading,
-    VehicleReading,
-    WaterBlockReading,
-)
+from schemas.kinds import KINDS
+from schemas.wire import READING_MODELS, DeviceInfo, Reading
 
-READING_TYPES: dict[str, Any] = {
-    "water_block": WaterBlockReading,
-    "manhole_pump": ManholePumpReading,
-    "flood_sensor": FloodSensorReading,
-    "vehicle": VehicleReading,
-    "call_unit": CallUnitReading,
+READING_TYPES: dict[str, Any] = READING_MODELS
+FIELDS = {name: frozenset(k.values.model_fields) for name, k in KINDS.items()}
+
+
+def _typed(annotation: Any) -> str:
+    for t in (bool, int, float):  # bool first: it is an int
+        if annotation in (t, t | None):
+            return t.__name__
+    return "str"  # strings and enums
+
+
+_TYPES = {
+    name: _typed(info.annotation)
+    for k in KINDS.values()
+    for name, info in k.values.model_fields.items()
 }
-FIELDS = {k: frozenset(values_model(DeviceKind(k)).model_fields) for k in READING_TYPES}
-STRING_FIELDS = frozenset({"event", "vehicle_type", "route_id"})
-INT_FIELDS = frozenset({"fault_code", "fix_quality", "satellites"})
+STRING_FIELDS = frozenset(n for n, t in _TYPES.items() if t == "str")
+INT_FIELDS = frozenset(n for n, t in _TYPES.items() if t == "int")
 
 
 class DatasetError(CloudError):
@@ -117,7 +117,7 @@ def iter_readings(path: Path) -> Iterator[Reading]:
 
     def build() -> Reading:
         assert key is not None
-        model = values_model(kind)
+        model = KINDS[kind].values
         reading: Reading = READING_TYPES[kind].model_construct(
             device_id=key[1], ts=ts_cache[key[0]], kind=kind, values=model.model_construct(**vals)
         )

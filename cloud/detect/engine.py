@@ -1,7 +1,10 @@
 """The detector engine the ingest calls (contract E): route readings by kind, collect verdicts.
 
 Per reading the hot path is: one dict lookup for the kind, the offline bookkeeping, and
-the domain detector's ``feed_one`` with only the fields it uses. Time-based conditions
+the domain detector's ``feed_one`` with only the fields it uses. The routes come from the
+kinds' detector parts (:mod:`cloud.detect.parts`, one module per kind in
+``cloud/detect/kinds/``); a reading of a kind without one is counted and logged once,
+never an error. Quality flags of any kind go to the ``bad_value`` detector. Time-based conditions
 (offline, missing heartbeat, stale vehicle) come from :meth:`DetectorEngine.tick`.
 
 :meth:`DetectorEngine.state` and :meth:`DetectorEngine.restore` carry what the detectors
@@ -11,7 +14,7 @@ learnt to another process (the detector tier's checkpoints, :mod:`cloud.detect.t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,9 +23,12 @@ from cloud.detect.callunit import CallUnitDetector
 from cloud.detect.common import OfflineDetector, SeqGaps
 from cloud.detect.config import DetectConfig
 from cloud.detect.flood import FloodDetector
+from cloud.detect.parts import Route, parts
 from cloud.detect.pump import PumpDetector
+from cloud.detect.quality import BadValueDetector
 from cloud.detect.vehicle import VehicleDetector
 from cloud.detect.water import WaterDetector
+from schemas.kinds import KINDS, Offline
 from schemas.wire import Reading
 
 log = logging.getLogger(__name__)
@@ -52,12 +58,25 @@ class DetectorEngine:
         self.call_unit = CallUnitDetector(config.call_unit, config.common)
         self.offline = OfflineDetector(config.common)
         self.seq = SeqGaps()
+        self.bad_value = BadValueDetector(config.quality)
+        self.plugins: dict[str, Any] = {}  # state a plugin kind's detector keeps, by kind
         self._offline_kinds = frozenset(config.common.offline_kinds)
         self.readings = 0
+        self.unrouted: dict[str, int] = {}  # readings of kinds no detector part takes
         self._wire()
 
     # the detectors whose state a checkpoint carries
-    STATEFUL = ("water", "pump", "flood", "vehicle", "call_unit", "offline", "seq")
+    STATEFUL = (
+        "water",
+        "pump",
+        "flood",
+        "vehicle",
+        "call_unit",
+        "offline",
+        "seq",
+        "bad_value",
+        "plugins",
+    )
 
     def state(self) -> dict[str, Any]:
         """What the detectors learnt (picklable): baselines, counters, stages, open
@@ -81,27 +100,17 @@ class DetectorEngine:
 
     def _wire(self) -> None:
         """The per-kind routes, bound to the current detector objects."""
-        water, pump, flood = self.water, self.pump, self.flood
-        veh, cu = self.vehicle, self.call_unit
-
-        def _water(out: list[Detection], r: Any, info: Any) -> None:
-            v = r.values
-            water.feed_one(out, r.device_id, r.ts, v.flow, v.pressure)
-
-        def _flood(out: list[Detection], r: Any, info: Any) -> None:
-            depth = r.values.depth
-            if depth is not None:
-                flood.feed_one(out, r.device_id, r.ts, depth)
-
-        def _call(out: list[Detection], r: Any, info: Any) -> None:
-            cu.feed_one(out, r.device_id, r.ts, r.values, info.poll_interval_s if info else None)
-
-        self._route: dict[str, Callable[[list[Detection], Any, Any], None]] = {
-            "water_block": _water,
-            "manhole_pump": lambda out, r, info: pump.feed_one(out, r.device_id, r.ts, r.values),
-            "flood_sensor": _flood,
-            "vehicle": lambda out, r, info: veh.feed_one(out, r.device_id, r.ts, r.values),
-            "call_unit": _call,
+        registered = parts()
+        self._route: dict[str, Route] = {
+            kind: part.route(self) for kind, part in registered.items() if kind in KINDS
+        }
+        # how long a device of an event-driven kind may be silent when it has no poll interval
+        self._event_period: dict[str, float] = {
+            kind: part.event_period_s(self.config)
+            for kind, part in registered.items()
+            if part.event_period_s is not None
+            and kind in KINDS
+            and KINDS[kind].offline is Offline.EVENTS
         }
 
     def set_sites(self, sites: Mapping[str, Mapping[str, Any]]) -> None:
@@ -117,21 +126,41 @@ class DetectorEngine:
         route = self._route
         offline = self.offline
         kinds = self._offline_kinds
-        hb = self.config.call_unit.heartbeat_s
+        event_period = self._event_period
+        bad = self.bad_value
+        watched = bad.invalid
         for r in readings:
             info = devices.get(r.device_id)
-            if r.kind in kinds:
+            kind = r.kind
+            if kind in kinds:
                 poll = info.poll_interval_s if info is not None else None
-                if poll is None and r.kind == "call_unit":
-                    poll = hb  # units only speak on heartbeat or events
+                if poll is None:
+                    poll = event_period.get(kind)  # units that speak on heartbeat or events
                 offline.seen(out, r.device_id, r.ts.timestamp(), r.ts, poll)
-            route[r.kind](out, r, info)
+            if r.quality is not None or r.device_id in watched:
+                bad.feed_one(out, r)
+            fn = route.get(kind)
+            if fn is None:
+                self._unrouted(kind)
+                continue
+            fn(out, r, info)
         self.readings += len(readings)
         return out
 
+    def _unrouted(self, kind: str) -> None:
+        n = self.unrouted.get(kind, 0)
+        if n == 0:
+            log.warning("detect_no_route kind=%s reason=no detector part for this kind", kind)
+        self.unrouted[kind] = n + 1
+
     def tick(self, now: datetime) -> list[Detection]:
         """Time-based detections: offline devices, missing heartbeats, stale vehicles."""
-        return self.offline.tick(now) + self.call_unit.tick(now) + self.vehicle.tick(now)
+        return (
+            self.offline.tick(now)
+            + self.call_unit.tick(now)
+            + self.vehicle.tick(now)
+            + self.bad_value.tick(now)
+        )
 
     def seq_gap(self, gateway_id: str, seq: int, ts: datetime | None = None) -> list[Detection]:
         """Tell the engine a gateway batch arrived; ``seq_gap`` detections when seqs skip."""

@@ -5,13 +5,12 @@ See docs/detectors.md for the matching rule and the measured figures.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import math
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -159,20 +158,28 @@ def load_config(path: Path | None) -> DetectConfig:
         raise typer.BadParameter(f"--config {path}: {exc}") from exc
 
 
+# The simulator's part of ``akita eval`` (export a scenario, list the scenarios) is
+# plugged in by the CLI layer (akita/evaluate.py): cloud never imports firmware_sim.
+Exporter = Callable[[str, Path, int, str, float | None], None]
+_simulator: tuple[Exporter, Callable[[], list[str]]] | None = None
+
+
+def use_simulator(exporter: Exporter, scenarios: Callable[[], list[str]]) -> None:
+    """Export scenarios in-process with ``exporter`` and list them with ``scenarios``."""
+    global _simulator
+    _simulator = (exporter, scenarios)
+
+
 def export_scenario(name: str, out_dir: Path, *, seed: int, scale: str, days: float | None) -> Path:
     """Have the simulator write a labelled export (contract C) and return its CSV path.
 
-    Uses ``firmware_sim.export.export`` when the simulator is importable here, else
+    In-process when the CLI layer plugged the simulator in (:func:`use_simulator`), else
     ``akita sim export`` in a subprocess (same files either way).
     """
     out = out_dir / f"{name}.csv"
-    try:
-        sim_export = importlib.import_module("firmware_sim.export")
-    except ImportError:
-        sim_export = None
-    if sim_export is not None and hasattr(sim_export, "export"):
+    if _simulator is not None:
         try:
-            sim_export.export(name, out, seed=seed, scale=scale, days=days)
+            _simulator[0](name, out, seed, scale, days)
         except (KeyError, ValueError) as exc:
             raise typer.BadParameter(f"scenario {name!r}: {exc}") from exc
         return out
@@ -189,23 +196,8 @@ def export_scenario(name: str, out_dir: Path, *, seed: int, scale: str, days: fl
 
 
 def known_scenarios() -> list[str]:
-    """Scenario names the simulator offers (empty when it cannot say)."""
-    try:
-        mod = importlib.import_module("firmware_sim.scenarios")
-    except ImportError:
-        return []
-    for attr in ("SCENARIOS", "REGISTRY", "scenarios"):
-        obj = getattr(mod, attr, None)
-        if isinstance(obj, dict):
-            return sorted(obj)
-        if callable(obj):
-            try:
-                res = obj()
-            except TypeError:
-                continue
-            return sorted(res)
-    names = getattr(mod, "names", None)
-    return sorted(names()) if callable(names) else []
+    """Scenario names the simulator offers (empty when it is not plugged in)."""
+    return sorted(_simulator[1]()) if _simulator is not None else []
 
 
 def _when(t: datetime | None) -> str:

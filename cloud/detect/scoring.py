@@ -29,6 +29,7 @@ from cloud.detect.base import Detection
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import Export, Label
 from cloud.detect.engine import DetectorEngine
+from cloud.detect.parts import alert_domains
 from schemas.wire import DeviceInfo, Reading
 
 CITY = "city"  # device_id of city-wide context labels (heavy rain, snowfall, heat wave)
@@ -44,29 +45,8 @@ EXPLAIN_LEAD_S = 3600.0
 UNSCORED_STAGES = {"heat_wbgt": frozenset({"warning"})}
 DEFAULT_GRACE_S = 600.0
 GRACE_S = {"leak": 86400.0, "heat_wbgt": 1800.0, "device_offline": 900.0}
-DOMAIN = {
-    "leak": "water_block",
-    "burst": "water_block",
-    "pressure_low": "water_block",
-    "pressure_high": "water_block",
-    "stuck_sensor": "water_block",
-    "out_of_range": "water_block",
-    "profile_anomaly": "water_block",
-    "pump_fail_to_start": "manhole_pump",
-    "wet_well_high": "manhole_pump",
-    "pump_short_cycle": "manhole_pump",
-    "pump_current": "manhole_pump",
-    "pump_fault": "manhole_pump",
-    "pump_runtime_imbalance": "manhole_pump",
-    "flood_stage": "flood_sensor",
-    "flood_rising": "flood_sensor",
-    "vehicle_stale": "vehicle",
-    "off_route": "vehicle",
-    "vehicle_long_stop": "vehicle",
-    "button_press": "call_unit",
-    "heartbeat_missing": "call_unit",
-    "heat_wbgt": "call_unit",
-}
+# detection kind -> the device kind whose detector raises it (from cloud/detect/kinds/)
+DOMAIN = alert_domains()
 # Goals from the issue: the delay budget in samples (bursts, button presses) or seconds.
 GOAL_SAMPLES = {"burst": 2.0, "button_press": 2.0}
 GOAL_SECONDS = {"leak": 3 * 86400.0}

@@ -21,6 +21,7 @@ from pydantic import (
 from cloud.notify.channels import known_channel, spec
 from cloud.notify.errors import NotifyConfigError
 from schemas.alert import Severity
+from schemas.kinds import KINDS
 
 Domain = str  # water, sewer, flood, fleet, care (or any name a route uses)
 
@@ -47,13 +48,8 @@ DEFAULT_KIND_PREFIXES: dict[str, str] = {
 Topic = Literal["flood", "heat"]
 DEFAULT_RESIDENT_TOPICS: dict[str, Topic] = {"flood_stage": "flood", "heat_wbgt": "heat"}
 
-DEVICE_KIND_DOMAINS: dict[str, str] = {
-    "water_block": "water",
-    "manhole_pump": "sewer",
-    "flood_sensor": "flood",
-    "vehicle": "fleet",
-    "call_unit": "care",
-}
+# a device kind's domain is declared with the kind (schemas/kinds)
+DEVICE_KIND_DOMAINS: dict[str, str] = {name: kind.domain for name, kind in KINDS.items()}
 
 
 class Member(BaseModel):
