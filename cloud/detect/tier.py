@@ -121,13 +121,22 @@ class Item:
 
 @dataclass
 class _Gateway:
-    applied: int | None = None  # the last seq applied (None: none yet)
+    applied: int | None = None  # the highest seq applied in order (None: none yet)
+    seen: set[int] = field(default_factory=set)  # applied, from applied - SEEN_WINDOW up
     held: dict[int, Item] = field(default_factory=dict)
     held_since: float = 0.0
 
 
+SEEN_WINDOW = 256  # seqs remembered below the highest: a redelivery reaches no further
+
+
 class SeqOrder:
-    """Per gateway: apply batches in seq order, once. Picklable: ``applied`` is checkpointed."""
+    """Per gateway: apply batches in seq order, each once. Picklable (checkpointed).
+
+    A seq arriving after a higher one was applied (the gateway's first batches raced
+    through two ingest workers, or it came after ``reorder_s``) is applied late rather
+    than lost, unless it was applied before; a seq more than :data:`SEEN_WINDOW` below
+    the highest is taken for a repeat."""
 
     def __init__(self, reorder_s: float) -> None:
         self.reorder_s = reorder_s
@@ -136,30 +145,39 @@ class SeqOrder:
     def offer(self, item: Item, now: float) -> list[Item]:
         """The items now ready to apply, in order (``item`` may be one, or a repeat)."""
         b = item.handoff.batch
+        seq = b.seq
         g = self.gateways.setdefault(b.gateway_id, _Gateway())
-        if item.handoff.reset or g.applied is None or g.applied - b.seq >= SEQ_WINDOW:
+        if item.handoff.reset or g.applied is None or g.applied - seq >= SEQ_WINDOW:
             ready = self._release(g)  # the old counter's held batches first
-            g.applied = b.seq
+            g.applied, g.seen = seq, {seq}
             return [*ready, item]
-        if b.seq <= g.applied or b.seq in g.held:
+        if seq in g.seen or seq in g.held or seq <= g.applied - SEEN_WINDOW:
             item.done = True  # a repeat: a worker re-sent it, or it is in the checkpoint
             return []
+        if seq < g.applied:
+            log.info("detect_seq_late gateway=%s seq=%d applied=%d", b.gateway_id, seq, g.applied)
+            self._mark(g, seq)
+            return [item]
         if not g.held:
             g.held_since = now
-        g.held[b.seq] = item
+        g.held[seq] = item
         return self._next(g)
+
+    def _mark(self, g: _Gateway, seq: int) -> None:
+        g.seen.add(seq)
+        if len(g.seen) > 2 * SEEN_WINDOW and g.applied is not None:
+            g.seen = {s for s in g.seen if s > g.applied - SEEN_WINDOW}
 
     def _next(self, g: _Gateway) -> list[Item]:
         ready = []
         while g.applied is not None and g.applied + 1 in g.held:
             g.applied += 1
+            self._mark(g, g.applied)
             ready.append(g.held.pop(g.applied))
         return ready
 
     def _release(self, g: _Gateway) -> list[Item]:
         ready = [g.held[s] for s in sorted(g.held)]
-        if ready:
-            g.applied = max(g.held)
         g.held.clear()
         return ready
 
@@ -180,11 +198,19 @@ class SeqOrder:
                 g.held_since = now
         return ready
 
-    def state(self) -> dict[str, int]:
+    def state(self) -> dict[str, tuple[int, list[int]]]:
+        return {
+            k: (g.applied, sorted(g.seen))
+            for k, g in self.gateways.items()
+            if g.applied is not None
+        }
+
+    def applied(self) -> dict[str, int]:
+        """The highest seq applied in order, per gateway."""
         return {k: g.applied for k, g in self.gateways.items() if g.applied is not None}
 
-    def restore(self, applied: Mapping[str, int]) -> None:
-        self.gateways = {k: _Gateway(applied=v) for k, v in applied.items()}
+    def restore(self, state: Mapping[str, tuple[int, list[int]]]) -> None:
+        self.gateways = {k: _Gateway(applied=a, seen=set(s)) for k, (a, s) in state.items()}
 
 
 class Partition:
@@ -218,13 +244,14 @@ class Partition:
     def state(self) -> dict[str, Any]:
         return {
             "engine": self.engine.state(),
-            "applied": self.order.state(),
+            "order": self.order.state(),
+            "applied": self.order.applied(),  # for people reading a checkpoint
             "event_time": self.event_time,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.engine.restore(state["engine"])
-        self.order.restore(state["applied"])
+        self.order.restore(state["order"])
         self.event_time = state.get("event_time")
 
 

@@ -48,7 +48,7 @@ def caught_up(services: list[CloudService], feed: Feed, partitions: int) -> bool
         assert svc.tier is not None
         for p, part in list(svc.tier.partitions.items()):
             with part.lock:
-                applied[p] = part.order.state()
+                applied[p] = part.order.applied()
     for gw, infos in feed.owners.items():
         for p in {partition_of(i.device_id, partitions) for i in infos}:
             if applied.get(p, {}).get(gw) != last[gw]:

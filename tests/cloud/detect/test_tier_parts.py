@@ -163,12 +163,22 @@ def test_seq_order_puts_several_workers_batches_back_in_order_once() -> None:
     assert seqs(order.offer(_item("g", 15), 0.5)) == []  # 14 never comes
     assert order.due(1.0) == []
     assert seqs(order.due(2.6)) == [15]  # waited reorder_s: go on without it
+    assert seqs(order.offer(_item("g", 14), 2.7)) == [14]  # after all: late, not lost
+    assert order.offer(_item("g", 14), 2.8) == []  # and once
     assert seqs(order.offer(_item("g", 0, reset=True), 3.0)) == [0]  # a documented reset
-    assert order.state() == {"g": 0}
+    assert order.applied() == {"g": 0}
     restored = SeqOrder(2.0)
-    restored.restore({"g": 7})
+    restored.restore({"g": (7, [5, 7])})
     assert restored.offer(_item("g", 7), 0.0) == []  # in the checkpoint already
+    assert seqs(restored.offer(_item("g", 6), 0.0)) == [6]  # skipped before: applied late
     assert seqs(restored.offer(_item("g", 8), 0.0)) == [8]
+
+
+def test_seq_order_keeps_a_gateways_first_batches_that_raced_through_two_workers() -> None:
+    order = SeqOrder(reorder_s=2.0)
+    assert [i.handoff.batch.seq for i in order.offer(_item("g", 1), 0.0)] == [1]
+    assert [i.handoff.batch.seq for i in order.offer(_item("g", 0), 0.1)] == [0]
+    assert order.offer(_item("g", 0), 0.2) == [] and order.offer(_item("g", 1), 0.2) == []
 
 
 def test_handoff_payload_round_trip_and_a_bad_one_names_the_field() -> None:

@@ -1,0 +1,1 @@
+"""Detector-tier benchmark: ``python -m bench.detect``."""

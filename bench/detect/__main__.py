@@ -1,0 +1,3 @@
+from bench.detect.run import main
+
+main()
