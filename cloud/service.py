@@ -234,7 +234,8 @@ class CloudService:
         if detect is not None:
             self.tier = self._make_tier(detect, exclusive=False)
         elif ingest and not handoff and self.settings.ingest.group is not None:
-            only = TierSettings(partitions=self.settings.ingest.detect_partitions)
+            # credentials and timings from AKITA_DETECT_* as for `akita cloud detect`
+            only = TierSettings.from_env(partitions=self.settings.ingest.detect_partitions)
             self.tier = self._make_tier(only, exclusive=True)
         if self.tier is not None:
             self.tier.start()

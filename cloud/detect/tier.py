@@ -43,7 +43,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.manager import AlertChange, AlertManager
@@ -84,6 +84,14 @@ class TierSettings(BaseModel):
         pattern=r"^[A-Za-z0-9_.-]{1,48}$",
         description="Partition p's MQTT session is <client_prefix>-<p>",
     )
+    username: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Broker user of partition p's session; '{p}' is replaced by p "
+        "(akita-detect-{p}: a broker that ties client ids to usernames needs one per "
+        "partition). Never the ingest's user: that would take the ingest's session over",
+    )
+    password: SecretStr | None = Field(default=None, description="Of those broker users")
     lease_ttl_s: float = Field(default=10.0, gt=0, le=60, description="Takeover after this")
     heartbeat_s: float = Field(default=2.0, gt=0, description="Heartbeat and lease renewal")
     checkpoint_s: float = Field(
@@ -415,10 +423,10 @@ class DetectorTier:
             clean_session=None if v5 else False,
             manual_ack=True,
         )
-        if b.username:
-            client.username_pw_set(
-                b.username, b.password.get_secret_value() if b.password else None
-            )
+        s = self.settings
+        if s.username:
+            secret = s.password.get_secret_value() if s.password else None
+            client.username_pw_set(s.username.replace("{p}", str(part.number)), secret)
         if b.tls:
             client.tls_set(
                 ca_certs=str(b.ca_file) if b.ca_file else None,
@@ -430,7 +438,13 @@ class DetectorTier:
         topic = handoff.topic(part.number)
 
         def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-            if not rc.is_failure:
+            if rc.is_failure:  # nothing is detected for this partition: say so loudly
+                log.error(
+                    "detect_broker_refused partition=%d reason=%s (AKITA_DETECT_USERNAME?)",
+                    part.number,
+                    rc,
+                )
+            else:
                 if v5:
                     c.subscribe(topic, options=SubscribeOptions(qos=1))
                 else:
