@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from firmware_sim.models.callunit import CallUnitModel
@@ -123,6 +124,7 @@ class AkcuLine:
         self.name = name
         self.seen_after_s = seen_after_s
         self.notices: list[Notice] = []  # every notice shown (once per notice_seq)
+        self.on_notice: Callable[[Notice], None] | None = None  # benchmarks time arrivals
         self._notice_state: dict[int, _UnitNotices] = {}
         self.endpoint = endpoint
         endpoint.on_data = self._received
@@ -165,6 +167,8 @@ class AkcuLine:
             return  # our ack was lost: shown once already
         state.seen.append(n.seq)
         self.notices.append(n)
+        if self.on_notice is not None:
+            self.on_notice(n)
         if self.seen_after_s is not None:
             state.to_press.append(n.notice_id)
 
