@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import DeviceRow, RegistryVersionRow
 from cloud.errors import CloudError
-from schemas import DeviceInfo, GatewayMeta
+from schemas import DeviceInfo, ExtraField, GatewayMeta
 from schemas.codec import describe
 from schemas.topics import check_gateway_id
 
@@ -221,7 +221,12 @@ def read_device_list(path: Path) -> tuple[str, list[DeviceInfo]]:
     for i, table in enumerate(data.get("devices", [])):
         fields = {k: table[k] for k in _INFO_KEYS if k in table}
         if isinstance(table.get("extra_fields"), list):  # [[devices.extra_fields]]
-            fields["extra_fields"] = table["extra_fields"]
+            fields["extra_fields"] = [  # the keys the wire's ExtraField knows
+                {k: v for k, v in x.items() if k in ExtraField.model_fields}
+                if isinstance(x, dict)
+                else x
+                for x in table["extra_fields"]
+            ]
         try:
             infos.append(DeviceInfo.model_validate({"device_id": table.get("id"), **fields}))
         except ValidationError as exc:

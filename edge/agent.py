@@ -34,12 +34,12 @@ from edge.config import Device, EdgeConfig, Report
 from edge.drivers import PollDriver, StreamDriver, create
 from edge.errors import DeviceError, EdgeError, SpoolError
 from edge.logs import quiet_third_party
-from edge.quality import FieldLog, limits, screen
+from edge.quality import FieldLog, judge, limits
 from edge.spool import Item, Spool
 from edge.uplink import Uplink
 from schemas.codec import encode_model
 from schemas.devices import values_model
-from schemas.wire import GatewayHealth
+from schemas.wire import QUALITY_OK, QUALITY_SUFFIX, GatewayHealth
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class AgentStats:
     devices_online: int = 0
     poll_errors: int = 0
     garbage_frames: int = 0
-    invalid_values: int = 0  # NaN, Inf or out of range: not published (no wire flag yet)
+    invalid_values: int = 0  # NaN, Inf, out of range or an error bit: sent as a quality flag
     missing_fields: int = 0  # fields of a register block that failed while others answered
     last_seq: int = -1
     connected: bool = False
@@ -83,6 +83,7 @@ class _DeviceState:
         self.last_valid = 0.0
         self.deadband = {r.field: r.deadband for r in device.registers}
         self.bad_fields: set[str] = set()
+        self.flagged: set[str] = set()  # fields sent as untrusted, until trusted again
 
     def select(self, values: dict[str, Any], now: float) -> dict[str, Any] | None:
         """What to report from this poll, per the device's report strategy."""
@@ -331,22 +332,40 @@ class Agent:
             self._enqueue(Item(body, priority=event in PRIORITY_EVENTS))
 
     def _trusted(self, dev: Device, values: dict[str, Any], ts: float) -> dict[str, Any]:
-        """What may go on the wire: no NaN/Inf/out-of-range number, no extra field (yet)."""
-        good, bad = screen(values, self._limits[dev.id])
+        """What may go on the wire: trusted values (the kind's and the declared extra
+        fields), and ``<field>_quality`` = why for each untrusted one (never its number),
+        or ``ok`` once when a flagged field is trusted again."""
+        good, bad = judge(dev, values, self._limits[dev.id])
+        st = self._states[dev.id]
+        out = dict(good)
         if bad:
             self._stats.invalid_values += len(bad)
             self._field_log.report("value_invalid", dev.id, bad, ts, values)
-        extras = self._extras[dev.id]
-        return {k: v for k, v in good.items() if k not in extras}
+            for name, why in bad.items():
+                out[name + QUALITY_SUFFIX] = why[:200]
+            st.flagged.update(bad)
+        for name in [n for n in st.flagged if n in good]:
+            out[name + QUALITY_SUFFIX] = QUALITY_OK
+            st.flagged.discard(name)
+            st.last_sent.pop(name, None)  # its value goes out again with the 'ok'
+        return out
 
     def _missing(self, dev: Device, missing: dict[str, str], ts: float) -> None:
         if missing:
             self._stats.missing_fields += len(missing)
             self._field_log.report("field_missing", dev.id, missing, ts)
 
-    def _encode(self, st: _DeviceState, values: dict[str, Any], ts: float) -> bytes | None:
+    def _encode(self, st: _DeviceState, selected: dict[str, Any], ts: float) -> bytes | None:
         dev = st.device
         model = values_model(dev.kind)
+        extras = self._extras[dev.id]
+        values = {k: v for k, v in selected.items() if k in model.model_fields}
+        extra = {k: v for k, v in selected.items() if k in extras}
+        quality = {
+            k.removesuffix(QUALITY_SUFFIX): v
+            for k, v in selected.items()
+            if k.endswith(QUALITY_SUFFIX) and k not in model.model_fields and k not in extras
+        }
         try:
             checked = model.model_validate(values)
         except ValidationError as exc:
@@ -355,13 +374,18 @@ class Agent:
             for f in bad - st.bad_fields:
                 log.error("value_rejected device=%s field=%s value=%r", dev.id, f, values.get(f))
             st.bad_fields |= bad
-            kept = {k: v for k, v in values.items() if k not in bad}
-            if not kept:
-                return None
-            checked = model.model_validate(kept)
+            checked = model.model_validate({k: v for k, v in values.items() if k not in bad})
+        text = checked.model_dump_json(exclude_none=True)
+        if text == "{}" and not extra and not quality:
+            return None
+        tail = "".join(
+            f',"{key}":{json.dumps(part, separators=(",", ":"), ensure_ascii=False)}'
+            for key, part in (("extra", extra), ("quality", quality))
+            if part
+        )
         return (
             f'{{"device_id":"{dev.id}","kind":"{dev.kind.value}","ts":"{iso_ms(ts)}",'
-            f'"values":{checked.model_dump_json(exclude_none=True)}}}'
+            f'"values":{text}{tail}}}'
         ).encode()
 
     def _failed(self, dev: Device, reason: str, ts: float) -> None:

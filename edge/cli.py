@@ -16,7 +16,7 @@ from edge.check_report import DeviceCheck, render, to_json
 from edge.config import Device, EdgeConfig, load_config
 from edge.errors import ConfigError, DeviceError
 from edge.logs import quiet_third_party
-from edge.quality import limits, screen
+from edge.quality import judge, limits
 
 app = typer.Typer(
     help=(
@@ -160,5 +160,5 @@ async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[DeviceCheck]:
 
 def _trust(dev: Device, values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """The trusted values, and field -> "reason, got value" for the others."""
-    good, bad = screen(values, limits(dev))
+    good, bad = judge(dev, values, limits(dev))
     return good, {k: f"{why}, got {values[k]!r}" for k, why in bad.items()}

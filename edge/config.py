@@ -185,15 +185,19 @@ class Register(_Cfg):
 class ExtraField(_Cfg):
     """A diagnostic value the device kind lacks (a meter's temperature, signal quality).
 
-    Read, range-checked and shown by ``akita edge check``; not published until the wire
-    contract carries extra fields (issue 16, part 1).
+    Read, range-checked, shown by ``akita edge check`` and published in the reading's
+    ``extra`` (declared to the cloud in the gateway's meta). With ``min``/``max`` it is a
+    number, without a flag (true/false). ``invalidates``: fields whose value cannot be
+    trusted while this one is set (a flag true, a number not 0), e.g. a flow meter's
+    "no signal" error bit and its flow: they are sent as quality flags, not as numbers.
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    unit: str | None = None
-    min: float | None = Field(default=None, allow_inf_nan=False)
-    max: float | None = Field(default=None, allow_inf_nan=False)
-    description: str = ""
+    unit: str | None = Field(default=None, max_length=20)
+    min: float | None = Field(default=None, allow_inf_nan=False, ge=-1e15, le=1e15)
+    max: float | None = Field(default=None, allow_inf_nan=False, ge=-1e15, le=1e15)
+    description: str = Field(default="", max_length=200)
+    invalidates: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _range(self) -> ExtraField:
@@ -395,6 +399,18 @@ def _check_registers(where: str, dev: Device) -> None:
             )
     _check_unique(f"{where} -> extra_fields", extras)
     fields = standard + extras
+    for k, extra in enumerate(dev.extra_fields):
+        if "__" in extra.name:
+            raise ValueError(
+                f"{where} -> extra_fields[{k}].name: {extra.name!r} has '__', kept for the "
+                "names of quality flags (flow__quality)"
+            )
+        for target in extra.invalidates:
+            if target not in fields or target == extra.name:
+                raise ValueError(
+                    f"{where} -> extra_fields[{k}].invalidates: {target!r} is not another "
+                    f"field of the device (known: {', '.join(fields)})"
+                )
     spans: dict[Function, list[tuple[int, int, int]]] = {}
     for j, reg in enumerate(dev.registers):
         for name in reg.fields:
@@ -404,6 +420,7 @@ def _check_registers(where: str, dev: Device) -> None:
                     f"{where} -> registers[{j}].{key}: {dev.kind.value} has no field {name!r} "
                     f"(known: {', '.join(fields)}; declare others in [[devices.extra_fields]])"
                 )
+        _check_extra_type(where, j, reg, dev)
         if reg.type in _SHARED_REGISTER:
             continue  # several bits or bytes may share one register
         for start, end, k in spans.get(reg.function, []):
@@ -412,6 +429,22 @@ def _check_registers(where: str, dev: Device) -> None:
                     f"{where} -> registers[{j}].address: {reg.address} overlaps registers[{k}]"
                 )
         spans.setdefault(reg.function, []).append((reg.address, reg.address + reg.count, j))
+
+
+_FLAG_TYPES = {DataType.BOOL, DataType.BIT, DataType.BITFIELD}
+
+
+def _check_extra_type(where: str, j: int, reg: Register, dev: Device) -> None:
+    """An extra field with min/max is a number, without them a flag: its register agrees."""
+    ranged = {x.name: x.min is not None for x in dev.extra_fields}
+    for name in reg.fields:
+        if name not in ranged or ranged[name] == (reg.type not in _FLAG_TYPES):
+            continue
+        what = "a number (it has min/max)" if ranged[name] else "a flag (it has no min/max)"
+        raise ValueError(
+            f"{where} -> registers[{j}].type: extra field {name!r} is {what}, but type "
+            f"{reg.type.value!r} reads {'a flag' if ranged[name] else 'a number'}"
+        )
 
 
 def _check_shared_unit_ids(devices: list[Device]) -> None:

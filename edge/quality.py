@@ -1,10 +1,12 @@
 """Whether a read value can be trusted, and a rate-limited log of the fields that cannot.
 
 A meter that loses its signal often keeps answering with NaN, +Inf or a flow of
-1e38. Such a value is never treated as a good number at the edge: ``akita edge
-check`` marks it red, and the agent does not publish it (the wire has no quality
-flag yet, issue 16 part 3) but logs it, per field, at most once per ``LOG_EVERY_S``,
-so a field missing for hours keeps saying so in the journal.
+1e38, or a good-looking flow with an error bit set. Such a value is never treated as a
+good number at the edge: ``akita edge check`` marks it red, and the agent publishes a
+quality flag for the field with the reason instead of the number (the cloud raises
+``bad_value`` when it lasts) and logs it, per field, at most once per ``LOG_EVERY_S``,
+so a field missing for hours keeps saying so in the journal. An extra field declared
+with ``invalidates`` (an error bit) flags the fields it names while it is set.
 
 A field's range is the device kind's (``schemas.devices``, ``ge``/``le``) or, for a
 diagnostic field, the ``min``/``max`` of its ``[[devices.extra_fields]]`` entry.
@@ -71,6 +73,32 @@ def screen(values: dict[str, Any], bounds: Limits) -> tuple[dict[str, Any], dict
             good[name] = value
         else:
             bad[name] = reason
+    return good, bad
+
+
+def invalidated(device: Device, values: dict[str, Any]) -> dict[str, str]:
+    """Field -> "device error <flag>" for the fields a set error flag or code invalidates."""
+    out: dict[str, str] = {}
+    for extra in device.extra_fields:
+        raised = values.get(extra.name)
+        if not extra.invalidates or raised is None or raised is False or raised == 0:
+            continue
+        if isinstance(raised, float) and math.isnan(raised):
+            continue  # an unreadable error code says nothing
+        for target in extra.invalidates:
+            out.setdefault(target, f"device error {extra.name}")
+    return out
+
+
+def judge(
+    device: Device, values: dict[str, Any], bounds: Limits
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """:func:`screen`, and the fields an error flag invalidates taken out with the reason."""
+    good, bad = screen(values, bounds)
+    for name, why in invalidated(device, values).items():
+        if name in good:
+            del good[name]
+            bad[name] = why
     return good, bad
 
 

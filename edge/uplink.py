@@ -31,7 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.config import EdgeConfig
 from schemas import topics
 from schemas.codec import encode_model
-from schemas.wire import DeviceInfo, GatewayMeta, GatewayState, GatewayStatus
+from schemas.wire import DeviceInfo, ExtraField, GatewayMeta, GatewayState, GatewayStatus
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
@@ -53,6 +53,11 @@ def gateway_meta(config: EdgeConfig) -> GatewayMeta:
                 lon=d.lon,
                 poll_interval_s=d.poll_interval_s,
                 vehicle_type=d.vehicle_type,
+                extra_fields=[
+                    ExtraField.model_validate(x.model_dump(exclude={"invalidates"}))
+                    for x in d.extra_fields
+                ]
+                or None,
             )
             for d in config.devices
         ],

@@ -68,7 +68,7 @@ MAX_EXTRA_FIELDS = 64
 EXTRA_LIMIT = 1e15  # finite on the wire; the device's declared min/max is checked in the cloud
 ExtraValue = Annotated[float, Field(ge=-EXTRA_LIMIT, le=EXTRA_LIMIT)] | bool
 QUALITY_OK = "ok"  # a quality flag that says: this field is trusted again
-QUALITY_SUFFIX = "_quality"  # stored as the field <name>_quality beside the value's field
+QUALITY_SUFFIX = "__quality"  # stored as the field <name>__quality beside the value's field
 QualityReason = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -242,8 +242,8 @@ class DeviceInfo(_Wire):
                 raise ValueError(
                     f"extra_fields.{i}.name: {x.name!r} is a field of {self.kind}; map it directly"
                 )
-            if x.name.endswith(QUALITY_SUFFIX) or x.name in seen:
-                why = "ends in _quality (its flag's name)" if x.name not in seen else "is twice"
+            if "__" in x.name or x.name in seen:
+                why = "has '__' (kept for flag names)" if x.name not in seen else "is twice"
                 raise ValueError(f"extra_fields.{i}.name: {x.name!r} {why}")
             seen.add(x.name)
         return self
