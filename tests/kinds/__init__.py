@@ -1,0 +1,1 @@
+"""Device kinds declared by tests through the registry alone (schemas.kinds plugins)."""
