@@ -27,7 +27,7 @@ that window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import json
 import logging
 import os
@@ -104,6 +104,9 @@ class CommandService:
         self._last_sent = 0  # highest outbox row handed to the uplink in this process
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
+        self._inbox: collections.deque[tuple[bytes, int, int]] = collections.deque()
+        self._inbox_ready = asyncio.Event()
+        self._intake: asyncio.Task[None] | None = None
         self._hold = float(os.environ.get(TEST_HOLD_ENV, "0") or 0)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -126,14 +129,13 @@ class CommandService:
                 log.info("command_resumed id=%s device=%s", cmd.id, cmd.device_id)
                 self._spawn(cmd)
         self._pump = asyncio.create_task(self._pump_results())
+        self._intake = asyncio.create_task(self._take_in())
 
     async def stop(self) -> None:
-        for t in [*self._tasks, *([self._pump] if self._pump else [])]:
+        loops = [t for t in (self._pump, self._intake) if t is not None]
+        for t in [*self._tasks, *loops]:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._pump is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
+        await asyncio.gather(*self._tasks, *loops, return_exceptions=True)
         self._store.close()
 
     def wake(self) -> None:
@@ -147,7 +149,22 @@ class CommandService:
     # -- arrival -----------------------------------------------------------------------------
 
     def received(self, payload: bytes, mid: int, qos: int) -> None:
-        """A message on our cmd topic (on the loop). PUBACK only once it is committed."""
+        """A message on our cmd topic (on the loop); handled in turn by :meth:`_take_in`."""
+        self._inbox.append((payload, mid, qos))
+        self._inbox_ready.set()
+
+    async def _take_in(self) -> None:
+        # one command per loop turn: a burst of hundreds must not hold up a button press
+        # that the call-unit line has just delivered
+        while True:
+            await self._inbox_ready.wait()
+            while self._inbox:
+                self._handle(*self._inbox.popleft())
+                await asyncio.sleep(0)
+            self._inbox_ready.clear()
+
+    def _handle(self, payload: bytes, mid: int, qos: int) -> None:
+        """PUBACK only once the command is committed."""
         self.stats.received += 1
         try:
             committed = self._receive(payload)

@@ -1,0 +1,1 @@
+"""Downlink benchmarks (issue 15), edge parts: ``python -m bench.downlink``."""
