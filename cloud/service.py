@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.manager import AlertChange, AlertManager
+from cloud.commands.component import Commands
+from cloud.commands.component import build as build_commands
 from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.db.files import private_dir, sqlite_path
 from cloud.db.models import AlertRow, DeviceRow, GatewayRow
@@ -85,6 +87,10 @@ class CloudService:
             self.sessionmaker, settings.alerts, store=self.store, clock=self.clock.now
         )
         self.alerts.subscribe(self._count_change)
+        self.commands: Commands = build_commands(
+            self.sessionmaker, self.registry, settings.commands, self.alerts,
+            broker=settings.ingest, metrics=self.metrics, clock=self.clock.now,
+        )  # fmt: skip
         self.email = email if email is not None else self._build_email()
         self.notifier = notifier if notifier is not None else self._build_notifier()
         self.ingest: Any | None = None
@@ -161,6 +167,7 @@ class CloudService:
             email=self.email,
             sms=sms,
             webhook=webhook,
+            channels=[self.commands.notice_channel()],
             device_kind=self._device_kind,
             # residents' messages carry a signed one-step unsubscribe link
             token_for=token_for(self.sessionmaker),
@@ -183,6 +190,7 @@ class CloudService:
     def handle_batch(self, batch: Batch, now: datetime | None = None) -> list[AlertChange]:
         """The ingest's ``on_batch`` hook: detectors, then the alert lifecycle."""
         now = now or self.clock.now()
+        self.commands.observe_batch(batch)  # residents' notice_seen presses
         with self._lock:
             detections = self.detectors.feed(batch.readings, self.devices())
             detections += self.detectors.seq_gap(batch.gateway_id, batch.seq, batch.sent_at)
@@ -239,6 +247,8 @@ class CloudService:
             self.tier = self._make_tier(only, exclusive=True)
         if self.tier is not None:
             self.tier.start()
+        if detect is None:  # one command publisher per cloud process, not per tier member
+            self.commands.start()
         if ingest:
             self._start_ingest()
         self._detect_elsewhere = ingest and handoff
@@ -279,6 +289,7 @@ class CloudService:
 
     def _on_stored(self, batch: Batch, reset: bool) -> None:
         assert self.tier is not None
+        self.commands.observe_batch(batch)
         self.tier.offer(batch, self.registry.owned(batch.gateway_id), reset=reset)
 
     def _start_ingest(self) -> None:
@@ -311,6 +322,7 @@ class CloudService:
         if self.tier is not None:
             self.tier.stop()
             self.tier = None
+        self.commands.stop()
         if self.notifier is not None and hasattr(self.notifier, "close"):
             self.notifier.close()
         with contextlib.suppress(Exception):

@@ -49,6 +49,7 @@ from pydantic import (
 
 from cloud.alerts.config import AlertConfig
 from cloud.citizen.config import CitizenSettings
+from cloud.commands.config import CommandSettings
 from cloud.console.config import ConsoleSettings
 from cloud.detect.config import DetectConfig
 from cloud.errors import SettingsError
@@ -148,6 +149,7 @@ class CloudSettings(_Section):
     webhook: WebhookConfig | None = None
     citizen: CitizenSettings = Field(default_factory=CitizenSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
     clock_file: Path | None = Field(
         default=None,
         description="Simulator clock file (firmware_sim); the cloud's 'now' follows it",

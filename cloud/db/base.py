@@ -64,6 +64,7 @@ def create_all(engine: Engine) -> list[str]:
     ``akita cloud init-db``; safe to run again and from several processes at once.
     Returns what was done."""
     # import every table module so its tables are registered on Base.metadata
+    import cloud.db.commands
     import cloud.db.detect
     import cloud.db.models  # noqa: F401
     from cloud.db import migrations
