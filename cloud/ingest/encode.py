@@ -103,7 +103,7 @@ def _kind_format(model: type[BaseModel]) -> KindFormat:
 
 FORMATS: dict[str, KindFormat] = {name: _kind_format(kind.values) for name, kind in KINDS.items()}
 _ENC = msgspec.json.encode
-_SUFFIX = QUALITY_SUFFIX.encode()  # flow_quality = "not a number" (or "ok": trusted again)
+_SUFFIX = QUALITY_SUFFIX.encode()  # flow__quality = "not a number" (or "ok")
 
 
 def extra_text(extra: Mapping[str, Any] | None, quality: Mapping[str, str] | None) -> bytes:
