@@ -10,7 +10,7 @@ from cloud.api import access_log, validation
 from cloud.api.docs import docs_router
 from cloud.api.extras import load_extra_routers
 from cloud.api.headers import SecurityHeaders, app_csp, template_style_hashes
-from cloud.api.routes import alerts, devices, health, maintenance, tokens
+from cloud.api.routes import alerts, commands, devices, health, maintenance, tokens
 from cloud.console.mount import install as install_console
 from cloud.service import CloudService
 
@@ -48,6 +48,7 @@ def create_app(
         alerts.router,
         maintenance.router,
         tokens.router,
+        commands.router,
     ):
         app.include_router(router)
     for router in load_extra_routers() if extra_routers is None else extra_routers:

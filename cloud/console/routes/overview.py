@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 
 from cloud.citizen.catalog import STATUS_LABELS
+from cloud.commands.notices import kpi as notice_kpi
 from cloud.console.overview import MARKER_LABELS, SEVERITIES, markers, overview
 from cloud.console.web import ConsoleRoute, Staff, db, render, service_of, settings_of
 
@@ -46,6 +47,8 @@ def overview_page(request: Request, staff: Staff) -> HTMLResponse:
         tiles=settings_of(request).map_tiles or "",
         gateways_total=len(gateways),
         gateways_offline=sum(1 for g in gateways if g.state == "offline"),
+        notice_kpi=notice_kpi(service_of(request).commands.service),
+        automation=service_of(request).commands.status(),
     )
 
 
