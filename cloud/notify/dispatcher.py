@@ -462,7 +462,9 @@ class Dispatcher:
         with self._idle:
             self._pending += 1
         lane = self._lanes[int(key[:8], 16) % len(self._lanes)]
-        lane.put(_Job(delivery_id, alert, action, recipient, message, stage))
+        # the channel sees the alert's stage for staff too (a notice, a webhook)
+        job_stage = stage if stage is not None else context.get("stage")
+        lane.put(_Job(delivery_id, alert, action, recipient, message, job_stage))
 
     # -- sending ------------------------------------------------------------------------
 
