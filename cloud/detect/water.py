@@ -19,6 +19,7 @@ from cloud.detect.base import Detection, DeviceContext
 from cloud.detect.config import WaterConfig
 from cloud.detect.flags import Flags
 from cloud.detect.leak import DAY_S, MAD_TO_SIGMA, LeakTracker, LeakVerdict
+from cloud.detect.leak_pump import PumpCycleTracker
 from schemas.alert import Severity
 from schemas.wire import Reading
 
@@ -77,14 +78,21 @@ class _Profile:
             self.mad = np.nanmedian(np.abs(self.hist - med), axis=0).tolist()
 
 
-def _leak_message(v: LeakVerdict) -> str:
+_STATISTIC_NAMES = {
+    "night_median": "median night flow",
+    "night_min": "minimum night flow",
+    "daily_mean": "mean daily flow",
+    "pump_cycle": "tank-zone demand over the last pump cycle",
+}
+
+
+def _leak_message(v: LeakVerdict, statistic: str) -> str:
     if v.event == "clear":
-        return "Night flow back near the baseline"
+        return "Flow back near the baseline"
     head = "Leak has grown: " if v.event == "grown" else ""
     expected = f", expected {v.expected:.1f}" if v.expected is not None else ""
-    return (
-        f"{head}minimum night flow {v.value:.1f} m³/h{expected}; estimated leak {v.excess:.1f} m³/h"
-    )
+    name = _STATISTIC_NAMES.get(statistic, statistic)
+    return f"{head}{name} {v.value:.1f} m³/h{expected}; estimated leak {v.excess:.1f} m³/h"
 
 
 class _Block:
@@ -101,8 +109,14 @@ class _Block:
         "stuck",
     )
 
-    def __init__(self, cfg: WaterConfig) -> None:
-        self.leak = LeakTracker(cfg.leak)
+    def __init__(self, cfg: WaterConfig, dev: str) -> None:
+        leak_cfg = cfg.leak_by_block.get(dev, cfg.leak)
+        # a tank zone's pump is judged per fill cycle; every other block per night
+        self.leak: LeakTracker | PumpCycleTracker = (
+            PumpCycleTracker(leak_cfg)
+            if leak_cfg.statistic == "pump_cycle"
+            else LeakTracker(leak_cfg)
+        )
         self.profile = _Profile(cfg.profile_bins, cfg.profile_history_days)
         self.prev_flows: deque[float] = deque(maxlen=3)
         self.prev_pressures: deque[float] = deque(maxlen=3)
@@ -141,7 +155,7 @@ class WaterDetector:
         c = self.cfg
         b = self.blocks.get(dev)
         if b is None:
-            b = self.blocks[dev] = _Block(c)
+            b = self.blocks[dev] = _Block(c, dev)
         t = ts.timestamp()
         bad = []
         if flow is not None and not c.flow_min <= flow <= c.flow_max:
@@ -167,6 +181,9 @@ class WaterDetector:
             self._stuck(out, b, dev, ts, "pressure", pressure)
             self._pressure(out, dev, ts, pressure)
         self._burst(out, b, dev, ts, flow, pressure)
+        if self.flags.active(dev, "burst"):
+            # a burst's flow is its own alarm: the night it falls in says nothing of leaks
+            b.leak.spoil()
         if flow is not None:
             v = b.leak.add(t, flow)
             if v is not None and v.event is not None:
@@ -179,11 +196,18 @@ class WaterDetector:
                     on,
                     severity=Severity.MODERATE,
                     title="Night flow above the block's baseline (leak)",
-                    message=_leak_message(v),
+                    message=_leak_message(v, b.leak.cfg.statistic),
                     value=round(v.excess, 3),
-                    extra={"mode": v.mode, "event": v.event, "night_flow": round(v.value, 3)},
+                    extra={
+                        "mode": v.mode,
+                        "event": v.event,
+                        "night_flow": round(v.value, 3),
+                        "statistic": b.leak.cfg.statistic,
+                    },
                     force=on,
                 )
+            if isinstance(b.leak, PumpCycleTracker):
+                return  # an on/off pump has no daily demand profile to compare against
             z = b.profile.add(t + c.leak.utc_offset_h * 3600.0, flow, c.profile_min_days)
             if z is not None:
                 b.profile.streak = b.profile.streak + 1 if abs(z) > c.profile_z else 0

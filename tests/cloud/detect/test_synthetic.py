@@ -78,9 +78,10 @@ def test_plan_spreads_sizes_kinds_and_seasons() -> None:
 def test_synthetic_curve_headline(tmp_path: Path) -> None:
     """Issue 20's acceptance: ``akita eval --synthetic 300 --seed 1`` in CI.
 
-    False alarms are asserted outright. The detection headline is not met yet (measured
-    42/60 = 70 %, docs/detectors.md): the test reports it as an expected failure with the
-    figure instead of hiding it, and becomes a plain assertion once the detector meets it.
+    False alarms are asserted outright, and so is a floor under the detection headline
+    (measured 49/60 = 82 %, docs/detectors.md; the floor catches a regression). The goal
+    of 95 % is not met yet: the test reports it as an expected failure with the figure
+    instead of hiding it, and becomes a plain assertion once the detector meets it.
     """
     out = tmp_path / "curve.json"
     args = ["eval", "--synthetic", "300", "--seed", "1", "--json", str(out)]
@@ -91,5 +92,8 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     assert curve["false_alarms_per_month_leak_free"] <= 1.0
     found, of = curve["headline_abrupt_5plus_within_2d"]
     assert of >= 40
+    assert found / of >= 0.75, f"abrupt >= 5 m3/h within 2 days fell to {found}/{of}"
+    block_found, block_of = curve["headline_block_zone"]
+    assert block_of < of and found > block_found  # the tank zone is watched (pump cycles)
     if found / of < 0.95:
         pytest.xfail(f"abrupt >= 5 m3/h within 2 days: {found}/{of}, goal 95 % (issue 20)")

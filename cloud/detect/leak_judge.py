@@ -1,0 +1,281 @@
+"""The change-point judge behind every leak statistic (night flow, pump cycles).
+
+It takes one value per period (a night's flow, a tank zone's demand per pump cycle) and
+decides whether a leak started, grew or was repaired. Model: value = demand + open leak
++ noise, demand = reference level × weekday factor.
+
+Why a moving robust reference and not a tracked level: a level that is only updated on
+quiet nights drifts whenever a leak is missed or mis-sized, and the residuals it then
+produces inflate sigma until nothing is judged any more. Here the reference is the
+median of the last ``ref_nights`` demands (value minus the open leak estimate), so any
+error is forgotten within a week or two, and sigma comes from period-to-period
+differences, which a missed leak barely touches.
+
+* No leak open: a two-sided CUSUM of residual / sigma (``cusum_k``, ``cusum_h``) or one
+  period ``k_step`` sigmas up is an onset (an alarm). Its size is the mean residual of the
+  CUSUM run, or the period's residual for a jump.
+* A leak open: for ``GROWN_NIGHTS`` periods after its last rise the reference is frozen
+  at the onset and the size is re-estimated as the median excess of the last three
+  periods, so a partial first night is corrected and an incipient leak's growth is
+  followed (``grown``: the alert is updated, no second alarm); one period ``k_step``
+  sigmas above the open leak is another leak (``step``, an alarm). Afterwards the CUSUM runs
+  on the residual against reference + leak: a rise is another leak (``step``, an alarm).
+* Repair: ``REPAIR_NIGHTS`` periods nearer the no-leak level than the leak level clear it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from cloud.detect.config import LeakConfig
+
+MAD_TO_SIGMA = 1.4826
+WEEK = 7
+# the reference is a line fitted to ref_nights noisy periods and extrapolated one ahead
+REF_WIDEN = 1.1
+RIDGE = 0.1  # pull of the fitted weekday factors towards 1 (a week seen once is noisy)
+Weekdays = tuple[float, ...]  # a period's share of each weekday, Monday first
+STEP_NIGHTS = 2  # a rise completed within this many periods is a step, else a trend
+GROWN_NIGHTS = 7  # periods after a rise in which further rises are the same leak growing
+REPAIR_NIGHTS = 2  # consecutive periods nearer the no-leak level than the leak level
+REFINE_LAST = 3  # the size is the median excess of this many recent periods
+# a size update is reported as "grown" only past noise and by a quarter of the leak
+GROWN_SIGMAS = 2.0
+GROWN_FRAC = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class LeakVerdict:
+    """What one judged period changed. ``event`` is onset | step | grown | clear | None."""
+
+    night_start: float  # epoch s of the period the value belongs to
+    value: float
+    expected: float | None
+    residual: float | None
+    sigma: float | None
+    event: str | None = None
+    mode: str | None = None  # step | trend | young
+    excess: float = 0.0  # estimated leak flow (m³/h) above the no-leak reference
+
+
+def _mad_sigma(x: np.ndarray) -> float:
+    return MAD_TO_SIGMA * float(np.median(np.abs(x - np.median(x))))
+
+
+class LeakJudge:
+    """One value per period in, a :class:`LeakVerdict` out (see the module doc)."""
+
+    __slots__ = (
+        "_f",
+        "below",
+        "cfg",
+        "cusum",
+        "cusum_down",
+        "demand",
+        "excesses",
+        "frozen",
+        "last_rise",
+        "leak",
+        "n",
+        "peak",
+        "reported",
+        "run_n",
+        "run_sum",
+    )
+
+    def __init__(self, cfg: LeakConfig) -> None:
+        self.cfg = cfg
+        # (weekday shares, demand = value minus the leak estimate of its time)
+        self.demand: deque[tuple[Weekdays, float]] = deque(maxlen=cfg.history_nights)
+        self.n = 0  # periods judged
+        self._f = np.ones(WEEK)
+        self.leak = 0.0
+        self.peak = 0.0
+        self.reported = 0.0  # size in the last alert, for "grown"
+        self.frozen: float | None = None  # reference level at the open leak's last rise
+        self.excesses: list[float] = []
+        self.last_rise = -math.inf
+        self.below = 0
+        self.cusum = self.cusum_down = 0.0
+        self.run_sum, self.run_n = 0.0, 0
+
+    # ---- the reference ----------------------------------------------------------------
+    def seed(self, history: list[tuple[Weekdays, float]], leak: float) -> None:
+        """Start from learnt periods (demand already net of ``leak``), a leak maybe open."""
+        self.demand.extend(history)
+        if leak > 0.0:
+            self.leak = self.peak = self.reported = leak
+            self.last_rise = -math.inf
+
+    def learn(self, week: Weekdays, value: float) -> None:
+        """Take a leak-free period into the reference without judging it."""
+        self.demand.append((week, value))
+
+    def factors(self) -> np.ndarray:
+        """Per-weekday multiplicative factors, normalised to mean 1.
+
+        Each demand is divided by the median of the week around it first, so a season's
+        rise or a missed leak does not leak into the weekday factors. A period on one
+        weekday (a night) votes by median; periods spread over weekdays (pump cycles) are
+        fitted by least squares on their weekday shares, pulled gently towards 1."""
+        if len(self.demand) < 7:
+            return np.ones(WEEK)
+        d = np.array([v for _, v in self.demand])
+        a = np.array([w for w, _ in self.demand])
+        week = np.median(sliding_window_view(np.pad(d, 3, mode="edge"), 7), axis=1)
+        ratio = d / np.where(week > 0, week, 1.0)
+        if np.all(a.max(axis=1) == 1.0):
+            col = a.argmax(axis=1)
+            f = np.array([float(np.median(ratio[col == k])) if (col == k).any() else 1.0
+                          for k in range(WEEK)])  # fmt: skip
+        else:
+            f = np.linalg.solve(a.T @ a + RIDGE * np.eye(WEEK), a.T @ ratio + RIDGE)
+        return f / f.mean()
+
+    def level(self, f: np.ndarray) -> float:
+        """The reference for the next period: a robust line (Theil-Sen) through the last
+        ``ref_nights`` weekday-normalised demands, one period ahead. A plain median would
+        lag a season's rise by half its window and read the lag as a leak."""
+        recent = list(self.demand)[-self.cfg.ref_nights :]
+        y = np.array([v / float(np.dot(w, f)) for w, v in recent])
+        x = np.arange(len(y), dtype=float)
+        if len(y) < 7:
+            return float(np.median(y))
+        i, j = np.triu_indices(len(y), 1)
+        slope = float(np.median((y[j] - y[i]) / (x[j] - x[i])))
+        return float(np.median(y - slope * x)) + slope * len(y)
+
+    def sigma(self, expected: float, factor: float, f: np.ndarray) -> float:
+        """Period-to-period noise: MAD of consecutive differences of the weekday-normalised
+        demand over the history, / sqrt 2, widened for the reference's own error. Why
+        differences: a leak's step or a repair touches one difference, while residuals
+        against a reference that a missed leak moved would all be large, inflate sigma and
+        hide the next leak."""
+        c = self.cfg
+        noise = 0.0
+        if len(self.demand) >= 8:
+            y = np.array([v / float(np.dot(w, f)) for w, v in self.demand])
+            noise = factor * REF_WIDEN * _mad_sigma(np.diff(y)) / math.sqrt(2.0)
+        return max(noise, c.min_sigma_frac * abs(expected), c.min_sigma_abs)
+
+    # ---- the verdict ------------------------------------------------------------------
+    def judge(self, t: float, week: Weekdays, value: float) -> LeakVerdict:
+        """Judge one period; ``week`` is its share of each weekday (Monday first)."""
+        f = self._f = self.factors()
+        w = float(np.dot(week, f))
+        lvl = self.level(f)
+        night = float(self.n)
+        self.n += 1
+        if self.leak > 0.0 and night - self.last_rise <= GROWN_NIGHTS and self.frozen is not None:
+            v = self._refine(t, value, w, self.frozen)
+        else:
+            v = self._cusum(t, value, w, lvl, night)
+        self.demand.append((week, value - self.leak))
+        return v
+
+    def _refine(self, t: float, value: float, w: float, ref: float) -> LeakVerdict:
+        """A leak just rose: re-size it against the reference frozen at the rise."""
+        base = ref * w
+        excess = value - base
+        s = self.sigma(base, w, self._f)
+        self.below = self.below + 1 if excess < 0.5 * self.leak else 0
+        # a repair: a few periods nearer no leak, or one far below the leak level
+        if self.below >= REPAIR_NIGHTS or (self.below and self.leak - excess > self.cfg.k_step * s):
+            return self._clear(t, value, base, excess, s)
+        if excess - self.leak > self.cfg.k_step * s:
+            # one period far above the open leak: another leak, not this one growing
+            self.excesses = [excess]
+            self.leak = self.peak = self.reported = excess
+            self.last_rise = self.n - 1.0
+            return LeakVerdict(t, value, base, excess, s, "step", "step", excess)
+        self.excesses.append(excess)
+        size = max(float(np.median(self.excesses[-REFINE_LAST:])), 0.0)
+        event = None
+        if size > self.reported + max(GROWN_SIGMAS * s, GROWN_FRAC * self.reported):
+            event = "grown"
+            self.reported = size
+            self.last_rise = self.n - 1.0
+        self.leak = size
+        self.peak = max(self.peak, size)
+        return LeakVerdict(t, value, base + self.leak, value - base - self.leak, s, event,
+                           "step" if event else None, self.leak)  # fmt: skip
+
+    def _clear(self, t: float, value: float, exp: float, r: float, s: float) -> LeakVerdict:
+        self.leak = self.peak = self.reported = 0.0
+        self.frozen = None
+        self.excesses = []
+        self.below = 0
+        self._reset_run()
+        return LeakVerdict(t, value, exp, r, s, "clear", None, 0.0)
+
+    def _cusum(self, t: float, value: float, w: float, lvl: float, night: float) -> LeakVerdict:
+        c = self.cfg
+        expected = lvl * w + self.leak
+        r = value - expected
+        s = self.sigma(expected, w, self._f)
+        z = r / s
+        self.below = self.below + 1 if self.leak > 0.0 and r < -0.5 * self.leak else 0
+        if self.below >= REPAIR_NIGHTS:
+            return self._clear(t, value, expected, r, s)
+        if self.cusum == 0.0 and self.cusum_down == 0.0:
+            self.run_sum, self.run_n = 0.0, 0
+        self.run_sum += r
+        self.run_n += 1
+        self.cusum = max(0.0, self.cusum + z - c.cusum_k)
+        self.cusum_down = max(0.0, self.cusum_down - z - c.cusum_k)
+        if z > c.k_step or self.cusum > c.cusum_h:
+            return self._rise(t, value, expected, r, s, z > c.k_step, lvl, night)
+        event = None
+        if z < -c.k_step or self.cusum_down > c.cusum_h:
+            if self.leak > 0.0:
+                self.leak = max(0.0, self.leak + min(r, self.run_sum / self.run_n))
+                if self.leak < c.clear_frac * self.peak:
+                    return self._clear(t, value, expected, r, s)
+            else:
+                # demand fell (a leak the reference had absorbed was repaired, say): move
+                # the periods before the fall to the new level at once
+                self._rebase(self.run_sum / self.run_n / w, self.run_n - 1)
+            self._reset_run()
+        return LeakVerdict(t, value, expected, r, s, event, None, self.leak)
+
+    def _rebase(self, delta: float, keep_last: int) -> None:
+        """Shift the stored demands, but the last ``keep_last``, by ``delta`` (normalised)."""
+        f = self._f
+        n = len(self.demand)
+        for i in range(max(0, n - keep_last)):
+            w, v = self.demand[i]
+            self.demand[i] = (w, v + delta * float(np.dot(w, f)))
+
+    def _rise(
+        self,
+        t: float,
+        value: float,
+        expected: float,
+        r: float,
+        s: float,
+        jump: bool,
+        lvl: float,
+        night: float,
+    ) -> LeakVerdict:
+        mean = self.run_sum / self.run_n
+        size = r if jump or mean <= 0.0 else mean
+        mode = "step" if jump or self.run_n <= STEP_NIGHTS else "trend"
+        event = "step" if self.leak > 0.0 else "onset"
+        # the no-leak level the leak is sized against while it settles (excess = all leaks)
+        self.frozen = lvl
+        self.excesses = [self.leak + size]
+        self.leak += size
+        self.peak = max(self.peak, self.leak)
+        self.reported = self.leak
+        self.last_rise = night
+        self._reset_run()
+        return LeakVerdict(t, value, expected, r, s, event, mode, self.leak)
+
+    def _reset_run(self) -> None:
+        self.cusum = self.cusum_down = 0.0
+        self.run_sum, self.run_n = 0.0, 0

@@ -1,0 +1,81 @@
+"""The leak judge (reference, size, grown, step, repair) and the tank zone's pump cycles."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cloud.detect.config import LeakConfig
+from cloud.detect.leak_judge import LeakJudge
+from cloud.detect.leak_pump import PumpCycleTracker, weekday_shares
+
+MONDAY = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _judge(extra: list[float], noise: float = 0.5) -> list[tuple[int, str, float]]:
+    """Nights of 60 ± noise plus ``extra[i]``; return (night, event, size) of each event."""
+    rnd = random.Random(4)
+    j = LeakJudge(LeakConfig(min_sigma_abs=0.5, min_sigma_frac=0.0))
+    for _ in range(28):
+        j.learn(MONDAY, 60.0 + rnd.gauss(0, noise))
+    events = []
+    for i, x in enumerate(extra):
+        v = j.judge(float(i), MONDAY, 60.0 + x + rnd.gauss(0, noise))
+        if v.event:
+            events.append((i, v.event, v.excess))
+    return events
+
+
+def test_abrupt_leak_sized_and_repaired_once() -> None:
+    events = _judge([0.0] * 5 + [8.0] * 10 + [0.0] * 10)
+    assert [(n, e) for n, e, _ in events] == [(5, "onset"), (15, "clear")]
+    assert events[0][2] == pytest.approx(8.0, abs=1.5)
+
+
+def test_growing_leak_is_one_alarm_with_grown_updates() -> None:
+    ramp = [0.0] * 5 + [1.0 * k for k in range(1, 11)] + [10.0] * 5  # a sigma a night
+    events = _judge(ramp, noise=1.0)
+    alarms = [e for e in events if e[1] in ("onset", "step")]
+    assert len(alarms) == 1 and alarms[0][1] == "onset"
+    grown = [e for e in events if e[1] == "grown"]
+    assert grown and grown[-1][2] > alarms[0][2]  # the alert says the leak has grown
+
+
+def test_a_second_leak_on_top_of_an_open_one_is_a_new_alarm() -> None:
+    events = _judge([0.0] * 5 + [6.0] * 3 + [20.0] * 5)
+    assert [(n, e) for n, e, _ in events][:2] == [(5, "onset"), (8, "step")]
+    assert events[1][2] == pytest.approx(20.0, abs=2.0)
+
+
+def test_weekday_shares_of_a_cycle() -> None:
+    # Monday 12:00 UTC to Tuesday 12:00 UTC, local = UTC: half Monday, half Tuesday
+    monday_noon = 4 * 86400.0 + 12 * 3600.0  # 1970-01-05 was a Monday
+    shares = weekday_shares(monday_noon, monday_noon + 86400.0, 0.0)
+    assert shares[0] == pytest.approx(0.5) and shares[1] == pytest.approx(0.5)
+
+
+def _tank(days: int, leak_from_day: float, leak: float) -> list[tuple[float, str, float]]:
+    """A 300 m³ tank filled at 44 m³/h on level control, drawn at 25 m³/h ± noise."""
+    rnd = random.Random(7)
+    tr = PumpCycleTracker(LeakConfig(statistic="pump_cycle", utc_offset_h=0.0))
+    level, on, out = 150.0, False, []
+    for i in range(days * 288):
+        t = i * 300.0
+        draw = 25.0 * (1 + 0.02 * rnd.gauss(0, 1)) + (leak if t >= leak_from_day * 86400 else 0)
+        on = True if level < 0 else False if level > 300 else on
+        q = 44.0 if on else 0.0
+        level += (q - draw) / 12.0
+        v = tr.add(t, q)
+        if v is not None and v.event:
+            out.append((t / 86400.0, v.event, v.excess))
+    return out
+
+
+def test_tank_zone_leak_found_from_pump_cycles() -> None:
+    assert _tank(60, 1e9, 0.0) == []  # no leak: no alarm in two months of cycles
+    events = _tank(70, 50.0, 5.0)
+    assert events and events[0][1] == "onset"
+    day, _, size = events[0]
+    assert 50.0 <= day <= 52.0  # within 2 days of the leak's start
+    assert size == pytest.approx(5.0, abs=2.5)
