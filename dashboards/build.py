@@ -10,19 +10,20 @@ from typing import Any
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from dashboards import call_units, fleet, flood, pumps, system, water
+from dashboards import system
+from dashboards.parts import parts
 
 JSON_DIR = Path(__file__).parent / "json"
+SYSTEM_STEM = "system-health"  # the one dashboard that belongs to no device kind
 
-# file stem -> builder; the stem is also what `akita dashboards build --only` takes.
-DASHBOARDS: dict[str, Callable[[], Any]] = {
-    "water-blocks": water.build,
-    "pump-stations": pumps.build,
-    "flood": flood.build,
-    "fleet": fleet.build,
-    "call-units": call_units.build,
-    "system-health": system.build,
-}
+
+def dashboards() -> dict[str, Callable[[], Any]]:
+    """File stem -> builder: each kind's registered part, then system health."""
+    found: dict[str, Callable[[], Any]] = {p.stem: p.build for p in parts().values()}
+    if SYSTEM_STEM in found:
+        raise ValueError(f"dashboard stem {SYSTEM_STEM!r} is kept for system health")
+    found[SYSTEM_STEM] = system.build
+    return found
 
 
 def _number_panels(model: dict[str, Any]) -> None:
@@ -47,7 +48,7 @@ def to_model(dashboard: Dashboard) -> dict[str, Any]:
 def render() -> dict[str, str]:
     """File name -> JSON text."""
     out = {}
-    for stem, builder in DASHBOARDS.items():
+    for stem, builder in dashboards().items():
         model = to_model(builder().build())
         out[f"{stem}.json"] = json.dumps(model, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     return out

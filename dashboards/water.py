@@ -11,8 +11,10 @@ from dashboards.common import (
     series_panel,
     table_panel,
 )
+from dashboards.diagnostics import add_diagnostics
 from dashboards.influxql import KIND_FILTER as F
 from dashboards.influxql import InfluxQL
+from schemas.kinds import kind
 
 UID = "akita-water-blocks"
 WATER_ALERT_KINDS = ("leak", "burst", "stuck_sensor")
@@ -86,6 +88,8 @@ GROUP BY time($__interval), "device" fill(null)""").alias("$tag_device")
             )
         )
     )
+    # a meter's diagnostics (temperatures, signal quality, error bits) and quality flags
+    dash = add_diagnostics(dash, kind("water_block"))
     long_flow = InfluxQL(f"""
 SELECT mean("mean_flow") AS "mean", min("min_flow") AS "min", max("max_flow") AS "max"
 FROM "agg_1m"."water_block" WHERE {F} AND $timeFilter

@@ -1,0 +1,1 @@
+"""One module per device kind, named after it: its dashboard part (:mod:`dashboards.parts`)."""
