@@ -145,9 +145,10 @@ def make_rig(
     *,
     broker: IngestSettings | None = None,
     rules: list[dict[str, Any]] | None = None,
+    db_url: str | None = None,
     **settings: Any,
 ) -> Rig:
-    engine = make_engine(f"sqlite:///{tmp_path / 'akita.db'}")
+    engine = make_engine(db_url or f"sqlite:///{tmp_path / 'akita.db'}")
     create_all(engine)
     db = make_sessionmaker(engine)
     registry = Registry(db)
@@ -170,7 +171,8 @@ def make_rig(
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    r = make_rig(tmp_path)
+def rig(tmp_path: Path, db_url: str) -> Iterator[Rig]:
+    """On SQLite, then on PostgreSQL (the ``db_url`` fixture)."""
+    r = make_rig(tmp_path, db_url=db_url)
     yield r
     r.commands.stop()
