@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -76,6 +77,7 @@ class CommandLink:
         self.client.on_connect = self._connect_cb
         self.client.on_disconnect = self._disconnect_cb
         self.client.on_message = self._message_cb
+        self.client.on_subscribe = self._subscribe_cb
 
     @property
     def connected(self) -> bool:
@@ -132,6 +134,18 @@ class CommandLink:
     ) -> None:
         self._connected.clear()
         log.warning("commands_broker_disconnected client_id=%s reason=%s", self.client_id, rc)
+
+    def _subscribe_cb(self, _c: mqtt.Client, _u: object, _mid: int, codes: Any, _p: object) -> None:
+        # a broker whose roles do not grant the results or statuses answers 0x87: say so,
+        # or results would be lost without a word
+        refused = [c for c in codes if getattr(c, "is_failure", False) or c == 0x80]
+        if refused:
+            log.error(
+                "commands_subscribe_refused client_id=%s codes=%s reason=the broker account "
+                "may not read akita/v1/+/cmd/result or status; results will not arrive",
+                self.client_id,
+                refused,
+            )
 
     def _message_cb(self, _c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         parsed = topics.parse(msg.topic)
