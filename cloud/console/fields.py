@@ -6,23 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, get_args
 
-from schemas.devices import DeviceKind, field_unit, values_model
-
-# the quantity each kind's alerts are usually about
-PRIMARY = {
-    DeviceKind.FLOOD_SENSOR.value: "depth",
-    DeviceKind.WATER_BLOCK.value: "flow",
-    DeviceKind.MANHOLE_PUMP.value: "level",
-    DeviceKind.CALL_UNIT.value: "temperature",
-    DeviceKind.VEHICLE.value: "speed",
-}
+from schemas.devices import field_unit, values_model
+from schemas.kinds import KINDS, UnknownKind
 
 
 def numeric_fields(kind: str) -> list[tuple[str, str]]:
     """(field, unit) of the numeric fields of ``kind``; [] for an unknown kind."""
     try:
         model = values_model(kind)
-    except ValueError:
+    except UnknownKind:  # a device registered under a kind this process does not load
         return []
     out = []
     for name, info in model.model_fields.items():
@@ -38,7 +30,9 @@ def chart_field(kind: str | None, extra: Mapping[str, Any]) -> tuple[str, str] |
     wanted = extra.get("field")
     if isinstance(wanted, str) and wanted in fields:
         return wanted, fields[wanted]
-    primary = PRIMARY.get(kind or "")
-    if primary in fields:
+    # the quantity a kind's alerts are usually about is its declared headline
+    declared = KINDS.get(kind or "")
+    primary = declared.headline if declared is not None else None
+    if primary is not None and primary in fields:
         return primary, fields[primary]
     return next(iter(fields.items()), None)

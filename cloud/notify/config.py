@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from cloud.detect.parts import alert_domains
 from cloud.notify.channels import known_channel, spec
 from cloud.notify.errors import NotifyConfigError
 from schemas.alert import Severity
@@ -25,31 +26,18 @@ from schemas.kinds import KINDS
 
 Domain = str  # water, sewer, flood, fleet, care (or any name a route uses)
 
-# Which domain an alert kind belongs to when the device kind is not known.
-DEFAULT_KIND_PREFIXES: dict[str, str] = {
-    "flood": "flood",
-    "pump": "sewer",
-    "wet_well": "sewer",
-    "leak": "water",
-    "burst": "water",
-    "pressure": "water",
-    "stuck": "water",
-    "residual": "water",
-    "vehicle": "fleet",
-    "off_route": "fleet",
-    "gps": "fleet",
-    "long_stop": "fleet",
-    "button": "care",
-    "heat": "care",
-    "heartbeat": "care",
-    "call_unit": "care",
-}
-
 Topic = Literal["flood", "heat"]
 DEFAULT_RESIDENT_TOPICS: dict[str, Topic] = {"flood_stage": "flood", "heat_wbgt": "heat"}
 
-# a device kind's domain is declared with the kind (schemas/kinds)
+# a device kind's domain is declared with the kind (schemas/kinds); an alert kind's is
+# that of the device kind whose detector part declares it (cloud/detect/parts.py)
 DEVICE_KIND_DOMAINS: dict[str, str] = {name: kind.domain for name, kind in KINDS.items()}
+
+
+def alert_kind_domains() -> dict[str, str]:
+    """Alert kind -> domain, for an alert whose device's kind is not known: the domain of
+    the device kind whose detector part declares that alert (``DetectorPart.alerts``)."""
+    return {alert: KINDS[kind].domain for alert, kind in alert_domains().items()}
 
 
 class Member(BaseModel):

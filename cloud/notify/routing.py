@@ -1,7 +1,8 @@
 """Who gets an alert.
 
 Staff: the alert kind maps to a domain (water, sewer, flood, fleet, care; explicit
-``kind_domains`` first, then the device's kind, then kind prefixes); the first route
+``kind_domains`` first, then the device's kind, then the device kind whose detector
+declares the alert kind; each kind declares its domain); the first route
 of that domain whose ``min_severity`` the alert reaches names the contact groups, in
 escalation order.
 
@@ -21,12 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.models import SubscriptionRow
-from cloud.notify.config import (
-    DEFAULT_KIND_PREFIXES,
-    DEVICE_KIND_DOMAINS,
-    NotifyConfig,
-    Route,
-)
+from cloud.notify.config import DEVICE_KIND_DOMAINS, NotifyConfig, Route, alert_kind_domains
 from cloud.notify.recipients import Recipient
 from schemas.alert import Alert
 
@@ -62,6 +58,7 @@ class Router:
         self._sm = sessionmaker
         self._device_kind = device_kind
         self._token_for = token_for
+        self._alert_domains: dict[str, str] | None = None  # loaded on first use
 
     # -- staff ---------------------------------------------------------------------
 
@@ -73,8 +70,9 @@ class Router:
             dk = self._device_kind(alert.device_id)
             if dk in DEVICE_KIND_DOMAINS:
                 return DEVICE_KIND_DOMAINS[dk]
-        found = by_prefix(alert.kind, DEFAULT_KIND_PREFIXES)
-        return str(found) if found else cfg.default_domain
+        if self._alert_domains is None:
+            self._alert_domains = alert_kind_domains()
+        return self._alert_domains.get(alert.kind, cfg.default_domain)
 
     def route(self, alert: Alert) -> Route | None:
         domain = self.domain(alert)

@@ -7,11 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.opendata.licence import feed_licence
 from schemas.devices import DeviceKind
+from schemas.kinds import KINDS
 
-# Call units sit in the homes of elderly residents living alone: their ids, positions
-# and areas are personal data and stay off every public page unless a city opts in.
+# Each kind declares whether open data may show it (Kind.public): call units sit in the
+# homes of elderly residents living alone, so their ids, positions and areas are
+# personal data and stay off every public page unless a city opts in.
 DEFAULT_PUBLIC_KINDS: tuple[DeviceKind, ...] = tuple(
-    k for k in DeviceKind if k != DeviceKind.CALL_UNIT
+    DeviceKind(name) for name, kind in KINDS.items() if kind.public
 )
 
 
@@ -22,7 +24,8 @@ class OpendataSettings(BaseModel):
         default_factory=lambda: list(DEFAULT_PUBLIC_KINDS),
         description=(
             "Device kinds whose ids, positions and areas public endpoints (open data, "
-            "CAP feed, citizen pages) may show; default every kind but call_unit"
+            "CAP feed, citizen pages) may show; default every kind declared public "
+            "(all but call_unit)"
         ),
     )
     gtfs_static: str | None = Field(
