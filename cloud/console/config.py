@@ -31,6 +31,13 @@ class ConsoleSettings(BaseModel):
         description="auto: Secure cookie when the request came over TLS (or a trusted proxy "
         "says so); always: Secure even on plain http (then only https works)",
     )
+    live_refresh_s: float = Field(
+        default=30,
+        ge=0,
+        le=3600,
+        description="Pages with live parts (overview, alerts) refresh them this often with "
+        "JavaScript; 0 = never. A refresh does not count as use for the idle timeout",
+    )
     map_tiles: str | None = Field(
         default="https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png",
         description="Tile URL of the overview map (地理院タイル); None = markers on a blank map",

@@ -54,10 +54,11 @@ def start_session(sm: sessionmaker[Session], user_id: int) -> str:
 
 
 def find_session(
-    sm: sessionmaker[Session], secret: str, settings: ConsoleSettings
+    sm: sessionmaker[Session], secret: str, settings: ConsoleSettings, *, touch: bool = True
 ) -> StaffSession | None:
-    """The live session of this cookie secret, touched; None if unknown, idle too long,
-    too old, or its user is disabled (an ended session's row is deleted)."""
+    """The live session of this cookie secret, touched (unless ``touch`` is False: a
+    page's own background refresh is not a person using it); None if unknown, idle too
+    long, too old, or its user is disabled (an ended session's row is deleted)."""
     if not secret or len(secret) > 100:
         return None
     now = datetime.now(UTC)
@@ -71,7 +72,9 @@ def find_session(
         if user is None or user.disabled or idle or old:
             s.delete(row)
             return None
-        if now - row.last_seen > min(_TOUCH_EVERY, timedelta(seconds=settings.idle_timeout_s / 4)):
+        if touch and now - row.last_seen > min(
+            _TOUCH_EVERY, timedelta(seconds=settings.idle_timeout_s / 4)
+        ):
             row.last_seen = now
         session_id, csrf, user_id = row.id, row.csrf_token, row.user_id
     info = get_user(sm, user_id)

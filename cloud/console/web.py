@@ -99,9 +99,16 @@ class SignInRequired(Exception):
     """No live session: the handler redirects to the sign-in page."""
 
 
+# sent by static/live.js: the page refreshing itself, not a person using it
+LIVE_HEADER = "X-Akita-Live"
+
+
 def current(request: Request) -> sessions.StaffSession:
     found = sessions.find_session(
-        db(request), request.cookies.get(COOKIE, ""), settings_of(request)
+        db(request),
+        request.cookies.get(COOKIE, ""),
+        settings_of(request),
+        touch=request.headers.get(LIVE_HEADER) != "1",
     )
     if found is None:
         raise SignInRequired()
@@ -157,6 +164,7 @@ def render(
         staff=staff,
         can=lambda role: can(staff, role),
         csrf=staff.csrf_token if staff else "",
+        live_refresh_s=settings_of(request).live_refresh_s,
         errors=ctx.pop("errors", {}),
         values=ctx.pop("values", {}),
         **ctx,

@@ -138,7 +138,7 @@ def _report(service: CloudService) -> str:
 def day(tmp_path: Path, influx: Influx, influx_db: str) -> Iterator[Day]:
     store_url = f"influx+http://127.0.0.1:{influx.port}/{influx_db}"
     init_db(store_url)
-    service = make_service(tmp_path, store={"url": store_url})
+    service = make_service(tmp_path, store={"url": store_url}, console={"live_refresh_s": 1})
     add_user(
         service.sessionmaker,
         name="sato",
@@ -211,9 +211,24 @@ def test_an_operators_day_in_chromium(day: Day) -> None:
             expect(extreme.get_by_role("cell").nth(0)).to_have_text("1")
             shot("overview")
 
+            # live refresh: a second underpass floods while the page is open; its count
+            # updates without a reload (the page refreshes itself every second here)
+            url = page.url
+            rising = flood_batch("gw-chuo", 2, "fl-sanno", datetime.now(UTC), [12.0, 33.0])
+            store_batch(day.service, rising)
+            day.service.handle_batch(rising, now=rising.readings[-1].ts)
+            expect(extreme.get_by_role("cell").nth(0)).to_have_text("2")
+            expect(page.locator("#live-status")).to_contain_text("最終更新")
+            assert page.url == url
+            for alert in day.service.alerts.active():
+                if alert.device_id == "fl-sanno":  # its stage and rate-of-rise alerts
+                    day.service.alerts.resolve(alert.id, "test", "水位計の試験")
+            expect(extreme.get_by_role("cell").nth(0)).to_have_text("1")
+
             # open it; the chart shows the rising depth
             page.get_by_role("link", name="警報", exact=True).click()
-            page.get_by_role("link", name="道路冠水 危険").click()
+            kawabata = page.get_by_role("row").filter(has_text="fl-kawabata")
+            kawabata.get_by_role("link", name="道路冠水 危険").click()
             page.get_by_role("heading", name="警報前後の計測値（depth、cm）").wait_for()
             expect(page.locator("svg.chart polyline")).to_have_count(1)
             expect(page.locator("#chart-trend")).to_have_text("上昇")

@@ -81,6 +81,26 @@ def test_session_used_within_idle_timeout_stays(console: Console) -> None:
     assert operator.get("/console/", follow_redirects=False).status_code == 200
 
 
+def test_live_refreshes_do_not_keep_an_idle_session_alive(console: Console) -> None:
+    # a console left open on the overview refreshes itself; that is not a person using it
+    console.app.state.console_settings = ConsoleSettings(idle_timeout_s=600)
+    operator = console.client("operator")
+    eight_ago = datetime.now(UTC) - timedelta(minutes=8)
+    with console.service.sessionmaker() as s, s.begin():
+        s.execute(update(StaffSessionRow).values(last_seen=eight_ago))
+    live = {"X-Akita-Live": "1"}
+    assert operator.get("/console/", headers=live, follow_redirects=False).status_code == 200
+    with console.service.sessionmaker() as s:
+        (row,) = s.scalars(select(StaffSessionRow)).all()
+        assert abs(row.last_seen.replace(tzinfo=UTC) - eight_ago) < timedelta(seconds=1)
+    with console.service.sessionmaker() as s, s.begin():
+        s.execute(
+            update(StaffSessionRow).values(last_seen=datetime.now(UTC) - timedelta(minutes=11))
+        )
+    r = operator.get("/console/", headers=live, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/console/signin?expired=1"
+
+
 def test_ten_wrong_passwords_lock_the_account_for_the_configured_time(console: Console) -> None:
     console.app.state.console_settings = ConsoleSettings(max_failures=10, lockout_s=1200)
     console.client("operator")  # creates operator-user
