@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge.drivers.registry import spec
 from schemas.commands import ACTION_PATTERN
 
 if TYPE_CHECKING:
@@ -73,12 +74,13 @@ def check_actions(where: str, dev: Device) -> None:
         if act.name in names:
             raise ValueError(f"{at}.name: duplicate action {act.name!r}")
         names.add(act.name)
-        if dev.driver.value == "call_unit":
+        commands = spec(dev.driver).commands  # each driver declares what it accepts
+        if commands == "notice":
             _check_notice(at, act)
-        elif dev.driver.value == "nmea":
-            raise ValueError(f"{at}.name: a GPS receiver (driver nmea) accepts no commands")
-        else:
+        elif commands == "write":
             _check_write(at, dev, act)
+        else:
+            raise ValueError(f"{at}.name: driver {dev.driver} accepts no commands")
 
 
 def _check_notice(at: str, act: Action) -> None:

@@ -146,7 +146,7 @@ async def _check_all(cfg: EdgeConfig, stream_wait: float) -> list[DeviceCheck]:
             DeviceCheck(
                 dev.id,
                 dev.kind.value,
-                dev.driver.value,
+                dev.driver,
                 ok,
                 requests,
                 values,

@@ -20,9 +20,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.actions import Action, check_actions
+from edge.drivers.registry import UnknownDriver, spec
 from edge.errors import ConfigError
 from edge.toml_position import position
 from schemas.devices import DeviceKind, VehicleType, values_model
@@ -214,18 +222,6 @@ class Report(StrEnum):
     ON_CHANGE_OR_PERIOD = "on_change_or_period"
 
 
-class Driver(StrEnum):
-    MODBUS_TCP = "modbus_tcp"
-    MODBUS_RTU = "modbus_rtu"  # RTU framing on a serial bus from [[buses]]
-    MODBUS_RTU_OVER_TCP = "modbus_rtu_over_tcp"  # RTU framing through a serial-to-TCP converter
-    NMEA = "nmea"  # NMEA 0183 over serial (serial_port) or a TCP stream (host, port)
-    CALL_UNIT = "call_unit"  # AKCU line protocol, see edge/drivers/callunit/README.md
-
-
-MODBUS_DRIVERS = {Driver.MODBUS_TCP, Driver.MODBUS_RTU, Driver.MODBUS_RTU_OVER_TCP}
-STREAM_DRIVERS = {Driver.NMEA, Driver.CALL_UNIT}
-
-
 class Bus(_Cfg):
     """A serial line (RS-485, RS-232 or a pty) that one or more devices share."""
 
@@ -241,7 +237,7 @@ class Bus(_Cfg):
 class Device(_Cfg):
     id: str = Field(pattern=ID_PATTERN)
     kind: DeviceKind
-    driver: Driver
+    driver: str = Field(description="A registered driver (edge/drivers/*/spec.py)")
     # where it is
     host: str | None = None
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -272,37 +268,44 @@ class Device(_Cfg):
     vehicle_type: VehicleType | None = None
     route_id: str | None = None
 
+    @field_validator("driver")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        try:
+            spec(name)
+        except UnknownDriver as exc:
+            raise ValueError(str(exc)) from None
+        return name
+
     @model_validator(mode="before")
     @classmethod
     def _unit_id_given(cls, data: Any) -> Any:
         # a forgotten unit_id used to poll slave 1: on a shared bus that is another device
-        modbus = isinstance(data, dict) and data.get("driver") in {d.value for d in MODBUS_DRIVERS}
-        if modbus and "unit_id" not in data:
+        if (
+            not isinstance(data, dict)
+            or "unit_id" in data
+            or not isinstance(data.get("driver"), str)
+        ):
+            return data
+        try:
+            required = spec(data["driver"]).unit_id_required
+        except UnknownDriver:
+            return data  # the driver field's own check says so
+        if required:
             raise ValueError(f"driver {data['driver']} needs 'unit_id' (the Modbus slave id)")
         return data
 
     @model_validator(mode="after")
     def _legal_for_driver(self) -> Device:
-        d = self.driver
-        if d in (Driver.MODBUS_TCP, Driver.MODBUS_RTU_OVER_TCP) and not (self.host and self.port):
-            raise ValueError(f"driver {d.value} needs 'host' and 'port'")
-        if d is Driver.MODBUS_RTU and not self.bus:
-            raise ValueError("driver modbus_rtu needs 'bus' (the name of a [[buses]] entry)")
-        if d in MODBUS_DRIVERS and self.unit_id > 255:
-            raise ValueError(f"unit_id {self.unit_id} is not a Modbus slave id (0..255)")
-        if d is Driver.CALL_UNIT and self.unit_id < 1:
-            raise ValueError("unit_id must be 1..65535 for a call unit")
-        if d in MODBUS_DRIVERS and not self.registers:
-            raise ValueError(f"driver {d.value} needs at least one [[devices.registers]] entry")
-        if d in STREAM_DRIVERS:
-            if self.registers:
-                raise ValueError(f"driver {d.value} takes no registers")
-            if not self.serial_port and not (self.host and self.port):
-                raise ValueError(f"driver {d.value} needs 'serial_port', or 'host' and 'port'")
-        if d is Driver.NMEA and self.kind is not DeviceKind.VEHICLE:
-            raise ValueError(f"driver nmea reads vehicles (got kind {self.kind.value!r})")
-        if d is Driver.CALL_UNIT and self.kind is not DeviceKind.CALL_UNIT:
-            raise ValueError(f"driver call_unit reads call units (got kind {self.kind.value!r})")
+        driver = spec(self.driver)
+        driver.check(self)
+        if driver.kinds and self.kind.value not in driver.kinds:
+            raise ValueError(
+                f"driver {self.driver} reads {' or '.join(driver.kinds)} "
+                f"(got kind {self.kind.value!r})"
+            )
+        if self.registers and not driver.takes_registers:
+            raise ValueError(f"driver {self.driver} takes no registers")
         if self.timeout_s > self.poll_interval_s * 10:
             raise ValueError(
                 f"timeout_s {self.timeout_s} exceeds 10 poll intervals ({self.poll_interval_s})"
@@ -450,7 +453,7 @@ def _check_extra_type(where: str, j: int, reg: Register, dev: Device) -> None:
 def _check_shared_unit_ids(devices: list[Device]) -> None:
     seen: dict[tuple[str, int], str] = {}
     for dev in devices:
-        if dev.driver is Driver.MODBUS_RTU and dev.bus:
+        if dev.bus and spec(dev.driver).uses_bus:
             key = (dev.bus, dev.unit_id)
             if key in seen:
                 raise ValueError(

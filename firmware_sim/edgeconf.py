@@ -14,7 +14,8 @@ from typing import Any
 
 import tomli_w
 
-from edge.config import Driver, EdgeConfig, load_config
+from edge.config import EdgeConfig, load_config
+from edge.drivers.nmea.spec import NAME as NMEA
 from firmware_sim.plan import SimDevice
 from firmware_sim.registers import MAPS
 from schemas.devices import DeviceKind
@@ -24,7 +25,7 @@ from schemas.devices import DeviceKind
 class Endpoint:
     """Where a device can be reached: what the edge config needs to read it."""
 
-    driver: Driver
+    driver: str  # a registered edge driver (edge/drivers/*/spec.py)
     host: str | None = None
     port: int | None = None
     unit_id: int = 1
@@ -36,9 +37,9 @@ class Endpoint:
         where = self.serial_port or (f"{self.host}:{self.port}" if self.host else "")
         if self.bus:
             where = f"bus {self.bus}"
-        if self.driver is Driver.NMEA:
-            return f"{self.driver.value} {where}"
-        return f"{self.driver.value} {where} unit {self.unit_id}"
+        if self.driver == NMEA:
+            return f"{self.driver} {where}"
+        return f"{self.driver} {where} unit {self.unit_id}"
 
 
 def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "id": dev.id,
         "kind": dev.kind.value,
-        "driver": ep.driver.value,
+        "driver": ep.driver,
         "unit_id": ep.unit_id,
         "poll_interval_s": ep.poll_s or info.poll_interval_s,
         "timeout_s": 1.0,

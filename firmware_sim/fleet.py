@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edge.config import Driver
+from edge.drivers.callunit.spec import NAME as CALL_UNIT
+from edge.drivers.modbus.spec import RTU as MODBUS_RTU
+from edge.drivers.modbus.spec import TCP as MODBUS_TCP
+from edge.drivers.nmea.spec import NAME as NMEA
 from firmware_sim.edgeconf import Endpoint, build_config, write_config
 from firmware_sim.export import devices_json
 from firmware_sim.models.callunit import CallUnitModel
@@ -195,7 +198,7 @@ async def start_fleet(
                 fleet.listeners.append(lis)
                 fleet.contexts.extend(ctxs.values())
                 for i, d in enumerate(tcp_units, 1):
-                    placed.append((d, Endpoint(Driver.MODBUS_TCP, host=host, port=port, unit_id=i)))
+                    placed.append((d, Endpoint(MODBUS_TCP, host=host, port=port, unit_id=i)))
             rtu_units = [d for d in members if d.kind is DeviceKind.FLOOD_SENSOR]
             if rtu_units:
                 ctxs = {
@@ -208,7 +211,7 @@ async def start_fleet(
                 fleet.rtu_buses.append(bus)
                 fleet.contexts.extend(ctxs.values())
                 for i, d in enumerate(rtu_units, 1):
-                    placed.append((d, Endpoint(Driver.MODBUS_RTU, unit_id=i, bus=bus.name)))
+                    placed.append((d, Endpoint(MODBUS_RTU, unit_id=i, bus=bus.name)))
             for d in (x for x in members if x.kind is DeviceKind.VEHICLE):
                 assert isinstance(d.model, VehicleModel)
                 if use_tcp:
@@ -216,15 +219,13 @@ async def start_fleet(
                     await tep.start()
                     fleet.streams.append((d.model, tep))
                     placed.append(
-                        (d, Endpoint(Driver.NMEA, host=host, port=tep.port, poll_s=vehicle_poll_s))
+                        (d, Endpoint(NMEA, host=host, port=tep.port, poll_s=vehicle_poll_s))
                     )
                 else:
                     pep = PtyEndpoint(d.id)
                     await pep.start()
                     fleet.streams.append((d.model, pep))
-                    placed.append(
-                        (d, Endpoint(Driver.NMEA, serial_port=pep.path, poll_s=vehicle_poll_s))
-                    )
+                    placed.append((d, Endpoint(NMEA, serial_port=pep.path, poll_s=vehicle_poll_s)))
             cus = [d for d in members if d.kind is DeviceKind.CALL_UNIT]
             if cus:
                 models: dict[int, CallUnitModel] = {}
@@ -245,7 +246,7 @@ async def start_fleet(
                     where = {"serial_port": ep.path}
                 fleet.lines.append(AkcuLine(f"{gw}-akcu", ep, models))
                 for d in cus:
-                    ep_unit = Endpoint(Driver.CALL_UNIT, unit_id=d.facts["unit_id"], **where)  # type: ignore[arg-type]
+                    ep_unit = Endpoint(CALL_UNIT, unit_id=d.facts["unit_id"], **where)  # type: ignore[arg-type]
                     placed.append((d, ep_unit))
             cfg = build_config(
                 gw,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge.config import Device
+if TYPE_CHECKING:  # edge.config validates drivers against the registry: no import cycle
+    from edge.config import Device
 
 
 class PollDriver(ABC):

@@ -72,7 +72,7 @@ def test_modbus_devices_read_through_edge_drivers(tmp_path: Path) -> None:
         async with fleet(tmp_path, "normal_week", speed=1.0) as f:
             cfg = config(f)
             plan = f.run.plan
-            kinds = {d.id: d.driver.value for d in cfg.devices}
+            kinds = {d.id: d.driver for d in cfg.devices}
             assert {"modbus_tcp", "modbus_rtu", "nmea", "call_unit"} == set(kinds.values())
             for dev in plan.devices:
                 if kinds[dev.id] not in ("modbus_tcp", "modbus_rtu"):
@@ -153,7 +153,7 @@ def test_nmea_fixes_and_dropouts_through_the_edge_driver(tmp_path: Path, streams
             (lab,) = [x for x in f.run.labels if x.kind == "gps_dropout"]
             cfg = config(f)
             for d in cfg.devices:
-                if d.driver.value == "nmea":
+                if d.driver == "nmea":
                     assert (d.serial_port is not None) == (streams == "pty")
             drv = create(device(cfg, lab.device_id), cfg)
             assert isinstance(drv, StreamDriver)

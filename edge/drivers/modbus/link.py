@@ -21,7 +21,8 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from edge.config import Bus, Device, Driver, Function
+from edge.config import Bus, Device, Function
+from edge.drivers.modbus.spec import RTU_OVER_TCP, TCP
 from edge.priority_lock import PriorityLock
 
 log = logging.getLogger(__name__)
@@ -275,7 +276,7 @@ _shared: dict[str, Link] = {}
 
 def acquire(device: Device, bus: Bus | None) -> Link:
     """The link for ``device``: its own for Modbus TCP, shared per bus or converter."""
-    if device.driver is Driver.MODBUS_TCP:
+    if device.driver == TCP:
         client = AsyncModbusTcpClient(
             device.host or "",
             port=device.port or 502,
@@ -286,7 +287,7 @@ def acquire(device: Device, bus: Bus | None) -> Link:
         link = Link(f"tcp:{device.id}", client, pause_s=0.0)
         link.users = 1
         return link
-    if device.driver is Driver.MODBUS_RTU_OVER_TCP:
+    if device.driver == RTU_OVER_TCP:
         key = f"rtutcp:{device.host}:{device.port}"
         if key not in _shared:
             client = AsyncModbusTcpClient(
