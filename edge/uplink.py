@@ -191,6 +191,11 @@ class Uplink:
         info = self._client.publish(topics.command_result(self.gateway_id), payload, qos=1)
         self._result_acks[info.mid] = on_ack
 
+    def publish_image(self, payload: bytes, on_ack: Callable[[], None]) -> None:
+        """Queue a QoS 1 camera image (edge/cameras); ``on_ack`` runs at its PUBACK."""
+        info = self._client.publish(topics.image(self.gateway_id), payload, qos=1)
+        self._result_acks[info.mid] = on_ack  # the same per-message PUBACK table as results
+
     def ack(self, mid: int, qos: int) -> None:
         """PUBACK a received command (only once it is committed to disk)."""
         self._client.ack(mid, qos)

@@ -8,6 +8,7 @@
     akita/v1/<gateway>/meta        GatewayMeta, retained (device registry)
     akita/v1/<gateway>/cmd         Command, QoS 1, to the gateway, never retained
     akita/v1/<gateway>/cmd/result  CommandResult, QoS 1, from the gateway
+    akita/v1/<gateway>/image       camera image (schemas.images), QoS 1, from the gateway
     akita/v1/deadletter/<gateway>  DeadLetter, from the cloud
     akita/v1/alerts/<kind>         Alert, from the cloud
 
@@ -32,6 +33,7 @@ class Channel(StrEnum):
     META = "meta"
     CMD = "cmd"
     CMD_RESULT = "cmd/result"
+    IMAGE = "image"
 
 
 def check_gateway_id(gateway_id: str) -> str:
@@ -66,6 +68,10 @@ def command(gateway_id: str) -> str:
 
 def command_result(gateway_id: str) -> str:
     return gateway_topic(gateway_id, Channel.CMD_RESULT)
+
+
+def image(gateway_id: str) -> str:
+    return gateway_topic(gateway_id, Channel.IMAGE)
 
 
 def deadletter(gateway_id: str | None) -> str:
