@@ -1,0 +1,178 @@
+"""The LPWA worker: a network server's integration events (MQTT) -> readings -> store.
+
+One thread runs paho's loop and, between its turns, handles what arrived
+(:mod:`cloud.lpwa.handling`) and writes it in chunks. A message is acknowledged only
+after its chunk is written (manual acks, MQTT 5, a persistent session), so a killed
+worker loses nothing: the broker redelivers, and the writes are idempotent (a reading's
+key is the meter and its hour). While the store is down nothing is acknowledged, the
+broker stops sending at ``receive_maximum`` and queues the rest. A refused message is
+published to ``akita/v1/deadletter/<network server>`` with its reason and acknowledged
+(it can never succeed); a flagged one is stored *and* published there, its reason
+starting with ``flagged``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cloud.errors import StoreError
+from cloud.lpwa import chirpstack
+from cloud.lpwa.handling import Handler, Outcome
+from cloud.registry import Registry
+from schemas import DeadLetter, topics
+
+log = logging.getLogger(__name__)
+# (device, kind, hour end, values) of every new reading, after it is stored
+ReadingsCallback = Callable[[list[tuple[str, str, datetime, Any]]], None]
+
+
+@dataclass(frozen=True)
+class LpwaSettings:
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    username: str | None = None  # akita-lpwa-N on the shipped broker; also the client id
+    password: str | None = None
+    client_id: str = "akita-lpwa-1"
+    batch_lines: int = 5000
+    batch_time_s: float = 0.2
+    receive_maximum: int = 20_000
+    session_expiry_s: int = 86_400
+
+
+class LpwaWorker:
+    def __init__(self, settings: LpwaSettings, store: Any, registry: Registry,
+                 on_readings: ReadingsCallback | None = None) -> None:  # fmt: skip
+        if not hasattr(store, "write_lines"):
+            raise TypeError("the LPWA worker writes line protocol: give it an InfluxDB store")
+        self.settings, self.store, self.registry = settings, store, registry
+        self.handler = Handler(registry)
+        self.on_readings = on_readings
+        self.counts: dict[str, int] = {}
+        self._inbox: list[mqtt.MQTTMessage] = []
+        self._lines: list[bytes] = []
+        self._readings: list[tuple[str, str, datetime, Any]] = []
+        self._acks: list[int] = []
+        self._first_at = 0.0
+        self._retry_at = 0.0
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=s.username or s.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)  # fmt: skip
+        if s.username:
+            client.username_pw_set(s.username, s.password)
+        client.on_connect = self._on_connect
+        client.on_subscribe = lambda *_a: self._ready.set()
+        client.on_message = lambda _c, _u, msg: self._inbox.append(msg)
+        return client
+
+    def start(self) -> None:
+        s = self.settings
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = s.session_expiry_s
+        props.ReceiveMaximum = s.receive_maximum
+        self.client.connect(s.broker_host, s.broker_port, 30, clean_start=False, properties=props)
+        self._thread = threading.Thread(target=self._run, name="lpwa-network", daemon=True)
+        self._thread.start()
+        log.info("lpwa_start client=%s broker=%s:%d", self.client._client_id.decode(),
+                 s.broker_host, s.broker_port)  # fmt: skip
+
+    def wait_ready(self, timeout: float = 10.0) -> bool:
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write and acknowledge what is held, then disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.client.disconnect()
+
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+        if rc.is_failure:
+            log.error("lpwa_connect_refused reason=%s", rc)
+            return
+        client.subscribe(chirpstack.SUBSCRIPTION, qos=1)
+
+    def _run(self) -> None:
+        client = self.client
+        while not self._stop.is_set():
+            rc = client.loop(0.05)
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                log.warning("lpwa_broker_lost reason=%s", rc)
+                time.sleep(0.5)
+                try:
+                    client.reconnect()
+                except OSError as exc:
+                    log.warning("lpwa_broker_unreachable reason=%s", exc)
+                continue
+            self._process()
+        self._process(force=True)
+
+    def _process(self, *, force: bool = False) -> None:
+        inbox, self._inbox = self._inbox, []
+        now = datetime.now(UTC)
+        for msg in inbox:
+            self._take(msg, self.handler.handle(msg.topic, bytes(msg.payload), now))
+        s = self.settings
+        full = len(self._lines) >= s.batch_lines
+        old = time.monotonic() - self._first_at >= s.batch_time_s
+        due = bool(self._lines) and (force or full or old)
+        if (due or (self._acks and not self._lines)) and time.monotonic() >= self._retry_at:
+            self._flush()
+
+    def _take(self, msg: mqtt.MQTTMessage, out: Outcome) -> None:
+        self.counts[out.verdict] = self.counts.get(out.verdict, 0) + 1
+        if out.dead is not None:
+            self._dead_letter(msg, out.dead)
+        elif out.flag is not None:
+            self._dead_letter(msg, f"flagged (stored): {out.flag}")
+        if out.lines and not self._lines:
+            self._first_at = time.monotonic()
+        self._lines.extend(out.lines)
+        self._readings.extend(out.readings)
+        self._acks.append(msg.mid)
+
+    def _flush(self) -> None:
+        if self._lines:
+            try:
+                self.store.write_lines(b"\n".join(self._lines))
+            except StoreError as exc:
+                # hold the acks: nothing is lost, the broker stops sending at its limit
+                log.warning("lpwa_store_write_failed lines=%d reason=%s", len(self._lines), exc)
+                self._retry_at = time.monotonic() + 1.0
+                return
+        for mid in self._acks:
+            self.client.ack(mid, 1)
+        stored = self._readings
+        self.counts["lines"] = self.counts.get("lines", 0) + len(self._lines)
+        self._lines, self._readings, self._acks = [], [], []
+        if stored and self.on_readings is not None:
+            self.on_readings(stored)
+
+    def _dead_letter(self, msg: mqtt.MQTTMessage, reason: str) -> None:
+        record = DeadLetter(received_at=datetime.now(UTC), topic=msg.topic[:300],
+                            reason=reason[:2000], payload_excerpt=repr(msg.payload[:400])[:600],
+                            payload_size=len(msg.payload))  # fmt: skip
+        parts = msg.topic.split("/")
+        ns = parts[1] if len(parts) > 1 and parts[0] == chirpstack.PREFIX else None
+        try:
+            dl_topic = topics.deadletter(ns)
+        except ValueError:
+            dl_topic = topics.deadletter(None)
+        self.client.publish(dl_topic, record.model_dump_json().encode(), qos=1)
+        log.warning("lpwa_dead_letter topic=%s reason=%r", msg.topic[:200], reason[:300])

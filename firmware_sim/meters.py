@@ -1,0 +1,158 @@
+"""Household water meters behind a LoRaWAN network server (ChirpStack v4 ``up`` events).
+
+Each meter counts litres; every ``pack_h`` hours (6) it sends one Class A uplink holding
+those hours in the ``akita-hourly-v1`` format (the cloud's codec, ``cloud/lpwa/codecs``,
+decodes it; firmware and cloud each have their own side, as in the field). The network
+server publishes an ``up`` event under its own prefix some seconds later.
+
+Household use follows the block demand curve of :mod:`firmware_sim.models.water`
+(``pattern``) scaled per household, with idle hours at night (nobody draws water), so a
+household's 24 h always hold hours below the leak minimum unless a leak adds a constant
+flow. Labels: ``leak`` (from ``leak_start_s``), ``heavy`` (three times the use, no
+leak), ``dead`` (battery dies at ``dead_at_s``: silent from then on).
+
+Transport faults, as the lpwa facts list them: a frame published three times (heard by
+three radio gateways on a network server that does not merge them: same fCnt, new
+deduplicationId), a QoS 1 redelivery (same deduplicationId), and uplinks held back
+``late_s`` (6 h) before they are published.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import struct
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from firmware_sim.models.water import pattern
+from firmware_sim.timebase import HOUR_S, is_weekend, local_hour
+
+PROFILE = "akita-hourly-v1"
+APPLICATION_ID = "4f0c7b53-9a7e-4d0b-8f0e-2d1c6a3b5e71"
+
+
+@dataclass(frozen=True)
+class Meter:
+    dev_eui: str
+    block: int
+    mean_lpd: float  # litres per day
+    leak_lph: float = 0.0
+    leak_start_s: float = float("inf")
+    dead_at_s: float = float("inf")
+    label: str = "normal"  # normal, heavy, leak, dead
+
+
+def encode_hourly_v1(first_end_s: int, index_l: int, used_l: list[int], reverse_l: int,
+                     battery: int, alarms: int) -> bytes:  # fmt: skip
+    """The meter's side of ``akita-hourly-v1``: ``used_l`` are the following hours."""
+    head = struct.pack(">BIBI", 1, first_end_s, len(used_l) + 1, index_l)
+    return (
+        head
+        + struct.pack(f">{len(used_l)}H", *used_l)
+        + struct.pack(">IBB", reverse_l, battery, alarms)
+    )
+
+
+def fleet(n: int, blocks: int, seed: int, *, leaks: float = 0.02, heavy: float = 0.05,
+          dead: float = 0.01, start_s: float = 0.0, days: float = 7.0) -> list[Meter]:  # fmt: skip
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        eui = f"a1{seed % 256:02x}{i:012x}"
+        mean = rng.lognormvariate(5.4, 0.35)  # ~220 L/day, a Japanese household's order
+        r = rng.random()
+        if r < leaks:
+            leak_start = start_s + rng.uniform(0.1, 0.5) * days * 86_400
+            m = Meter(eui, i % blocks, mean, rng.uniform(4, 30), leak_start, label="leak")
+        elif r < leaks + heavy:
+            m = Meter(eui, i % blocks, mean * 3, label="heavy")
+        elif r < leaks + heavy + dead:
+            dead_at = start_s + rng.uniform(0.2, 0.8) * days * 86_400
+            m = Meter(eui, i % blocks, mean, dead_at_s=dead_at, label="dead")
+        else:
+            m = Meter(eui, i % blocks, mean)
+        out.append(m)
+    return out
+
+
+def hour_use(m: Meter, end_s: float, rng: random.Random) -> int:
+    """Litres used in the hour ending at ``end_s``."""
+    mid = end_s - HOUR_S / 2
+    h = local_hour(mid)
+    base = m.mean_lpd / 24 * pattern(h, is_weekend(mid)) * rng.lognormvariate(0, 0.5)
+    if 0.5 <= h < 5.5 and rng.random() < 0.8:
+        base = 0.0  # asleep: no draw at all most night hours
+    leak = m.leak_lph if end_s > m.leak_start_s else 0.0
+    return round(base + leak)
+
+
+@dataclass(frozen=True)
+class Event:
+    publish_s: float  # when the network server publishes it (sort key)
+    topic: str
+    payload: bytes
+
+
+def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: int = 6,
+            triple: float = 0.0, redeliver: float = 0.0, late: float = 0.0,
+            late_s: float = 6 * HOUR_S) -> Iterator[Event]:  # fmt: skip
+    """One meter's events from ``start_s`` (on the hour) for ``days``."""
+    rng = random.Random(f"{seed}:{m.dev_eui}")
+    index_l = rng.randrange(0, 500_000)
+    topic = f"lpwa/{ns}/application/{APPLICATION_ID}/device/{m.dev_eui}/event/up"
+    hours = int(days * 24)
+    for f_cnt, first in enumerate(range(0, hours - pack_h + 1, pack_h)):
+        ends = [start_s + (first + k + 1) * int(HOUR_S) for k in range(pack_h)]
+        used = [hour_use(m, e, rng) for e in ends]
+        index_l += used[0]
+        first_index = index_l
+        index_l += sum(used[1:])
+        sent_s = ends[-1] + rng.uniform(5, 900)
+        if sent_s >= m.dead_at_s:
+            return
+        leak_bit = 1 if m.leak_lph and ends[-1] - m.leak_start_s > 24 * HOUR_S else 0
+        data = encode_hourly_v1(ends[0], first_index, used[1:], 0, 80, leak_bit)
+        body = _up_json(m, data, f_cnt, sent_s, rng)
+        delay = late_s if rng.random() < late else rng.uniform(0.5, 3)
+        yield Event(sent_s + delay, topic, body)
+        if rng.random() < redeliver:
+            yield Event(sent_s + delay + 1, topic, body)
+        if rng.random() < triple:
+            for g in range(2):
+                yield Event(
+                    sent_s + delay + 0.1 * (g + 1), topic, _up_json(m, data, f_cnt, sent_s, rng)
+                )
+
+
+def _up_json(m: Meter, data: bytes, f_cnt: int, sent_s: float, rng: random.Random) -> bytes:
+    gw = [{"gatewayId": f"{rng.getrandbits(64):016x}", "rssi": rng.randint(-125, -90),
+           "snr": round(rng.uniform(-12, 8), 1)} for _ in range(rng.randint(1, 3))]  # fmt: skip
+    event = {
+        "deduplicationId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "time": datetime.fromtimestamp(sent_s, UTC).isoformat().replace("+00:00", "Z"),
+        "deviceInfo": {"tenantName": "Akita City", "applicationId": APPLICATION_ID,
+                       "applicationName": "water-meters", "deviceProfileName": PROFILE,
+                       "deviceName": f"meter-{m.dev_eui[-6:]}", "devEui": m.dev_eui, "tags": {}},
+        "devAddr": f"{rng.getrandbits(32):08x}", "adr": True, "dr": 2,
+        "fCnt": f_cnt, "fPort": 10, "confirmed": False,
+        "data": base64.b64encode(data).decode(),
+        "rxInfo": gw, "txInfo": {"frequency": 923200000},
+    }  # fmt: skip
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def all_events(meters: list[Meter], ns: str, start_s: int, days: float, seed: int, *,
+               triple: float = 0.0, redeliver: float = 0.0,
+               late: float = 0.0) -> list[Event]:  # fmt: skip
+    """Every meter's events, in the order the network server publishes them."""
+    events = [
+        e
+        for m in meters
+        for e in uplinks(m, ns, start_s, days, seed, triple=triple, redeliver=redeliver, late=late)
+    ]
+    events.sort(key=lambda e: e.publish_s)
+    return events
