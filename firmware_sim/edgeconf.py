@@ -16,8 +16,8 @@ import tomli_w
 
 from edge.config import EdgeConfig, load_config
 from edge.drivers.nmea.spec import NAME as NMEA
+from firmware_sim.parts import register_map
 from firmware_sim.plan import SimDevice
-from firmware_sim.registers import MAPS
 from schemas.devices import DeviceKind
 
 
@@ -57,10 +57,11 @@ def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
         value = getattr(ep, key)
         if value is not None:
             entry[key] = value
-    if dev.kind in MAPS:
+    regmap = register_map(dev.kind)
+    if regmap is not None:
         entry["registers"] = [
             r.model_dump(mode="json", exclude_defaults=True, include=None)
-            for r in MAPS[dev.kind].edge_registers
+            for r in regmap.edge_registers
         ]
         for r in entry["registers"]:
             r.setdefault("field", r.get("field"))

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from firmware_sim.models.callunit import CallUnitModel
-from firmware_sim.plan import POLL_S, FleetPlan, SimDevice
+from firmware_sim.parts import poll_s
+from firmware_sim.plan import FleetPlan, SimDevice
 from firmware_sim.scenarios import Run, build
 from firmware_sim.timebase import iso_ms
 from schemas.devices import CallUnitEvent, DeviceKind
@@ -50,7 +51,7 @@ def _rows_for_window(
                 for f, v in vals.items():
                     rows.append((ts, dev.id, kind.value, f, fmt(v)))
             continue
-        if offset % POLL_S[kind] != 0:
+        if offset % poll_s(kind) != 0:
             continue
         if not dev.model.online(t):
             continue

@@ -34,8 +34,9 @@ from firmware_sim.edgeconf import Endpoint, build_config, write_config
 from firmware_sim.export import devices_json
 from firmware_sim.models.callunit import CallUnitModel
 from firmware_sim.models.vehicle import VehicleModel
-from firmware_sim.plan import POLL_S, SimDevice
-from firmware_sim.registers import MAPS
+from firmware_sim.parts import poll_s, register_map
+from firmware_sim.plan import SimDevice
+from firmware_sim.registers import RegisterMap
 from firmware_sim.scenarios import Run, build, days_to_recent
 from firmware_sim.servers.akcu import AkcuLine
 from firmware_sim.servers.endpoints import PtyEndpoint, TcpEndpoint
@@ -170,7 +171,7 @@ async def start_fleet(
 
     nmea_every = max(NMEA_REPORT_S / speed, NMEA_MIN_REAL_S[scale])
     # the edge counts a stream silent for one poll interval as a failed poll: leave room
-    vehicle_poll_s = max(POLL_S[DeviceKind.VEHICLE], STREAM_SILENCE_FACTOR * nmea_every * speed)
+    vehicle_poll_s = max(poll_s(DeviceKind.VEHICLE), STREAM_SILENCE_FACTOR * nmea_every * speed)
     fleet = RunningFleet(
         run=run,
         clock=clock,
@@ -190,7 +191,7 @@ async def start_fleet(
             ]
             if tcp_units:
                 ctxs = {
-                    i: LazySlaveContext(d.model, MAPS[d.kind], now)
+                    i: LazySlaveContext(d.model, _served(d), now)
                     for i, d in enumerate(tcp_units, 1)
                 }
                 lis = TcpListener(f"{gw}-modbus", host, ctxs)
@@ -202,7 +203,7 @@ async def start_fleet(
             rtu_units = [d for d in members if d.kind is DeviceKind.FLOOD_SENSOR]
             if rtu_units:
                 ctxs = {
-                    i: LazySlaveContext(d.model, MAPS[d.kind], now)
+                    i: LazySlaveContext(d.model, _served(d), now)
                     for i, d in enumerate(rtu_units, 1)
                 }
                 bus = RtuPtyBus(f"{gw}-rtu", ctxs)
@@ -275,6 +276,13 @@ async def start_fleet(
         speed,
     )
     return fleet
+
+
+def _served(device: SimDevice) -> RegisterMap:
+    regmap = register_map(device.kind)
+    if regmap is None:
+        raise ValueError(f"{device.id}: kind {device.kind.value} has no register map to serve")
+    return regmap
 
 
 def _dumps(obj: Any) -> str:

@@ -20,6 +20,7 @@ from firmware_sim.models.flood import DEFAULT_STAGES_CM, FloodSensorModel
 from firmware_sim.models.pump import PumpStationModel
 from firmware_sim.models.vehicle import VehicleModel
 from firmware_sim.models.water import WaterBlockModel
+from firmware_sim.parts import poll_s
 from firmware_sim.sites import AKITA_STATION, DISTRICTS, Site, load_sites
 from firmware_sim.weather import Weather
 from schemas.devices import DeviceKind, VehicleType
@@ -38,14 +39,6 @@ SCALES: dict[str, dict[str, int]] = {
     },
 }
 GATEWAY_MAX_DEVICES = {"small": 10_000, "city": 200}
-# seconds of simulated time between polls / samples (also the export resolution)
-POLL_S = {
-    DeviceKind.WATER_BLOCK: 60.0,
-    DeviceKind.MANHOLE_PUMP: 60.0,
-    DeviceKind.FLOOD_SENSOR: 60.0,
-    DeviceKind.VEHICLE: 30.0,
-    DeviceKind.CALL_UNIT: 1800.0,
-}
 
 
 @dataclass
@@ -122,7 +115,7 @@ def _info(
         area=site.area,
         lat=lat,
         lon=lon,
-        poll_interval_s=POLL_S[kind],
+        poll_interval_s=poll_s(kind),
         **extra,
     )
 
@@ -321,9 +314,9 @@ def build_fleet(
             key=noise.child_key(rng),
             weather=weather,
             t0=start,
-            hb_interval_s=POLL_S[DeviceKind.CALL_UNIT],
+            hb_interval_s=poll_s(DeviceKind.CALL_UNIT),
             # whole minutes: units share weather look-ups (a cache) at the same instants
-            hb_phase_s=60.0 * int(rng.integers(0, int(POLL_S[DeviceKind.CALL_UNIT] // 60))),
+            hb_phase_s=60.0 * int(rng.integers(0, int(poll_s(DeviceKind.CALL_UNIT) // 60))),
             has_ac=bool(rng.uniform() < 0.55),
             offset_c=float(rng.normal(0, 0.8)),
             battery0=float(rng.uniform(70, 100)),
@@ -355,4 +348,4 @@ def nearest_route_distance(route: list[tuple[float, float]], lat: float, lon: fl
     return Polyline(route).distance_to(lat, lon)
 
 
-__all__ = ["POLL_S", "SCALES", "FleetPlan", "SimDevice", "build_fleet", "distance_m"]
+__all__ = ["SCALES", "FleetPlan", "SimDevice", "build_fleet", "distance_m"]

@@ -44,7 +44,6 @@ from firmware_sim.models.base import DeviceModel
 from firmware_sim.models.flood import FloodSensorModel
 from firmware_sim.models.pump import PumpStationModel
 from firmware_sim.models.water import WaterBlockModel
-from schemas.devices import DeviceKind
 
 FC_HOLDING = 3
 FC_INPUT = 4
@@ -171,8 +170,3 @@ FLOOD = RegisterMap(
         _reg("rain_intensity", 1, DataType.INT16, scale=0.1, unit="mm/h"),
     ),
 )
-MAPS = {
-    DeviceKind.WATER_BLOCK: WATER,
-    DeviceKind.MANHOLE_PUMP: PUMP,
-    DeviceKind.FLOOD_SENSOR: FLOOD,
-}

@@ -1,7 +1,12 @@
-"""A kind declared through the registry alone (tests/kinds/tank_level: its declaration and
-its detector part) flows through a simulated Modbus device, the edge, Mosquitto, the
-ingest, InfluxDB and the detectors. Nothing outside that folder names it: the only
-registration is the ``AKITA_KIND_PLUGINS`` environment variable of the processes."""
+"""A kind declared through the registry alone flows through every layer. Its folder,
+tests/kinds/tank_level, holds the declaration (``__init__.py``) and one part per layer:
+the detector part (``cloud.py``), the simulator part (``sim.py``: the gauge's model and
+register map) and the dashboard part (``dashboards.py``). The only registration is the
+``AKITA_KIND_PLUGINS`` environment variable of the process that runs it: the
+simulator part serves the gauge over Modbus, a gateway polls it with the registers the
+part declares and publishes through Mosquitto, the ingest stores it in InfluxDB, the
+detector part raises its alert, and every query of the generated dashboard returns the
+stored data. Nothing outside the folder names the kind."""
 
 from __future__ import annotations
 
@@ -9,44 +14,47 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from schemas.kinds import KINDS, PLUGINS_ENV
-from tests.edge.peers import server_context, server_thread
+from tests.dashboards.panel_queries import fill, targets
 from tests.servers import Influx, Mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_dummy_kind_flows_through_edge_ingest_store_and_detectors(
+def test_dummy_kind_flows_through_sim_edge_ingest_store_detectors_and_dashboard(
     tmp_path: Path, mosquitto: Mosquitto, influx: Influx, influx_db: str
 ) -> None:
     assert "tank_level" not in KINDS  # this process never registered it
-    context = server_context([1])
-    context[1].setValues(3, 0, [250])  # 2.50 m
     env = {**os.environ, PLUGINS_ENV: "tests.kinds.tank_level"}
-    with server_thread(context) as modbus_port:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.kinds.run_pipeline", str(mosquitto.port),
-             str(influx.port), influx_db, str(modbus_port), str(tmp_path)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        # the gauge rises past 4 m once the pipeline stores its first reading
-        levels = []
-        for _ in range(300):
-            result = influx.query(
-                "SELECT level FROM tank_level WHERE device = 'tank-1'", influx_db
-            )["results"][0]
-            levels = [v[1] for s in result.get("series", []) for v in s["values"]]
-            if levels:
-                break
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        context[1].setValues(3, 0, [475])  # 4.75 m
-        out, err = proc.communicate(timeout=60)
-    assert levels and levels[0] == 2.5, err[-2000:]
-    assert json.loads(out.strip().splitlines()[-1]) == {"alert": "tank_high", "device": "tank-1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.kinds.run_pipeline", str(mosquitto.port),
+         str(influx.port), influx_db, str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stored, alert, dashboard = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert stored == {"stored_level": 2.5}  # the sim part's model, through its registers
+    assert alert == {"alert": "tank_high", "device": "tank-1"}
     result = influx.query("SELECT max(level) FROM tank_level", influx_db)["results"][0]
     assert result["series"][0]["values"][0][1] == 4.75
+    # the dashboard part: the generic dashboard of the declaration, every query answered
+    assert dashboard["dashboard"] == "tank-level"
+    model = dashboard["model"]
+    assert [p["title"] for p in model["panels"]] == [
+        "level per device", "Value quality per device", "Latest diagnostics per device"
+    ]  # fmt: skip
+    rows = influx.query("SELECT level FROM tank_level", influx_db)["results"][0]
+    stamps = [int(v[0]) for v in rows["series"][0]["values"]]  # epoch ms
+    first_ms, last_ms = min(stamps), max(stamps)
+    answered = {}
+    for t in targets({"tank-level": model}):
+        q = fill(t.query, start_ms=first_ms, end_ms=last_ms + 1,
+                 values={"district": ".*", "site": ".*", "device": ".*"})  # fmt: skip
+        answered[t.panel] = influx.query(q, influx_db)["results"][0]
+    assert answered["level per device"].get("series"), answered
+    assert answered["Latest diagnostics per device"]["series"][0]["tags"] == {"device": "tank-1"}
+    # no value was ever flagged: the band has nothing to draw (its noValue text says so)
+    assert not answered["Value quality per device"].get("series")
+    assert "error" not in answered["Value quality per device"]

@@ -1,0 +1,8 @@
+"""flood_sensor: flood depth sensor, Modbus RTU."""
+
+from __future__ import annotations
+
+from firmware_sim.parts import SimPart, register
+from firmware_sim.registers import FLOOD
+
+PART = register(SimPart("flood_sensor", poll_s=60.0, registers=FLOOD))

@@ -1,0 +1,8 @@
+"""manhole_pump: pump-station PLC, Modbus TCP."""
+
+from __future__ import annotations
+
+from firmware_sim.parts import SimPart, register
+from firmware_sim.registers import PUMP
+
+PART = register(SimPart("manhole_pump", poll_s=60.0, registers=PUMP))

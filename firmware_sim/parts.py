@@ -1,0 +1,80 @@
+"""The simulator's part of each device kind, registered by the kind's name.
+
+A kind's simulator part says how often its devices are sampled (the export's and the
+generated edge config's poll interval) and, for a device the simulator serves over
+Modbus, its register map (what the server answers and what the edge config reads).
+Parts come from this package's ``kinds/<kind>.py`` modules (found by listing the
+folder) and from a kind plugin's ``sim`` submodule (:func:`schemas.kinds.load_layer`),
+as the detector parts do in ``cloud/detect/parts.py``; nothing else keeps a table of
+kinds. A kind without a part is not simulated (its devices come from real hardware or
+a test's own server).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from firmware_sim.registers import RegisterMap
+from schemas.kinds import KINDS, UnknownKind, load_layer
+
+LAYER = "sim"
+
+
+@dataclass(frozen=True)
+class SimPart:
+    kind: str
+    poll_s: float  # simulated seconds between samples (also the export resolution)
+    registers: RegisterMap | None = None  # served over Modbus with this map
+
+
+_PARTS: dict[str, SimPart] = {}
+_loaded = False
+
+
+class NoSimPart(KeyError):
+    def __str__(self) -> str:
+        return f"no simulator part for kind {self.args[0]!r} (simulated: {', '.join(_PARTS)})"
+
+
+def register(part: SimPart) -> SimPart:
+    if part.kind not in KINDS:
+        raise UnknownKind(part.kind)
+    if not part.poll_s > 0:
+        raise ValueError(f"simulator part {part.kind!r}: poll_s must be > 0 (got {part.poll_s})")
+    known = _PARTS.get(part.kind)
+    if known is not None and known != part:
+        raise ValueError(f"simulator part for kind {part.kind!r} registered twice")
+    _PARTS[part.kind] = part
+    return part
+
+
+def parts() -> Mapping[str, SimPart]:
+    """Kind -> its part, loading ``firmware_sim/kinds/`` and the plugins' once."""
+    global _loaded
+    if not _loaded:
+        _loaded = True  # first: a part module may look the registry up while it loads
+        from firmware_sim import kinds
+
+        for m in pkgutil.iter_modules(kinds.__path__):
+            importlib.import_module(f"{kinds.__name__}.{m.name}")
+        load_layer(LAYER)
+    return _PARTS
+
+
+def part(kind: str) -> SimPart:
+    try:
+        return parts()[str(kind)]
+    except KeyError:
+        raise NoSimPart(str(kind)) from None
+
+
+def poll_s(kind: str) -> float:
+    return part(kind).poll_s
+
+
+def register_map(kind: str) -> RegisterMap | None:
+    """The kind's Modbus register map, or None for a kind served otherwise (lines)."""
+    return part(kind).registers
