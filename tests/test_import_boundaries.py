@@ -1,7 +1,7 @@
 """edge never imports cloud, cloud never imports edge or the simulator, schemas imports
-neither, dashboards import only schemas, and a gateway's install profile stays free of the cloud stack. An import by
-name (``importlib.import_module("firmware_sim.export")``, ``__import__("edge")``)
-counts as an import."""
+neither, dashboards import only schemas, and a gateway's install profile stays free of
+the cloud stack. An import by name (``importlib.import_module("firmware_sim.export")``,
+``__import__("edge")``) counts as an import."""
 
 from __future__ import annotations
 
