@@ -36,6 +36,7 @@ from tests.dashboards.panel_queries import (
     visible,
 )
 from tests.dashboards.scenario_data import Export, Loader, export_kind, export_scenario, labels_of
+from tests.dashboards.sign_data import load_signs
 from tests.dashboards.tuf_data import FAULT_BITS, NO_SIGNAL, TufRun, load_tuf
 from tests.servers import Influx
 
@@ -66,7 +67,7 @@ def _load(
     db: str,
     ex: Export,
     extra_labels: list[dict],
-    more: Callable[[Loader, datetime, datetime], TufRun] | None = None,
+    more: Callable[[Loader, datetime, datetime], TufRun | None] | None = None,
 ) -> Loaded:
     store = InfluxStore(influx.url, db)
     # scenario dates are months back: keep raw long enough that nothing is dropped
@@ -106,6 +107,7 @@ def loaded(influx: Influx, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             + labels_of("bus_gps_dropout_off_route")
             + labels_of("heat_wave")
             + labels_of("device_offline"),
+            more=load_signs,  # no scenario has a warning sign yet: the simulated one
         ),
     }
     for db in ("akita_dash_water", "akita_dash_fleet"):
@@ -123,6 +125,7 @@ MAIN = {
     "flood": "Water depth against stage lines",
     "fleet": "Speed",
     "call-units": "Heartbeats per hour",
+    "warning-signs": "Lamp current against the lit line",
     "system-health": "Spool depth",
 }
 ALL = {"district": ".*", "site": ".*", "device": ".*", "gateway": ".*"}
