@@ -24,8 +24,8 @@ if ! printf '%s' "$gateway" | grep -Eq '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'; then
 fi
 lower=$(printf '%s' "$gateway" | tr 'A-Z' 'a-z')
 case "$lower" in
-deadletter | alerts | akita-*)
-    die "'$gateway' is reserved (topic word, or akita-* service account)"
+deadletter | alerts | akita-* | ns-*)
+    die "'$gateway' is reserved (topic word, akita-* service or ns-* network server account)"
     ;;
 esac
 DIE_CODE=1

@@ -17,7 +17,7 @@ ctrl setDefaultACLAccess publishClientReceive deny || die "cannot set default ac
 ctrl setDefaultACLAccess subscribe deny || die "cannot set default access"
 ctrl setDefaultACLAccess unsubscribe allow || die "cannot set default access"
 
-for role in akita-ingest akita-cloud; do
+for role in akita-ingest akita-cloud akita-lpwa; do
     ensure_role "$role" "$role"
 done
-echo "roles akita-ingest and akita-cloud are set; default access: deny"
+echo "roles akita-ingest, akita-cloud and akita-lpwa are set; default access: deny"
