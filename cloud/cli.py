@@ -17,6 +17,7 @@ from cloud.detect.tier_cli import run as detect_run
 from cloud.device_cli import app as device_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import run as ingest_run
+from cloud.lpwa.cli import run as lpwa_run
 from cloud.user_cli import app as user_app
 
 app = typer.Typer(
@@ -53,6 +54,8 @@ app.command(
 
 # the detector tier: one instance per process; several for failover and load
 app.command("detect")(detect_run)
+# meters through a LoRaWAN network server's MQTT integration (docs/lpwa.md)
+app.command("lpwa")(lpwa_run)
 
 ConfigOption = Annotated[
     Path | None,
