@@ -30,8 +30,8 @@ def _start_s(days: float) -> int:
 
 def _registry(fleet: list[sim.Meter], ns: str = NS) -> Registry:
     registry = Registry(None)
-    infos = [DeviceInfo(device_id=m.dev_eui, kind=DeviceKind("water_meter"), site=f"block-{m.block}")
-             for m in fleet]  # fmt: skip
+    meter = DeviceKind("water_meter")
+    infos = [DeviceInfo(device_id=m.dev_eui, kind=meter, site=f"block-{m.block}") for m in fleet]
     registry.provision(ns, infos)
     return registry
 
