@@ -231,7 +231,27 @@ def read_device_list(path: Path) -> tuple[str, list[DeviceInfo]]:
             infos.append(DeviceInfo.model_validate({"device_id": table.get("id"), **fields}))
         except ValidationError as exc:
             raise ProvisioningError(f"{path}: devices[{i}]: {describe(exc)}") from exc
-    return gateway, infos
+    return gateway, infos + _camera_infos(path, data)
+
+
+def _camera_infos(path: Path, data: dict[str, Any]) -> list[DeviceInfo]:
+    """``[[cameras.cameras]]``: each camera is a ``flood_camera`` device of the gateway."""
+    section = data.get("cameras")
+    cams = section.get("cameras", []) if isinstance(section, dict) else []
+    infos = []
+    for i, cam in enumerate(cams if isinstance(cams, list) else []):
+        table = cam if isinstance(cam, dict) else {}
+        fields = {"site": table.get("site"), "poll_interval_s": table.get("interval_s")}
+        known = {k: v for k, v in fields.items() if v is not None}
+        try:
+            infos.append(
+                DeviceInfo.model_validate(
+                    {"device_id": table.get("id"), "kind": "flood_camera", **known}
+                )
+            )
+        except ValidationError as exc:
+            raise ProvisioningError(f"{path}: cameras.cameras[{i}]: {describe(exc)}") from exc
+    return infos
 
 
 def parse_info(device_id: str, kind: str, **fields: Any) -> DeviceInfo:

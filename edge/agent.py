@@ -24,7 +24,7 @@ import math
 import signal
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -40,6 +40,9 @@ from edge.uplink import Uplink
 from schemas.codec import encode_model
 from schemas.devices import values_model
 from schemas.wire import QUALITY_OK, QUALITY_SUFFIX, GatewayHealth
+
+if TYPE_CHECKING:
+    from edge.cameras.wiring import GatewayCameras
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,7 @@ class Agent:
         self._spool: Spool | None = None
         self._uplink: Uplink | None = None
         self._commands: CommandService | None = None
+        self._cameras: GatewayCameras | None = None
         self._pending: list[Item] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
@@ -196,6 +200,7 @@ class Agent:
             on_command=self._commands.received,
         )
         self._uplink.start()
+        self._start_cameras(self._uplink)
         log.info(
             "agent_started gateway=%s devices=%d spool=%s",
             self.gateway_id,
@@ -223,6 +228,8 @@ class Agent:
                 t.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             health.cancel()
+            if self._cameras is not None:
+                await self._cameras.stop()  # its last readings are spooled below
             self._flush()
             await self._drain(sender)
             await self._commands.stop()
@@ -242,6 +249,21 @@ class Agent:
             if own_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+
+    def _start_cameras(self, uplink: Uplink) -> None:
+        """The ``[cameras]`` section's service; imported only when configured (Pillow, httpx)."""
+        if self.config.cameras is None or not self.config.cameras.cameras:
+            return
+        from edge.cameras.wiring import GatewayCameras
+
+        self._cameras = GatewayCameras(
+            self.config.cameras,
+            self.gateway_id,
+            uplink,
+            now=self.clock.now_ts,
+            emit=lambda body: self._enqueue(Item(body)),
+        )
+        self._cameras.start()
 
     # -- devices -----------------------------------------------------------------------------
 
@@ -321,6 +343,8 @@ class Agent:
         st.error_logged = False
         self._stats.readings_polled += 1
         values = self._trusted(dev, values, ts)
+        if self._cameras is not None:
+            self._cameras.observe(dev.kind.value, dev.site, dev.id, values)
         if not values:
             return
         selected = values if stream else st.select(values, ts)

@@ -30,6 +30,8 @@ from pydantic import (
 )
 
 from edge.actions import Action, check_actions
+from edge.cameras.config import Cameras
+from edge.cameras.devices import check_cameras
 from edge.drivers.registry import UnknownDriver, spec
 from edge.errors import ConfigError
 from edge.toml_position import position
@@ -364,6 +366,7 @@ class EdgeConfig(_Cfg):
     mqtt: Mqtt = Mqtt()
     buses: list[Bus] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
+    cameras: Cameras | None = Field(default=None, description="Flood cameras (docs/cameras.md)")
 
     @model_validator(mode="after")
     def _semantics(self) -> EdgeConfig:
@@ -377,6 +380,8 @@ class EdgeConfig(_Cfg):
             _check_registers(where, dev)
             check_actions(where, dev)
         _check_shared_unit_ids(self.devices)
+        if self.cameras is not None:
+            check_cameras(self.cameras, [d.id for d in self.devices])
         return self
 
 
@@ -480,10 +485,14 @@ def _format(exc: ValidationError, data: dict[str, Any], source: str, text: str |
 
 
 _NAMED = re.compile(r"^devices\[(\d+)\][^>]*-> (\w+)(?:\[(\d+)\])?(?:\.(\w+))?")
+_CAMERA = re.compile(r"^cameras\.cameras\[(\d+)\][^>]*-> (\w+)")
 
 
 def _path_in(msg: str) -> tuple[str | int, ...]:
     """The key path a semantic error names in its text ("devices[3] (...) -> bus: ...")."""
+    cam = _CAMERA.match(msg)
+    if cam is not None:
+        return ("cameras", "cameras", int(cam.group(1)), cam.group(2))
     m = _NAMED.match(msg)
     if m is None:
         return ()

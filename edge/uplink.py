@@ -28,6 +28,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.cameras.devices import camera_infos
 from edge.config import EdgeConfig
 from schemas import topics
 from schemas.codec import encode_model
@@ -60,7 +61,8 @@ def gateway_meta(config: EdgeConfig) -> GatewayMeta:
                 or None,
             )
             for d in config.devices
-        ],
+        ]
+        + camera_infos(config.cameras),
     )
 
 

@@ -22,7 +22,10 @@ class _Cfg(BaseModel):
 
 class Camera(_Cfg):
     id: str = Field(pattern=ID_PATTERN)
-    site: str = Field(pattern=ID_PATTERN, description="Underpass; its flood sensors set the pace")
+    # the same text as its flood sensors' ``site`` (Japanese names such as 新屋アンダーパス)
+    site: str = Field(
+        min_length=1, max_length=80, description="Underpass; its flood sensors set the pace"
+    )
     url: str = Field(pattern=r"^https?://", description="JPEG snapshot URL")
     auth: Auth = Auth.NONE
     username: str | None = None

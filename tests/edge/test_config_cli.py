@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from edge.cli import app
 from edge.config import load_config
 from edge.errors import ConfigError
+from edge.uplink import gateway_meta
 from schemas.devices import DeviceKind
 from tests.edge.peers import server_context, server_thread
 
@@ -27,7 +28,7 @@ def test_sample_configs_validate_and_cover_every_device_kind() -> None:
     assert files
     for path in files:
         cfg = load_config(path)
-        kinds |= {d.kind for d in cfg.devices}
+        kinds |= {d.kind for d in gateway_meta(cfg).devices}  # devices and cameras
     assert kinds == set(DeviceKind)
 
 
