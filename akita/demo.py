@@ -279,6 +279,30 @@ async def _serve_api(opts: DemoOptions, service: CloudService, running: Running)
     return server
 
 
+def _demo_operator(service: CloudService) -> tuple[str, str]:
+    """An operator for the staff console, with a fresh random password each run (the
+    demo's database may outlive a run; the password printed is always the one that works)."""
+    import secrets
+
+    from cloud.console.users import UserError, add_user, set_password
+    from cloud.db.console import create_tables
+
+    create_tables(service.engine)  # as `akita cloud user add` does
+    name, password = "demo", secrets.token_urlsafe(12)
+    try:
+        add_user(
+            service.sessionmaker,
+            name=name,
+            role="operator",
+            password=password,
+            display_name="デモ 担当者",
+            actor="akita-demo",
+        )
+    except UserError:  # a user from an earlier run
+        set_password(service.sessionmaker, name, password, actor="akita-demo")
+    return name, password
+
+
 async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> None:
     from akita.pipeline_state import read_state, render
     from cloud.api.auth import create_token
@@ -292,8 +316,14 @@ async def _show(opts: DemoOptions, running: Running, stop: asyncio.Event) -> Non
         role="viewer",
     )
     curl = f"curl -H 'Authorization: Bearer {token}' http://{opts.api_host}:{opts.api_port}/alerts"
+    user, password = await asyncio.to_thread(_demo_operator, service)
     # printed outside the live panel too, so it can be copied without line wraps
     console.print(f"[bold]Staff API:[/bold] http://{opts.api_host}:{opts.api_port}/docs")
+    console.print(
+        f"[bold]Staff console:[/bold] http://{opts.api_host}:{opts.api_port}/console/ "
+        f"(user {user}, password {password})",
+        soft_wrap=True,
+    )
     console.print(f"[bold]Read the alerts:[/bold]\n{curl}", soft_wrap=True)
     started = time.monotonic()
     probe = running.probe or StoreProbe(service.settings.store.url)
