@@ -372,3 +372,22 @@ def test_downlink_topics_each_gateway_only_its_own(broker: DeployedMosquitto) ->
     assert gw_a.messages == []
     for c in (cloud, gw_a, gw_b):
         c.close()
+
+
+def test_camera_images_only_on_the_own_prefix_read_only_by_the_ingest(
+    broker: DeployedMosquitto,
+) -> None:
+    """Issue 18: a gateway publishes its camera images on its own image topic; another
+    gateway can neither forge them nor read them, and the ingest account reads them all."""
+    ingest = Client(broker, "akita-ingest-1")
+    assert not ingest.subscribe("akita/v1/+/image").is_failure
+    gw_a, gw_b = Client(broker, "gwA"), Client(broker, "gwB")
+    for topic in ("akita/v1/+/image", "akita/v1/gwA/image", "akita/v1/gwB/image"):
+        assert gw_b.subscribe(topic).value == NOT_AUTHORIZED, topic
+    assert gw_a.publish("akita/v1/gwB/image", b"forged").value == NOT_AUTHORIZED
+    assert not gw_a.publish("akita/v1/gwA/image", b"gwA-image").is_failure
+    wait_for("gwA's image at the ingest", lambda: ingest.received("akita/v1/gwA/image") != [])
+    assert ingest.messages == [("akita/v1/gwA/image", b"gwA-image")]
+    assert gw_b.messages == []
+    for c in (ingest, gw_a, gw_b):
+        c.close()
