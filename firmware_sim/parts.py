@@ -28,6 +28,9 @@ class SimPart:
     kind: str
     poll_s: float  # simulated seconds between samples (also the export resolution)
     registers: RegisterMap | None = None  # served over Modbus with this map
+    # the scenario fleets (firmware_sim/plan.py) build this kind's devices with their own
+    # physics and faults; a part without it is used by code that asks the registry
+    fleet: bool = False
 
 
 _PARTS: dict[str, SimPart] = {}

@@ -5,4 +5,4 @@ from __future__ import annotations
 from firmware_sim.parts import SimPart, register
 from firmware_sim.registers import PUMP
 
-PART = register(SimPart("manhole_pump", poll_s=60.0, registers=PUMP))
+PART = register(SimPart("manhole_pump", poll_s=60.0, registers=PUMP, fleet=True))

@@ -4,4 +4,4 @@ from __future__ import annotations
 
 from firmware_sim.parts import SimPart, register
 
-PART = register(SimPart("vehicle", poll_s=30.0))
+PART = register(SimPart("vehicle", poll_s=30.0, fleet=True))

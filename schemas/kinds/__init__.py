@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from importlib.metadata import entry_points
 from types import MappingProxyType, ModuleType
 
-from schemas.kinds.base import Kind, Offline, Values, quantity
+from schemas.kinds.base import Kind, Offline, Values, Via, quantity
 
 PLUGINS_ENV = "AKITA_KIND_PLUGINS"
 ENTRY_POINT_GROUP = "akita.kinds"
@@ -103,6 +103,7 @@ __all__ = [
     "Offline",
     "UnknownKind",
     "Values",
+    "Via",
     "kind",
     "layer_modules",
     "load_layer",

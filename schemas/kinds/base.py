@@ -28,6 +28,13 @@ class Offline(StrEnum):
     NEVER = "never"
 
 
+class Via(StrEnum):
+    """How a kind's readings reach the cloud: which layer has to know the kind at all."""
+
+    GATEWAY = "gateway"  # an edge gateway polls or listens to it (deploy/edge/*.toml)
+    LPWA = "lpwa"  # a LoRaWAN network server publishes it (cloud/lpwa, docs/lpwa.md)
+
+
 def quantity(unit: str, code: str, fiware: str | None, *, ge: float, le: float, desc: str) -> Any:
     """A measured quantity: optional (report-on-change sends only what changed), bounded."""
     return Field(
@@ -62,6 +69,8 @@ class Kind:
     offline: Offline = Offline.POLLED
     public: bool = True  # open data may publish it (call units: never, residents' homes)
     headline: str | None = None  # the field a list or a chart shows first
+    # a kind that never passes a gateway needs no gateway driver or sample gateway config
+    via: Via = Via.GATEWAY
 
     def __post_init__(self) -> None:
         if not KIND_NAME.match(self.name):

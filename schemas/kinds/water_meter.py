@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.kinds.base import Kind, Offline, Values, quantity
+from schemas.kinds.base import Kind, Offline, Values, Via, quantity
 
 
 class WaterMeterValues(Values):
@@ -46,4 +46,5 @@ KIND = Kind(
     offline=Offline.EVENTS,  # speaks when it chooses (Class A): silence is judged in days
     public=False,
     headline="index",
+    via=Via.LPWA,  # through a network server (akita cloud lpwa), never a gateway
 )
