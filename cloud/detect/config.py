@@ -167,6 +167,18 @@ class CallUnitConfig(_Cfg):
     wbgt_hysteresis: float = Field(default=0.5, ge=0)
 
 
+class MeterConfig(_Cfg):
+    """Household water meters (cloud/detect/meter.py)."""
+
+    leak_min_m3_per_h: float = Field(
+        default=0.002, gt=0, description="An hour with less use than this is quiet (2 L)"
+    )
+    leak_hours: int = Field(default=24, ge=2, description="Busy hours in a row = leak")
+    burst_m3_per_h: float = Field(default=0.8, gt=0, description="One hour above = burst")
+    reverse_min_m3: float = Field(default=0.005, gt=0, description="Reverse volume growth")
+    silent_s: float = Field(default=3 * 86_400.0, gt=0, description="No reading = silent")
+
+
 class CommonConfig(_Cfg):
     offline_intervals: float = Field(default=5.0, gt=0, description="Missed polls = offline")
     default_poll_s: float = Field(default=60.0, gt=0, description="When DeviceInfo has none")
@@ -184,6 +196,7 @@ class DetectConfig(_Cfg):
     flood: FloodConfig = Field(default_factory=FloodConfig)
     vehicle: VehicleConfig = Field(default_factory=VehicleConfig)
     call_unit: CallUnitConfig = Field(default_factory=CallUnitConfig)
+    meter: MeterConfig = Field(default_factory=MeterConfig)
     common: CommonConfig = Field(default_factory=CommonConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     sites: dict[str, dict[str, Any]] = Field(

@@ -112,6 +112,9 @@ class DetectorEngine:
             and kind in KINDS
             and KINDS[kind].offline is Offline.EVENTS
         }
+        self._ticks = [
+            part.tick for kind, part in registered.items() if part.tick and kind in KINDS
+        ]
 
     def set_sites(self, sites: Mapping[str, Mapping[str, Any]]) -> None:
         """Add per-device facts (before the devices' first readings)."""
@@ -155,12 +158,15 @@ class DetectorEngine:
 
     def tick(self, now: datetime) -> list[Detection]:
         """Time-based detections: offline devices, missing heartbeats, stale vehicles."""
-        return (
+        out = (
             self.offline.tick(now)
             + self.call_unit.tick(now)
             + self.vehicle.tick(now)
             + self.bad_value.tick(now)
         )
+        for part_tick in self._ticks:
+            out += part_tick(self, now)
+        return out
 
     def seq_gap(self, gateway_id: str, seq: int, ts: datetime | None = None) -> list[Detection]:
         """Tell the engine a gateway batch arrived; ``seq_gap`` detections when seqs skip."""

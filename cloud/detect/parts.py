@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cloud.detect.base import Detection
@@ -31,12 +32,15 @@ class DetectorPart:
     """``route(engine)`` binds the kind's route to the engine's current detectors (it is
     called again after a checkpoint restore). ``alerts``: the detection kinds it raises.
     ``event_period_s``: for a kind that speaks only on events and heartbeats
-    (``Offline.EVENTS``), how long a device may be silent, from the settings."""
+    (``Offline.EVENTS``), how long a device may be silent, from the settings.
+    ``tick(engine, now)``: the part's time-based detections (a silence judged on the
+    clock, not on a reading), called from :meth:`DetectorEngine.tick`."""
 
     kind: str
     route: Callable[[DetectorEngine], Route]
     alerts: tuple[str, ...] = ()
     event_period_s: Callable[[DetectConfig], float] | None = None
+    tick: Callable[[DetectorEngine, datetime], list[Detection]] | None = None
 
 
 _PARTS: dict[str, DetectorPart] = {}
