@@ -117,6 +117,24 @@ class TierSettings(BaseModel):
             raise SettingsError(f"detector settings ({prefix}*): {describe(exc)}") from exc
 
 
+def check_accounts(settings: TierSettings, broker: IngestSettings) -> None:
+    """Refuse partition accounts that cannot work on a broker that makes the client id
+    the username (deploy/mosquitto): raises :class:`SettingsError` naming the field."""
+    if broker.username and not settings.username:
+        raise SettingsError(
+            "AKITA_DETECT_USERNAME: required when the broker takes a username "
+            f"(ingest.username = {broker.username!r}): the partition sessions need accounts "
+            "of their own, e.g. 'akita-detect-{p}' with AKITA_DETECT_PASSWORD "
+            "(deploy/mosquitto/make-service-credential.sh akita-detect PARTITIONS)"
+        )
+    if settings.username and settings.partitions > 1 and "{p}" not in settings.username:
+        raise SettingsError(
+            f"AKITA_DETECT_USERNAME: {settings.username!r} has no '{{p}}' but there are "
+            f"{settings.partitions} partitions: where the client id is the username, the "
+            "partitions' sessions would take each other over (use e.g. 'akita-detect-{p}')"
+        )
+
+
 @dataclass
 class Item:
     """One hand-off on its way through a partition: applied, or dropped as a repeat."""
@@ -290,6 +308,7 @@ class DetectorTier:
         on_tick: Callable[[datetime], None] | None = None,
         refresh: Callable[[], object] | None = None,
     ) -> None:
+        check_accounts(settings, broker)
         self.settings = settings
         self.broker = broker
         self.sm = sessionmaker

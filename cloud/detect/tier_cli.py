@@ -41,15 +41,18 @@ def run(
     Start two or more (on different hosts) for failover: when one dies, the others take
     its partitions within lease_ttl_s (10 s) plus a heartbeat. The ingest workers must
     hand off (ingest.handoff = true for `akita cloud run`; `akita cloud ingest` always
-    does). More settings: AKITA_DETECT_LEASE_TTL_S, AKITA_DETECT_CHECKPOINT_S (at most 60),
-    AKITA_DETECT_REORDER_S, AKITA_DETECT_CLIENT_PREFIX.
+    does). Broker accounts: AKITA_DETECT_USERNAME (e.g. 'akita-detect-{p}': {p} becomes the
+    partition, one account per partition where the client id is the username) and
+    AKITA_DETECT_PASSWORD. More settings: AKITA_DETECT_LEASE_TTL_S,
+    AKITA_DETECT_CHECKPOINT_S (at most 60), AKITA_DETECT_REORDER_S,
+    AKITA_DETECT_CLIENT_PREFIX.
 
     Example:
 
       akita cloud detect --config /etc/akita/cloud.toml --name detect-a
     """
     from cloud.cli import setup_logging
-    from cloud.detect.tier import TierSettings
+    from cloud.detect.tier import TierSettings, check_accounts
     from cloud.service import CloudService
     from cloud.settings import CloudSettings
 
@@ -59,6 +62,7 @@ def run(
         tier = TierSettings.from_env(
             name=name, partitions=partitions or settings.ingest.detect_partitions
         )
+        check_accounts(tier, settings.ingest)
         service = CloudService(settings)
     except CloudError as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -64,13 +64,14 @@ ctrl_ok_if() {
     return 0
 }
 
-# ensure_role NAME TEMPLATE [GATEWAY] : create role NAME with the ACLs listed for
-# TEMPLATE in the role file ({gateway} replaced by GATEWAY). Safe to run again: a role
-# or ACL that already exists is kept, missing ones are added.
+# ensure_role NAME TEMPLATE [VALUE] : create role NAME with the ACLs listed for
+# TEMPLATE in the role file ({gateway} and {partition} replaced by VALUE, which the
+# callers have checked holds no wildcard or '/'). Safe to run again: a role or ACL that
+# already exists is kept, missing ones are added.
 ensure_role() {
     _name=$1
     _template=$2
-    _gw=${3:-}
+    _value=${3:-}
     ctrl_ok_if "Role already exists" createRole "$_name" || die "cannot create role $_name"
     _found=0
     # a here-document, not a pipe: die must end the script, not a subshell
@@ -82,7 +83,7 @@ ensure_role() {
         publishClientSend | publishClientReceive | subscribeLiteral | subscribePattern) ;;
         *) die "role file $AKITA_ROLES: unknown ACL type '$_type' for role $_role" ;;
         esac
-        _topic=$(printf '%s' "$_topic" | sed "s/{gateway}/$_gw/g")
+        _topic=$(printf '%s' "$_topic" | sed "s/{gateway}/$_value/g; s/{partition}/$_value/g")
         ctrl_ok_if "already exists" addRoleACL "$_name" "$_type" "$_topic" allow ||
             die "cannot add ACL $_type $_topic to role $_name"
         _found=$((_found + 1))
