@@ -93,6 +93,7 @@ class CloudService:
         )  # fmt: skip
         self.email = email if email is not None else self._build_email()
         self.notifier = notifier if notifier is not None else self._build_notifier()
+        self.images = self._build_images()
         self.ingest: Any | None = None
         self.tier: DetectorTier | None = None
         self._detect_elsewhere = False  # the ingest hands off to `akita cloud detect`
@@ -124,6 +125,16 @@ class CloudService:
         with self._lock:
             self.detectors.vehicle.set_routes({k: v for k, v in shapes.items() if k not in own})
         log.info("detector_routes loaded=%d source=%s", len(shapes), self.gtfs.path)
+
+    def _build_images(self) -> Any | None:
+        if self.settings.images is None:
+            return None
+        from cloud.images.component import Images
+
+        return Images(
+            self.settings.images, self.engine, self.sessionmaker, self.registry.owned,
+            self.settings.ingest, self.metrics,
+        )  # fmt: skip
 
     def _build_email(self) -> Any | None:
         smtp = self.settings.smtp
@@ -214,6 +225,8 @@ class CloudService:
             if self.notifier is not None:
                 self.notifier.tick(now)  # escalation / re-notify of unacknowledged alerts
         self.gtfs.get()  # a new GTFS feed version, without a restart (stat every 5 s)
+        if self.images is not None:
+            self.images.tick(now)  # image retention (paced by images.retention_every_s)
         return changes
 
     def _tick_loop(self) -> None:
@@ -251,6 +264,8 @@ class CloudService:
             self.commands.start()
         if ingest:
             self._start_ingest()
+            if self.images is not None:
+                self.images.start()  # one image receiver, beside the ingest (cloud/images)
         self._detect_elsewhere = ingest and handoff
         self._ticker = threading.Thread(target=self._tick_loop, name="akita-tick", daemon=True)
         self._ticker.start()
@@ -319,6 +334,8 @@ class CloudService:
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest = None
+        if self.images is not None:
+            self.images.stop()
         if self.tier is not None:
             self.tier.stop()
             self.tier = None

@@ -53,6 +53,7 @@ from cloud.commands.config import CommandSettings
 from cloud.console.config import ConsoleSettings
 from cloud.detect.config import DetectConfig
 from cloud.errors import SettingsError
+from cloud.images.settings import ImageSettings
 from cloud.ingest.settings import IngestSettings
 from cloud.notify.config import NotifyConfig
 from cloud.opendata.settings import OpendataSettings
@@ -150,6 +151,9 @@ class CloudSettings(_Section):
     citizen: CitizenSettings = Field(default_factory=CitizenSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
+    images: ImageSettings | None = Field(
+        default=None, description="Camera image store (docs/cameras.md); absent = no images"
+    )
     clock_file: Path | None = Field(
         default=None,
         description="Simulator clock file (firmware_sim); the cloud's 'now' follows it",

@@ -1,0 +1,75 @@
+"""The image part of the cloud service: the store, its receiver and retention pacing.
+
+:class:`cloud.service.CloudService` builds one when ``[images]`` is configured, starts
+the receiver with the ingest (``akita cloud run``) and calls :meth:`Images.tick` from its
+tick thread; the retention sweep runs once per ``images.retention_every_s``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.errors import SettingsError
+from cloud.images.receiver import ImageReceiver
+from cloud.images.settings import ImageSettings
+from cloud.images.store import ImageStore
+from cloud.images.validate import Owned
+from cloud.ingest.settings import IngestSettings
+from cloud.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+class Images:
+    def __init__(
+        self,
+        settings: ImageSettings,
+        engine: Engine,
+        sessions: sessionmaker[Session],
+        owned: Owned,
+        broker: IngestSettings,
+        metrics: Metrics,
+    ) -> None:
+        if settings.receive and settings.username and settings.username == broker.username:
+            raise SettingsError(
+                f"setting images.username: {settings.username!r} is the ingest's user; the "
+                "broker ties a session to its username, so give the receiver its own "
+                "(make-service-credential.sh akita-ingest-N)"
+            )
+        try:
+            self.store = ImageStore(engine, sessions, settings)
+        except OSError as exc:
+            raise SettingsError(f"setting images.dir: {settings.dir}: {exc}") from exc
+        self.settings = settings
+        self.metrics = metrics
+        metrics.counter("akita_images_pruned_total", "Image index rows removed by retention")
+        self.receiver = ImageReceiver(self.store, owned, broker, settings, metrics)
+        self._receiving = False
+        self._next_prune = 0.0
+
+    def start(self) -> None:
+        if self.settings.receive:
+            self.receiver.start()
+            self._receiving = True
+
+    def stop(self) -> None:
+        if self._receiving:
+            self.receiver.stop()
+            self._receiving = False
+
+    def tick(self, now: datetime) -> None:
+        """Retention, paced; ``now`` is the service clock (the simulator's in the demo)."""
+        if time.monotonic() < self._next_prune:
+            return
+        self._next_prune = time.monotonic() + self.settings.retention_every_s
+        rows, _files = self.store.prune(now)
+        if rows:
+            self.metrics.inc("akita_images_pruned_total", rows)
+
+    def health(self) -> dict[str, object]:
+        return {"receiving": self._receiving, **self.receiver.health()}
