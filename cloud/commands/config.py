@@ -11,6 +11,7 @@ from cloud.notify.stages import STAGES
 from schemas.commands import ACTION_PATTERN, CommandPriority, Params
 from schemas.wire import DeviceId
 
+EDGE_PARAM = "value"  # the one param of a gateway's device action (edge/actions.py)
 RuleId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$")]
 # which stage order an alert kind's extra["stage"] follows
 KIND_STAGES: dict[str, tuple[str, ...]] = {
@@ -58,6 +59,18 @@ class DeviceActionRule(_Rule):
     off_params: Params | None = None
     priority: CommandPriority = CommandPriority.LIFE_SAFETY
     ttl_s: float = Field(default=300.0, gt=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _edge_params(self) -> DeviceActionRule:
+        # the gateway accepts a device action only as {"value": ...} (edge/actions.py);
+        # anything else would be rejected there, i.e. during the storm, not here
+        for name, params in (("params", self.params), ("off_params", self.off_params)):
+            if params is not None and set(params) != {EDGE_PARAM}:
+                raise ValueError(
+                    f"{name} {params!r}: a gateway's [[devices.actions]] take exactly "
+                    f'{{"{EDGE_PARAM}": ...}}, e.g. {{ {EDGE_PARAM} = true }}'
+                )
+        return self
 
 
 class AreaNoticeRule(_Rule):

@@ -34,8 +34,8 @@ RULES: list[dict[str, Any]] = [
         "min_stage": "warning",
         "target": "plc-araya",
         "action": "lamp",
-        "params": {"on": True},
-        "off_params": {"on": False},
+        "params": {"value": True},
+        "off_params": {"value": False},
     },
     {
         "id": "araya-siren",
@@ -45,8 +45,8 @@ RULES: list[dict[str, Any]] = [
         "min_stage": "danger",
         "target": "plc-araya",
         "action": "siren",
-        "params": {"on": True},
-        "off_params": {"on": False},
+        "params": {"value": True},
+        "off_params": {"value": False},
     },
     {
         "id": "heat-notice",

@@ -92,7 +92,7 @@ def test_retry_while_online_reuses_the_id_and_a_late_done_corrects_the_cloud_exp
         gw.birth()
         wait_for("gateway online", lambda: live.service.online("gw-sign"))
         lamp = live.service.issue(
-            "plc-araya", "lamp", {"on": True}, issuer="rule:araya-lamp", ttl_s=120
+            "plc-araya", "lamp", {"value": True}, issuer="rule:araya-lamp", ttl_s=120
         )
         gw.wait_commands(1)
         live.clock.advance(31)  # retry_s = 30: no result yet -> published again
@@ -102,7 +102,7 @@ def test_retry_while_online_reuses_the_id_and_a_late_done_corrects_the_cloud_exp
         live.clock.advance(120)
         live.service.tick()
         assert state(live, lamp.id) is CloudState.EXPIRED  # the cloud gave up
-        gw.result(again[1], CommandState.DONE, readback={"on": True, "lamp_current_a": 0.8})
+        gw.result(again[1], CommandState.DONE, readback={"lamp_on": True, "lamp_current_a": 0.8})
         wait_for("late done applied", lambda: state(live, lamp.id) is CloudState.DONE)
         assert live.service.get(lamp.id).final_source == "gateway"
     finally:

@@ -76,17 +76,17 @@ def test_flood_stages_switch_lamp_then_siren_and_the_resolution_both_off(rig: Ri
     flood(rig, "warning", T0 + timedelta(minutes=1))
     flood(rig, "warning", T0 + timedelta(minutes=2))  # same stage: no second command
     assert rig.commands.rules.flush()
-    assert rule_commands(rig) == [("araya-lamp", "lamp", {"on": True})]
+    assert rule_commands(rig) == [("araya-lamp", "lamp", {"value": True})]
     flood(rig, "danger", T0 + timedelta(minutes=3))
     assert rig.commands.rules.flush()
-    assert rule_commands(rig)[1:] == [("araya-siren", "siren", {"on": True})]
+    assert rule_commands(rig)[1:] == [("araya-siren", "siren", {"value": True})]
     flood(rig, None, T0 + timedelta(minutes=4))
     rig.clock.advance(600)
     rig.alerts.tick(rig.clock())  # hold-off passed: the alert resolves by itself
     assert rig.commands.rules.flush()
     assert sorted(rule_commands(rig)[2:]) == [
-        ("araya-lamp", "lamp", {"on": False}),
-        ("araya-siren", "siren", {"on": False}),
+        ("araya-lamp", "lamp", {"value": False}),
+        ("araya-siren", "siren", {"value": False}),
     ]
     lamp_on = rig.service.query(rule_id="araya-lamp")[-1]
     assert lamp_on.device_id == "plc-araya" and lamp_on.gateway_id == "gw-sign"  # the owner
@@ -95,7 +95,7 @@ def test_flood_stages_switch_lamp_then_siren_and_the_resolution_both_off(rig: Ri
 
 
 def test_a_staff_command_holds_the_device_from_the_rules(rig: Rig) -> None:
-    staff = rig.service.issue("plc-araya", "lamp", {"on": False}, issuer="token:ops-sato")
+    staff = rig.service.issue("plc-araya", "lamp", {"value": False}, issuer="token:ops-sato")
     assert staff.state is CloudState.QUEUED
     flood(rig, "warning", T0)
     assert rig.commands.rules.flush()
