@@ -343,6 +343,8 @@ class Agent:
         st.error_logged = False
         self._stats.readings_polled += 1
         values = self._trusted(dev, values, ts)
+        if self._commands is not None:  # the local flood rule (edge/failsafe.py)
+            self._commands.observe(dev.id, values)
         if self._cameras is not None:
             self._cameras.observe(dev.kind.value, dev.site, dev.id, values)
         if not values:

@@ -48,9 +48,11 @@ from edge.drivers import PollDriver, StreamDriver
 from edge.drivers.callunit import downlink
 from edge.drivers.modbus import link
 from edge.errors import DeviceError, SpoolError
+from edge.failsafe import FailSafe
 from edge.uplink import Uplink
 from schemas.codec import encode_model
 from schemas.commands import Command, CommandPriority, CommandResult, CommandState
+from schemas.edge_rules import RULES_UPDATE
 from schemas.wire import ID_PATTERN
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class CommandService:
         self._inbox_ready = asyncio.Event()
         self._intake: asyncio.Task[None] | None = None
         self._hold = float(os.environ.get(TEST_HOLD_ENV, "0") or 0)
+        self.failsafe = FailSafe(config, drivers, clock, online=self._online)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -130,13 +133,22 @@ class CommandService:
                 self._spawn(cmd)
         self._pump = asyncio.create_task(self._pump_results())
         self._intake = asyncio.create_task(self._take_in())
+        self.failsafe.start()
 
     async def stop(self) -> None:
         loops = [t for t in (self._pump, self._intake) if t is not None]
         for t in [*self._tasks, *loops]:
             t.cancel()
         await asyncio.gather(*self._tasks, *loops, return_exceptions=True)
+        await self.failsafe.stop()
         self._store.close()
+
+    def _online(self) -> bool:
+        return self._uplink is not None and self._uplink.connected
+
+    def observe(self, device_id: str, values: dict[str, Any]) -> None:
+        """A trusted reading: the local flood rule acts on it while the uplink is down."""
+        self.failsafe.observe(device_id, values)
 
     def wake(self) -> None:
         """The uplink came up or went down."""
@@ -244,7 +256,10 @@ class CommandService:
                 f"arrived after expires_at ({cmd.expires_at.isoformat()}); not executed",
             )
         try:
-            check_command(device, cmd.action, dict(cmd.params))
+            if cmd.action == RULES_UPDATE:
+                self.failsafe.check(device, dict(cmd.params))
+            else:
+                check_command(device, cmd.action, dict(cmd.params))
         except ValueError as exc:
             raise _Refused(CommandState.REJECTED, str(exc)) from exc
         return cmd, device
@@ -311,6 +326,9 @@ class CommandService:
             await asyncio.sleep(self._hold)  # test hook only (see the module docstring)
         device = self._devices[cmd.device_id]
         drv = self._drivers.get(device.id)
+        if cmd.action == RULES_UPDATE:
+            self._install_rule(cmd, device)
+            return
         try:
             act, checked = check_command(device, cmd.action, dict(cmd.params))
             state, reason, readback = await self._run(cmd, device, drv, act.name, checked)
@@ -331,6 +349,25 @@ class CommandService:
             return  # left 'accepted' or 'executing': the next start settles it
         try:
             self._finish(cmd, state, reason, readback)
+        except SpoolError as exc:
+            log.error("command_store_failed id=%s reason=%s", cmd.id, exc)
+
+    def _install_rule(self, cmd: Command, device: Device) -> None:
+        """A rules_update: stored in the spool file, then done (no device I/O)."""
+        try:
+            rule = self.failsafe.check(device, dict(cmd.params))
+            if not self._begin(cmd)():
+                self._finish(cmd, CommandState.EXPIRED, "expires_at passed before installing")
+                return
+            self.failsafe.install(device.id, rule)
+            self._finish(
+                cmd,
+                CommandState.DONE,
+                f"local flood rule version {rule.version} installed (sensor {rule.sensor})",
+                {"rules_version": rule.version},
+            )
+        except ValueError as exc:  # the config changed since it was accepted
+            self._finish(cmd, CommandState.REJECTED, str(exc))
         except SpoolError as exc:
             log.error("command_store_failed id=%s reason=%s", cmd.id, exc)
 
