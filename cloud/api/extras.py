@@ -16,6 +16,7 @@ EXTRA_ROUTERS: tuple[str, ...] = (
     "cloud.citizen.routes:router",
     "cloud.citizen.staff:router",
     "cloud.notify.cap:router",
+    "cloud.api.routes.images:router",
 )
 
 
