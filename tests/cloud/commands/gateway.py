@@ -22,14 +22,20 @@ class GatewayPlayer:
     """``answer``: reply ``accepted`` then ``done`` (with ``readback`` = the params) to every
     command as it arrives; otherwise the test answers with :meth:`result`."""
 
-    def __init__(self, port: int, gateway_id: str, *, answer: bool = False) -> None:
+    def __init__(
+        self, port: int, gateway_id: str, *, answer: bool = False, password: str | None = None
+    ) -> None:
         self.gateway_id = gateway_id
         self.answer = answer
         self.received: list[Command] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._seq = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"player-{gateway_id}")
+        # with a password it logs in as the gateway's own broker account (deploy/mosquitto)
+        client_id = gateway_id if password else f"player-{gateway_id}"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        if password:
+            self.client.username_pw_set(gateway_id, password)
         self.client.will_set(topics.status(gateway_id), self._status("offline"), qos=1, retain=True)
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_a: self._subscribed.set()
