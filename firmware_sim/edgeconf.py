@@ -16,9 +16,8 @@ import tomli_w
 
 from edge.config import EdgeConfig, load_config
 from edge.drivers.nmea.spec import NAME as NMEA
-from firmware_sim.parts import register_map
+from firmware_sim.parts import part
 from firmware_sim.plan import SimDevice
-from schemas.devices import DeviceKind
 
 
 @dataclass(frozen=True)
@@ -57,7 +56,8 @@ def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
         value = getattr(ep, key)
         if value is not None:
             entry[key] = value
-    regmap = register_map(dev.kind)
+    sim = part(dev.kind)
+    regmap = sim.registers
     if regmap is not None:
         entry["registers"] = [
             r.model_dump(mode="json", exclude_defaults=True, include=None)
@@ -69,10 +69,8 @@ def device_entry(dev: SimDevice, ep: Endpoint) -> dict[str, Any]:
         value = getattr(info, key)
         if value is not None:
             entry[key] = value
-    if dev.kind is DeviceKind.VEHICLE:
-        assert info.vehicle_type is not None
-        entry["vehicle_type"] = info.vehicle_type.value
-        entry["route_id"] = dev.facts["route_id"]
+    if sim.edge_keys is not None:  # the kind's own keys (a vehicle's type and route)
+        entry.update(sim.edge_keys(dev))
     return entry
 
 

@@ -12,15 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from firmware_sim.models.callunit import CallUnitModel
-from firmware_sim.parts import poll_s
+from firmware_sim.parts import part
 from firmware_sim.plan import FleetPlan, SimDevice
 from firmware_sim.scenarios import Run, build
 from firmware_sim.timebase import iso_ms
-from schemas.devices import CallUnitEvent, DeviceKind
+from schemas.devices import DeviceKind
 
 STEP_S = 30.0
-EVENTS = {"HB": CallUnitEvent.HEARTBEAT, "BTN": CallUnitEvent.BUTTON, "CAN": CallUnitEvent.CANCEL}
+Row = tuple[float, str, str, str, str]
 
 
 def fmt(value: Any) -> str:
@@ -33,30 +32,33 @@ def fmt(value: Any) -> str:
     return _csv(str(value))
 
 
-def _rows_for_window(
-    plan: FleetPlan, t: float, devices: list[SimDevice]
-) -> list[tuple[float, str, str, str, str]]:
-    rows: list[tuple[float, str, str, str, str]] = []
-    offset = t - plan.start
+def _event_rows(dev: SimDevice, t: float) -> list[Row]:
+    """The messages of a kind that speaks on events (its part's ``events``) in the window."""
+    events = part(dev.kind).events
+    assert events is not None
+    rows: list[Row] = []
+    for t_msg, values in events(dev.model, t, t + STEP_S):
+        if not dev.model.online(t_msg):
+            continue
+        ts = round(t_msg, 3)
+        rows.extend((ts, dev.id, dev.kind.value, f, fmt(v)) for f, v in values.items())
+    return rows
+
+
+def _sample_rows(plan: FleetPlan, dev: SimDevice, t: float) -> list[Row]:
+    """A polled kind's sample at t, if t is on its poll grid and the device is online."""
+    if (t - plan.start) % part(dev.kind).poll_s != 0 or not dev.model.online(t):
+        return []
+    return [(t, dev.id, dev.kind.value, f, fmt(v)) for f, v in dev.model.sample(t).items()]
+
+
+def _rows_for_window(plan: FleetPlan, t: float, devices: list[SimDevice]) -> list[Row]:
+    rows: list[Row] = []
     for dev in devices:
-        kind = dev.kind
-        if kind is DeviceKind.CALL_UNIT:
-            m = dev.model
-            assert isinstance(m, CallUnitModel)
-            for msg in m.messages(t, t + STEP_S):
-                if not m.online(msg.t):
-                    continue
-                ts = round(msg.t, 3)
-                vals = {"event": EVENTS[msg.type].value, **msg.values}
-                for f, v in vals.items():
-                    rows.append((ts, dev.id, kind.value, f, fmt(v)))
-            continue
-        if offset % poll_s(kind) != 0:
-            continue
-        if not dev.model.online(t):
-            continue
-        for f, v in dev.model.sample(t).items():
-            rows.append((t, dev.id, kind.value, f, fmt(v)))
+        if part(dev.kind).events is not None:
+            rows.extend(_event_rows(dev, t))
+        else:
+            rows.extend(_sample_rows(plan, dev, t))
     rows.sort(key=lambda r: (r[0], r[1], r[3]))
     return rows
 

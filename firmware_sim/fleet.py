@@ -1,12 +1,13 @@
 """Run a scenario's fleet behind real protocol servers, in one process.
 
 ``start_fleet`` builds the scenario, writes the sim clock (contract B), the labels, the
-device list and one edge config per gateway, then serves every device:
+device list and one edge config per gateway, then serves every device over the
+transport its kind's simulator part declares (:class:`firmware_sim.parts.Transport`):
 
-- water blocks and pump stations: one Modbus TCP listener per gateway, unit id per device;
-- flood sensors: one Modbus RTU bus (a pty pair) per gateway, unit id per sensor;
-- vehicles: one NMEA stream per vehicle: a pty at small scale, a TCP port at city scale;
-- call units: one AKCU concentrator line per gateway: a pty (small) or TCP port (city).
+- ``modbus_tcp`` (water blocks, pump stations): one listener per gateway, a unit id per device;
+- ``modbus_rtu`` (flood sensors): one RTU bus (a pty pair) per gateway, a unit id per device;
+- ``nmea`` (vehicles): one stream per device: a pty at small scale, a TCP port at city scale;
+- ``akcu`` (call units): one concentrator line per gateway: a pty (small) or TCP port (city).
 
 Example (what ``akita demo`` does)::
 
@@ -22,6 +23,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from firmware_sim.edgeconf import Endpoint, build_config, write_config
 from firmware_sim.export import devices_json
 from firmware_sim.models.callunit import CallUnitModel
 from firmware_sim.models.vehicle import VehicleModel
-from firmware_sim.parts import poll_s, register_map
+from firmware_sim.parts import Transport, poll_s, register_map, transport
 from firmware_sim.plan import SimDevice
 from firmware_sim.registers import RegisterMap
 from firmware_sim.scenarios import Run, build, days_to_recent
@@ -43,7 +45,6 @@ from firmware_sim.servers.endpoints import PtyEndpoint, TcpEndpoint
 from firmware_sim.servers.modbus import LazySlaveContext, RtuPtyBus, TcpListener
 from firmware_sim.servers.nmea import fix_sentences
 from schemas.clock import SimClock
-from schemas.devices import DeviceKind
 
 log = logging.getLogger(__name__)
 NMEA_REPORT_S = 10.0  # simulated seconds between fixes (bus trackers: 10-30 s)
@@ -170,8 +171,6 @@ async def start_fleet(
     use_tcp = streams == "tcp" if streams is not None else scale == "city"
 
     nmea_every = max(NMEA_REPORT_S / speed, NMEA_MIN_REAL_S[scale])
-    # the edge counts a stream silent for one poll interval as a failed poll: leave room
-    vehicle_poll_s = max(poll_s(DeviceKind.VEHICLE), STREAM_SILENCE_FACTOR * nmea_every * speed)
     fleet = RunningFleet(
         run=run,
         clock=clock,
@@ -184,71 +183,9 @@ async def start_fleet(
     )
     try:
         for gw, members in sorted(plan.gateways().items()):
-            placed: list[tuple[SimDevice, Endpoint]] = []
+            site = _Gateway(gw, host, now, use_tcp, STREAM_SILENCE_FACTOR * nmea_every * speed)
             buses: dict[str, str] = {}
-            tcp_units = [
-                d for d in members if d.kind in (DeviceKind.WATER_BLOCK, DeviceKind.MANHOLE_PUMP)
-            ]
-            if tcp_units:
-                ctxs = {
-                    i: LazySlaveContext(d.model, _served(d), now)
-                    for i, d in enumerate(tcp_units, 1)
-                }
-                lis = TcpListener(f"{gw}-modbus", host, ctxs)
-                port = await lis.start()
-                fleet.listeners.append(lis)
-                fleet.contexts.extend(ctxs.values())
-                for i, d in enumerate(tcp_units, 1):
-                    placed.append((d, Endpoint(MODBUS_TCP, host=host, port=port, unit_id=i)))
-            rtu_units = [d for d in members if d.kind is DeviceKind.FLOOD_SENSOR]
-            if rtu_units:
-                ctxs = {
-                    i: LazySlaveContext(d.model, _served(d), now)
-                    for i, d in enumerate(rtu_units, 1)
-                }
-                bus = RtuPtyBus(f"{gw}-rtu", ctxs)
-                path = await bus.start()
-                buses[bus.name] = path
-                fleet.rtu_buses.append(bus)
-                fleet.contexts.extend(ctxs.values())
-                for i, d in enumerate(rtu_units, 1):
-                    placed.append((d, Endpoint(MODBUS_RTU, unit_id=i, bus=bus.name)))
-            for d in (x for x in members if x.kind is DeviceKind.VEHICLE):
-                assert isinstance(d.model, VehicleModel)
-                if use_tcp:
-                    tep = TcpEndpoint(d.id, host)
-                    await tep.start()
-                    fleet.streams.append((d.model, tep))
-                    placed.append(
-                        (d, Endpoint(NMEA, host=host, port=tep.port, poll_s=vehicle_poll_s))
-                    )
-                else:
-                    pep = PtyEndpoint(d.id)
-                    await pep.start()
-                    fleet.streams.append((d.model, pep))
-                    placed.append((d, Endpoint(NMEA, serial_port=pep.path, poll_s=vehicle_poll_s)))
-            cus = [d for d in members if d.kind is DeviceKind.CALL_UNIT]
-            if cus:
-                models: dict[int, CallUnitModel] = {}
-                for d in cus:
-                    assert isinstance(d.model, CallUnitModel)
-                    unit = int(d.id.rsplit("-", 1)[1])  # cu-0123 -> unit 123, city-unique
-                    d.model.unit_id = unit
-                    d.facts["unit_id"] = unit
-                    models[unit] = d.model
-                ep: PtyEndpoint | TcpEndpoint
-                if use_tcp:
-                    ep = TcpEndpoint(f"{gw}-akcu", host)
-                    await ep.start()
-                    where = {"host": host, "port": ep.port}
-                else:
-                    ep = PtyEndpoint(f"{gw}-akcu")
-                    await ep.start()
-                    where = {"serial_port": ep.path}
-                fleet.lines.append(AkcuLine(f"{gw}-akcu", ep, models))
-                for d in cus:
-                    ep_unit = Endpoint(CALL_UNIT, unit_id=d.facts["unit_id"], **where)  # type: ignore[arg-type]
-                    placed.append((d, ep_unit))
+            placed = await _place(fleet, site, members, buses)
             cfg = build_config(
                 gw,
                 placed,
@@ -276,6 +213,113 @@ async def start_fleet(
         speed,
     )
     return fleet
+
+
+@dataclass(frozen=True)
+class _Gateway:
+    """What a transport needs to serve one gateway's devices."""
+
+    name: str
+    host: str
+    now: Callable[[], float]
+    use_tcp: bool  # line protocols on TCP ports rather than ptys
+    # the edge counts a stream silent for one poll interval as a failed poll: leave room
+    stream_poll_s: float
+
+
+Placed = list[tuple[SimDevice, Endpoint]]
+_Serve = Callable[[RunningFleet, _Gateway, list[SimDevice], dict[str, str]], Awaitable[Placed]]
+
+
+async def _place(
+    fleet: RunningFleet, gw: _Gateway, members: list[SimDevice], buses: dict[str, str]
+) -> Placed:
+    """Serve a gateway's devices, transport by transport in :class:`Transport` order."""
+    by_transport = {t: [d for d in members if transport(d.kind) is t] for t in Transport}
+    placed: Placed = []
+    for t, devices in by_transport.items():
+        if devices:
+            placed += await _SERVE[t](fleet, gw, devices, buses)
+    return placed
+
+
+async def _serve_modbus_tcp(
+    fleet: RunningFleet, gw: _Gateway, units: list[SimDevice], buses: dict[str, str]
+) -> Placed:
+    ctxs = {i: LazySlaveContext(d.model, _served(d), gw.now) for i, d in enumerate(units, 1)}
+    lis = TcpListener(f"{gw.name}-modbus", gw.host, ctxs)
+    port = await lis.start()
+    fleet.listeners.append(lis)
+    fleet.contexts.extend(ctxs.values())
+    return [
+        (d, Endpoint(MODBUS_TCP, host=gw.host, port=port, unit_id=i))
+        for i, d in enumerate(units, 1)
+    ]
+
+
+async def _serve_modbus_rtu(
+    fleet: RunningFleet, gw: _Gateway, units: list[SimDevice], buses: dict[str, str]
+) -> Placed:
+    ctxs = {i: LazySlaveContext(d.model, _served(d), gw.now) for i, d in enumerate(units, 1)}
+    bus = RtuPtyBus(f"{gw.name}-rtu", ctxs)
+    buses[bus.name] = await bus.start()
+    fleet.rtu_buses.append(bus)
+    fleet.contexts.extend(ctxs.values())
+    return [(d, Endpoint(MODBUS_RTU, unit_id=i, bus=bus.name)) for i, d in enumerate(units, 1)]
+
+
+async def _serve_nmea(
+    fleet: RunningFleet, gw: _Gateway, devices: list[SimDevice], buses: dict[str, str]
+) -> Placed:
+    placed: Placed = []
+    for d in devices:
+        assert isinstance(d.model, VehicleModel)  # the model NMEA fixes are drawn from
+        every = max(poll_s(d.kind), gw.stream_poll_s)
+        if gw.use_tcp:
+            tep = TcpEndpoint(d.id, gw.host)
+            await tep.start()
+            fleet.streams.append((d.model, tep))
+            placed.append((d, Endpoint(NMEA, host=gw.host, port=tep.port, poll_s=every)))
+        else:
+            pep = PtyEndpoint(d.id)
+            await pep.start()
+            fleet.streams.append((d.model, pep))
+            placed.append((d, Endpoint(NMEA, serial_port=pep.path, poll_s=every)))
+    return placed
+
+
+async def _serve_akcu(
+    fleet: RunningFleet, gw: _Gateway, units: list[SimDevice], buses: dict[str, str]
+) -> Placed:
+    models: dict[int, CallUnitModel] = {}
+    for d in units:
+        assert isinstance(d.model, CallUnitModel)  # the model the AKCU line speaks for
+        unit = int(d.id.rsplit("-", 1)[1])  # cu-0123 -> unit 123, city-unique
+        d.model.unit_id = unit
+        d.facts["unit_id"] = unit
+        models[unit] = d.model
+    ep: PtyEndpoint | TcpEndpoint
+    if gw.use_tcp:
+        ep = TcpEndpoint(f"{gw.name}-akcu", gw.host)
+        await ep.start()
+        where = {"host": gw.host, "port": ep.port}
+    else:
+        ep = PtyEndpoint(f"{gw.name}-akcu")
+        await ep.start()
+        where = {"serial_port": ep.path}
+    fleet.lines.append(AkcuLine(f"{gw.name}-akcu", ep, models))
+    return [
+        (d, Endpoint(CALL_UNIT, unit_id=d.facts["unit_id"], **where))  # type: ignore[arg-type]
+        for d in units
+    ]
+
+
+_SERVE: dict[Transport, _Serve] = {
+    Transport.MODBUS_TCP: _serve_modbus_tcp,
+    Transport.MODBUS_RTU: _serve_modbus_rtu,
+    Transport.NMEA: _serve_nmea,
+    Transport.AKCU: _serve_akcu,
+}
 
 
 def _served(device: SimDevice) -> RegisterMap:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from firmware_sim.parts import SimPart, register
+from firmware_sim.parts import SimPart, Transport, register
 from firmware_sim.registers import PUMP
 
-PART = register(SimPart("manhole_pump", poll_s=60.0, registers=PUMP, fleet=True))
+PART = register(
+    SimPart("manhole_pump", poll_s=60.0, registers=PUMP, fleet=True, transport=Transport.MODBUS_TCP)
+)
