@@ -1,5 +1,6 @@
 """The dummy kind's simulator part: a tank gauge whose level a test sets, served over
-Modbus as one holding register in centimetres (what its edge registers read back)."""
+Modbus TCP as one holding register in centimetres (what its edge registers read back);
+the declared transport is all a scenario fleet needs to serve it."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from edge.config import DataType, Register
 from firmware_sim.models.base import DeviceModel
-from firmware_sim.parts import SimPart, register
+from firmware_sim.parts import SimPart, Transport, register
 from firmware_sim.registers import FC_HOLDING, RegisterMap
 
 
@@ -30,4 +31,6 @@ REGISTERS = RegisterMap(
     encode=_encode,
     edge_registers=(Register(field="level", address=0, type=DataType.UINT16, scale=0.01),),
 )
-PART = register(SimPart("tank_level", poll_s=10.0, registers=REGISTERS))
+PART = register(
+    SimPart("tank_level", poll_s=10.0, registers=REGISTERS, transport=Transport.MODBUS_TCP)
+)
