@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -90,10 +90,11 @@ class CloudService:
         self.commands: Commands = build_commands(
             self.sessionmaker, self.registry, settings.commands, self.alerts,
             broker=settings.ingest, metrics=self.metrics, clock=self.clock.now,
+            detect=settings.detect,
         )  # fmt: skip
+        self.images = self._build_images()  # before the notifier: e-mails link its pictures
         self.email = email if email is not None else self._build_email()
         self.notifier = notifier if notifier is not None else self._build_notifier()
-        self.images = self._build_images()
         self.ingest: Any | None = None
         self.tier: DetectorTier | None = None
         self._detect_elsewhere = False  # the ingest hands off to `akita cloud detect`
@@ -129,12 +130,22 @@ class CloudService:
     def _build_images(self) -> Any | None:
         if self.settings.images is None:
             return None
+        from cloud.citizen.links import public_base
         from cloud.images.component import Images
+        from cloud.images.links import ImageLinks
+        from cloud.opendata.public import is_public_device
 
-        return Images(
+        links = ImageLinks(
+            self.sessionmaker,
+            base=lambda: public_base(self.settings),
+            is_public_device=lambda device_id: is_public_device(self, device_id),
+        )
+        images = Images(
             self.settings.images, self.engine, self.sessionmaker, self.registry.owned,
-            self.settings.ingest, self.metrics,
+            self.settings.ingest, self.metrics, links=links,
         )  # fmt: skip
+        self.alerts.subscribe(images.alert_images.on_change)  # a flood alert's picture
+        return images
 
     def _build_email(self) -> Any | None:
         smtp = self.settings.smtp
@@ -182,6 +193,8 @@ class CloudService:
             device_kind=self._device_kind,
             # residents' messages carry a signed one-step unsubscribe link
             token_for=token_for(self.sessionmaker),
+            # 警戒/危険 e-mails link the public page of the alert's picture (cloud/images)
+            image_link=self.images.links.url_for if self.images is not None else None,
         )
         dispatcher.attach(self.alerts)
         return dispatcher
@@ -208,6 +221,26 @@ class CloudService:
         if detections:
             self.metrics.inc("akita_detections_total", len(detections))
         return self.alerts.handle(detections, now)
+
+    def handle_readings(
+        self, readings: Sequence[Any], now: datetime | None = None
+    ) -> list[AlertChange]:
+        """Readings stored by a path without gateway batches (the LPWA worker's meter
+        hours): the same detectors and alert lifecycle as :meth:`handle_batch`."""
+        now = now or self.clock.now()
+        with self._lock:
+            detections = self.detectors.feed(readings, self.devices())
+        if detections:
+            self.metrics.inc("akita_detections_total", len(detections))
+        return self.alerts.handle(detections, now)
+
+    def detect_tick(self, now: datetime | None = None) -> list[AlertChange]:
+        """Only the detectors' time-based part (a meter silent for days), for a process
+        that feeds :meth:`handle_readings` and leaves the alert ticks to `cloud run`."""
+        now = now or self.clock.now()
+        with self._lock:
+            detections = self.detectors.tick(now)
+        return self.alerts.handle(detections, now) if detections else []
 
     def _on_batch(self, batch: Batch) -> None:
         self.handle_batch(batch)

@@ -35,6 +35,7 @@ from schemas import DeadLetter, topics
 log = logging.getLogger(__name__)
 # (device, kind, hour end, values) of every new reading, after it is stored
 ReadingsCallback = Callable[[list[tuple[str, str, datetime, Any]]], None]
+TICK_S = 1.0  # how often on_tick runs: silence is judged in days, a second is plenty
 
 
 @dataclass(frozen=True)
@@ -52,12 +53,16 @@ class LpwaSettings:
 
 class LpwaWorker:
     def __init__(self, settings: LpwaSettings, store: Any, registry: Registry,
-                 on_readings: ReadingsCallback | None = None) -> None:  # fmt: skip
+                 on_readings: ReadingsCallback | None = None,
+                 on_tick: Callable[[], None] | None = None) -> None:  # fmt: skip
         if not hasattr(store, "write_lines"):
             raise TypeError("the LPWA worker writes line protocol: give it an InfluxDB store")
         self.settings, self.store, self.registry = settings, store, registry
         self.handler = Handler(registry)
         self.on_readings = on_readings
+        # on the network thread, between batches: detection needs no lock of its own
+        self.on_tick = on_tick
+        self._tick_at = 0.0
         self.counts: dict[str, int] = {}
         self._inbox: list[mqtt.MQTTMessage] = []
         self._lines: list[bytes] = []
@@ -121,7 +126,17 @@ class LpwaWorker:
                     log.warning("lpwa_broker_unreachable reason=%s", exc)
                 continue
             self._process()
+            self._tick()
         self._process(force=True)
+
+    def _tick(self) -> None:
+        if self.on_tick is None or time.monotonic() < self._tick_at:
+            return
+        self._tick_at = time.monotonic() + TICK_S
+        try:
+            self.on_tick()
+        except Exception:  # a failed tick must not stop the ingest; say why, retry later
+            log.exception("lpwa_tick_failed")
 
     def _process(self, *, force: bool = False) -> None:
         inbox, self._inbox = self._inbox, []
