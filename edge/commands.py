@@ -48,7 +48,7 @@ from edge.drivers import PollDriver, StreamDriver
 from edge.drivers.callunit import downlink
 from edge.drivers.modbus import link
 from edge.errors import DeviceError, SpoolError
-from edge.failsafe import FailSafe
+from edge.failsafe import FailSafe, StaleRule
 from edge.uplink import Uplink
 from schemas.codec import encode_model
 from schemas.commands import Command, CommandPriority, CommandResult, CommandState
@@ -78,10 +78,13 @@ class CommandStats:
 
 
 class _Refused(Exception):
-    def __init__(self, state: CommandState, reason: str) -> None:
+    def __init__(
+        self, state: CommandState, reason: str, readback: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(reason)
         self.state = state
         self.reason = reason
+        self.readback = readback
 
 
 class CommandService:
@@ -260,6 +263,8 @@ class CommandService:
                 self.failsafe.check(device, dict(cmd.params))
             else:
                 check_command(device, cmd.action, dict(cmd.params))
+        except StaleRule as exc:
+            raise _Refused(CommandState.REJECTED, str(exc), exc.installed.readback()) from exc
         except ValueError as exc:
             raise _Refused(CommandState.REJECTED, str(exc)) from exc
         return cmd, device
@@ -282,6 +287,7 @@ class CommandService:
             state=refused.state,
             ts=self.clock.now(),
             reason=refused.reason[:500],
+            readback=refused.readback,
         )
         body = encode_model(result)
         stored = StoredCommand(command_id, refused.state.value, 99, until, payload[:4096], None)
@@ -364,8 +370,10 @@ class CommandService:
                 cmd,
                 CommandState.DONE,
                 f"local flood rule version {rule.version} installed (sensor {rule.sensor})",
-                {"rules_version": rule.version},
+                rule.readback(),
             )
+        except StaleRule as exc:  # a newer one was installed since it was accepted
+            self._finish(cmd, CommandState.REJECTED, str(exc), exc.installed.readback())
         except ValueError as exc:  # the config changed since it was accepted
             self._finish(cmd, CommandState.REJECTED, str(exc))
         except SpoolError as exc:

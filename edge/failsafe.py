@@ -37,6 +37,15 @@ SIGN_KIND = "warning_sign"
 LIFE_SAFETY_RANK = 0  # edge.commands.RANK: ahead of every queued poll
 
 
+class StaleRule(ValueError):
+    """A ``rules_update`` that does not supersede the installed rule; ``installed`` is
+    reported in the rejection's read-back so the cloud can number its next push above it."""
+
+    def __init__(self, message: str, installed: EdgeFloodRule) -> None:
+        super().__init__(message)
+        self.installed = installed
+
+
 class FailSafe:
     """One per gateway, owned by the command service."""
 
@@ -83,16 +92,21 @@ class FailSafe:
         for switch, _cm in rule.thresholds():
             if switch not in actions:
                 raise ValueError(f"device {sign.id!r} has no action {switch!r} to switch")
+        installed = self._rules.get(sign.id)
+        why = rule.refusal(installed)
+        if why is not None and installed is not None:  # the newer rule stays in force
+            raise StaleRule(f"param version: {why}; the installed rule stays", installed)
         return rule
 
     def install(self, sign_id: str, rule: EdgeFloodRule) -> None:
         self._store.save(sign_id, rule)
         self._rules[sign_id] = rule
         log.info(
-            "local_rule_installed device=%s sensor=%s version=%d",
+            "local_rule_installed device=%s sensor=%s version=%d digest=%s",
             sign_id,
             rule.sensor,
             rule.version,
+            rule.digest,
         )
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -15,9 +15,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.alerts.manager import AlertManager
 from cloud.commands.config import CommandSettings
+from cloud.commands.edge_rules import edge_flood_rules
 from cloud.commands.notices import NoticeKind, Targets, record_seen, send_notice
+from cloud.commands.rule_push import RulePusher
 from cloud.commands.rules import RuleEngine
 from cloud.commands.service import CommandError, CommandService
+from cloud.detect.config import DetectConfig
+from cloud.errors import SettingsError
 from cloud.ingest.settings import IngestSettings
 from cloud.metrics import Metrics
 from cloud.notify.errors import NotifyError
@@ -34,6 +38,7 @@ NOTIFY_ISSUER = "rule:notify"  # notices sent by the notify routes (an automatic
 class Commands:
     service: CommandService
     rules: RuleEngine
+    pusher: RulePusher | None = None  # the signs' local flood rules (only where it publishes)
 
     def observe_batch(self, batch: Batch) -> None:
         """The service's batch stream: keep the residents' notice_seen presses. Never
@@ -69,9 +74,13 @@ class Commands:
 
     def start(self) -> None:
         self.service.start()
+        if self.pusher is not None and self.service.settings.enabled:
+            self.pusher.start()
 
     def stop(self) -> None:
         self.rules.close()
+        if self.pusher is not None:
+            self.pusher.close()
         self.service.stop()
 
     def status(self) -> dict[str, Any]:
@@ -101,11 +110,18 @@ def build(
     broker: IngestSettings,
     metrics: Metrics,
     clock: Callable[[], datetime],
+    detect: DetectConfig | None = None,
 ) -> Commands:
-    """The component, its rules listening to ``alerts`` (queue only: alerts never wait)."""
+    """The component, its rules listening to ``alerts`` (queue only: alerts never wait),
+    and the push of the signs' local flood rules (their depths from ``detect``)."""
     service = CommandService(
         sessionmaker, registry, settings, broker=broker, metrics=metrics, clock=clock
     )
     rules = RuleEngine(service)
     alerts.subscribe(rules.on_change)
-    return Commands(service, rules)
+    detect = detect or DetectConfig()
+    try:
+        local = edge_flood_rules(settings, detect.flood, detect.sites)
+    except ValueError as exc:
+        raise SettingsError(f"setting commands.rules: {exc}") from exc
+    return Commands(service, rules, RulePusher(service, local) if local else None)

@@ -5,15 +5,14 @@ A ``flood_stage`` rule with a ``source`` sensor that switches ``lamp`` or ``sire
 (``{"value": true}``) becomes ``<switch>_on_cm`` = the sensor's depth for ``min_stage``
 (the detector's per-site stages, or its defaults); ``off_below_cm`` is the depth at which
 the detector resolves the alert (caution - hysteresis), which is when the cloud switches
-both off. The version is a digest of the rule's content, so it changes exactly when
-what the gateway would do changes, and the same rules give the same version in every
-process.
+both off. The digest is a hash of the rule's content, so it changes exactly when what
+the gateway would do changes, and the same rules give the same digest in every process.
+The rules come back with version 1: the ordered version is the pusher's
+(``cloud/commands/rule_push.py``), which knows what was sent before.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +43,7 @@ def edge_flood_rules(
                 f"a local rule follows one sensor, not also {rule.source!r}"
             )
         part[f"{rule.action}_on_cm"] = stages[STAGES.index(rule.min_stage)]
-    return {sign: _versioned(body) for sign, body in found.items()}
+    return {sign: EdgeFloodRule.derive(1, **body) for sign, body in found.items()}
 
 
 def _local(rule: object) -> bool:
@@ -55,9 +54,3 @@ def _local(rule: object) -> bool:
         and rule.action in SWITCHES
         and rule.params == {"value": True}
     )
-
-
-def _versioned(body: dict[str, Any]) -> EdgeFloodRule:
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
-    version = int(hashlib.sha256(text.encode()).hexdigest()[:12], 16) or 1
-    return EdgeFloodRule(version=version, **body)

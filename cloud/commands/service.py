@@ -111,6 +111,8 @@ class CommandService:
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self.result_listeners: list[Callable[[CommandRecord], None]] = []
+        # (gateway, online) for every status: the local-rule push acts on births
+        self.status_listeners: list[Callable[[str, bool], None]] = []
 
     def _declare_metrics(self) -> None:
         m = self.metrics
@@ -422,6 +424,8 @@ class CommandService:
         online = status.state.value == "online"
         was = self.online(gateway_id)
         self._online[gateway_id] = online
+        for listener in self.status_listeners:
+            listener(gateway_id, online)  # queue only (cloud/commands/rule_push.py)
         if online and not was:
             log.info("commands_gateway_back gateway=%s", gateway_id)
             self.deliver(gateway_id, force=True)  # the same ids, at once

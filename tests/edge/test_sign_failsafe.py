@@ -93,7 +93,10 @@ def test_uplink_down_the_gateway_switches_the_sign_itself(
     relay.close()
     final = cloud.final(push["id"])
     assert final is not None and final["state"] == "done"
-    assert final["readback"] == {"rules_version": params["version"]}
+    assert final["readback"] == {
+        "rules_version": params["version"],
+        "rules_digest": params["digest"],
+    }
     assert [r["id"] for r in cloud.results if r["id"] != push["id"]] == []  # no command used
     switched = [w for w in site.sign_unit.writes if w[0] == 5]
     assert switched == [(5, 0, [1]), (5, 1, [1])]  # once each, lamp first
