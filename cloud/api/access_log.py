@@ -37,6 +37,7 @@ TOKEN_PATH_PREFIXES: tuple[str, ...] = (
     "/citizen/subscriptions/",
     "/citizen/reports/status/",
     "/citizen/reports/s/",
+    "/citizen/flood/images/",
 )
 # token_urlsafe(24) and up, hex digests, signed links; shorter ids (alerts, devices,
 # report references) stay readable for operators

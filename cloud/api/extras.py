@@ -14,6 +14,7 @@ EXTRA_ROUTERS: tuple[str, ...] = (
     "cloud.opendata.routes:router",
     "cloud.api.routes.service_alerts:router",
     "cloud.citizen.routes:router",
+    "cloud.citizen.flood_images:router",
     "cloud.citizen.staff:router",
     "cloud.notify.cap:router",
     "cloud.api.routes.images:router",

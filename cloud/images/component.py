@@ -2,19 +2,24 @@
 
 :class:`cloud.service.CloudService` builds one when ``[images]`` is configured, starts
 the receiver with the ingest (``akita cloud run``) and calls :meth:`Images.tick` from its
-tick thread; the retention sweep runs once per ``images.retention_every_s``.
+tick thread; the retention sweep runs once per ``images.retention_every_s``. Flood
+alerts get their pictures through :attr:`Images.alert_images` (an alert listener and the
+receiver's ``on_stored``), residents' e-mails their public links through
+:attr:`Images.links`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.errors import SettingsError
+from cloud.images.alerts import AlertImages
+from cloud.images.links import ImageLinks
 from cloud.images.receiver import ImageReceiver
 from cloud.images.settings import ImageSettings
 from cloud.images.store import ImageStore
@@ -34,6 +39,8 @@ class Images:
         owned: Owned,
         broker: IngestSettings,
         metrics: Metrics,
+        *,
+        links: ImageLinks | None = None,
     ) -> None:
         if settings.receive and settings.username and settings.username == broker.username:
             raise SettingsError(
@@ -48,7 +55,14 @@ class Images:
         self.settings = settings
         self.metrics = metrics
         metrics.counter("akita_images_pruned_total", "Image index rows removed by retention")
-        self.receiver = ImageReceiver(self.store, owned, broker, settings, metrics)
+        self.alert_images = AlertImages(
+            self.store, sessions, timedelta(seconds=settings.alert_within_s)
+        )
+        # None: no public picture links (tests and tools without a public base)
+        self.links = links
+        self.receiver = ImageReceiver(
+            self.store, owned, broker, settings, metrics, on_stored=self.alert_images.on_stored
+        )
         self._receiving = False
         self._next_prune = 0.0
 
@@ -68,6 +82,9 @@ class Images:
             return
         self._next_prune = time.monotonic() + self.settings.retention_every_s
         rows, _files = self.store.prune(now)
+        self.alert_images.prune()
+        if self.links is not None:
+            self.links.prune()
         if rows:
             self.metrics.inc("akita_images_pruned_total", rows)
 

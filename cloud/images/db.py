@@ -49,8 +49,32 @@ class AlertImageRow(Base):
     attached_at: Mapped[datetime]
 
 
+class AlertImageWantRow(Base):
+    """A flood alert's stage change still looking for its picture (cloud.images.alerts).
+
+    Kept in the database, not in memory: the image may arrive in another process (the
+    receiver runs in ``akita cloud run``, alerts may change in ``akita cloud detect``) or
+    after a restart. ``at`` is the reading time the picture should be nearest to.
+    """
+
+    __tablename__ = "alert_image_wants"
+    alert_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(80), index=True)
+
+
+class ImageLinkRow(Base):
+    """A public link to an alert's picture (cloud.images.links): only the SHA-256 of the
+    token is stored, so the table alone opens no page."""
+
+    __tablename__ = "image_links"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime]
+    stage: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+
+
 def create_tables(engine: Engine) -> None:
-    Base.metadata.create_all(
-        engine,
-        tables=[ImageRow.__table__, AlertImageRow.__table__],  # type: ignore[list-item]
-    )
+    tables = [ImageRow, AlertImageRow, AlertImageWantRow, ImageLinkRow]
+    Base.metadata.create_all(engine, tables=[t.__table__ for t in tables])  # type: ignore[misc]

@@ -58,6 +58,7 @@ class ImageReceiver:
         metrics: Metrics,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_stored: Callable[[int], None] | None = None,
     ) -> None:
         self.store = store
         self.owned = owned
@@ -65,6 +66,7 @@ class ImageReceiver:
         self.settings = settings
         self.metrics = metrics
         self._now = now
+        self._on_stored = on_stored
         metrics.counter("akita_images_total", "Camera images received, by result")
         self._inbox: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
         self._stopping = threading.Event()
@@ -181,6 +183,8 @@ class ImageReceiver:
                     return False  # not stored: the broker redelivers it to the next session
                 delay = min(delay * 2, RETRY_MAX_S)
         self._mark_store(ok=True)
+        if not result.duplicate:
+            self._offer(result.image_id)
         outcome = "duplicate" if result.duplicate else "stored"
         self.metrics.inc("akita_images_total", result=outcome)
         log.info(
@@ -188,6 +192,16 @@ class ImageReceiver:
             outcome, header.gateway_id, header.camera_id, header.seq, header.size, result.image_id,
         )  # fmt: skip
         return True
+
+    def _offer(self, image_id: int) -> None:
+        """Hand a new image to the alerts that wait for a picture (cloud.images.alerts);
+        a failure there is logged, the image stays stored and is acknowledged."""
+        if self._on_stored is None:
+            return
+        try:
+            self._on_stored(image_id)
+        except Exception:
+            log.exception("image_offer_failed id=%d", image_id)
 
     def _mark_store(self, *, ok: bool, error: str | None = None) -> None:
         if ok != self.store_ok:

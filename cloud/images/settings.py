@@ -41,6 +41,13 @@ class ImageSettings(BaseModel):
         le=MAX_IMAGE_BYTES,
         description="Largest JPEG accepted; bigger ones are dead-lettered",
     )
+    alert_within_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=3600,
+        description="A flood alert's picture is its site's image nearest the reading time, "
+        "taken at most this far from it",
+    )
     receive: bool = Field(
         default=True,
         description="Run the receiver in this process (`akita cloud run`); one process "

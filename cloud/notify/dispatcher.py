@@ -64,6 +64,8 @@ class ShelterLike(Protocol):
 
 
 ShelterFinder = Callable[[float, float], ShelterLike | None]
+# (alert, stage, reading time) -> public link to the alert's picture, or None (cloud/images)
+ImageLinkFor = Callable[[Alert, str | None, datetime], str | None]
 
 
 class Recorder(Protocol):
@@ -125,8 +127,10 @@ class Dispatcher:
         token_for: TokenFor | None = None,
         shelter_finder: ShelterFinder = _default_shelter,
         recorder: Recorder | None = None,
+        image_link: ImageLinkFor | None = None,
     ) -> None:
         self.config = config
+        self._image_link = image_link
         self._sm = sessionmaker
         bind = sessionmaker.kw.get("bind")
         if bind is not None:
@@ -329,7 +333,16 @@ class Dispatcher:
             change.at,
             map_url=map_url(alert.lat, alert.lon) if topic == "flood" else None,
             shelter=shelter,
+            image_url=self._picture_link(change, alert, topic, stage),
         )
+
+    def _picture_link(self, change: Any, alert: Alert, topic: str, stage: str | None) -> str | None:
+        """One link per message (all its residents share it: the page shows the road,
+        nothing about the reader); the picture nearest the reading that changed stage."""
+        if self._image_link is None or topic != "flood":
+            return None
+        det = getattr(change, "detection", None)
+        return self._image_link(alert, stage, det.ts if det is not None else change.at)
 
     def _plan_all_clear(self, change: Any, alert: Alert) -> None:
         """解除: the residents this alert reached hear that it is over (the rate limits
@@ -350,6 +363,7 @@ class Dispatcher:
         *,
         map_url: str | None = None,
         shelter: Mapping[str, Any] | None = None,
+        image_url: str | None = None,
     ) -> None:
         """One message to every resident subscribed to the alert's area (stage None: the
         all-clear, recorded as stage ``clear``)."""
@@ -363,6 +377,7 @@ class Dispatcher:
             "observed_at": local_time(observed, self.config.timezone),
             "map_url": map_url,
             "shelter": shelter,
+            "image_url": image_url,
         }
         for sub in self.router.residents(alert):
             context = {**base, "unsubscribe_url": sub.unsubscribe_url}
