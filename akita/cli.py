@@ -22,6 +22,7 @@ SUBCOMMANDS: list[tuple[str, str, str, str]] = [
     ("edge", "edge.cli:app", "edge", "The field gateway daemon: poll devices, spool, forward."),
     ("cloud", "cloud.cli:app", "cloud", "Ingest, storage, detection, alerts and the staff API."),
     ("eval", "akita.evaluate:app", "cloud", "Score the detectors on labelled data."),
+    ("pilot", "cloud.pilot.cli:app", "cloud", "Smart water meter pilot: the report."),
     ("dashboards", "dashboards.cli:app", "cloud", "Grafana dashboards as code: build, push."),
     ("schemas", "schemas.cli:app", "", "Wire contracts: export JSON Schema."),
 ]

@@ -99,8 +99,11 @@ class Event:
 
 def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: int = 6,
             triple: float = 0.0, redeliver: float = 0.0, late: float = 0.0,
-            late_s: float = 6 * HOUR_S) -> Iterator[Event]:  # fmt: skip
-    """One meter's events from ``start_s`` (on the hour) for ``days``."""
+            late_s: float = 6 * HOUR_S,
+            truth: dict[str, float] | None = None) -> Iterator[Event]:  # fmt: skip
+    """One meter's events from ``start_s`` (on the hour) for ``days``. ``truth`` gets
+    the litres the household drew in every hour, also those a dead meter never sends
+    (the water still flows: the non-revenue figure must not count it as lost)."""
     rng = random.Random(f"{seed}:{m.dev_eui}")
     index_l = rng.randrange(0, 500_000)
     topic = f"lpwa/{ns}/application/{APPLICATION_ID}/device/{m.dev_eui}/event/up"
@@ -108,12 +111,16 @@ def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: 
     for f_cnt, first in enumerate(range(0, hours - pack_h + 1, pack_h)):
         ends = [start_s + (first + k + 1) * int(HOUR_S) for k in range(pack_h)]
         used = [hour_use(m, e, rng) for e in ends]
+        if truth is not None:
+            truth[m.dev_eui] = truth.get(m.dev_eui, 0.0) + sum(used)
         index_l += used[0]
         first_index = index_l
         index_l += sum(used[1:])
         sent_s = ends[-1] + rng.uniform(5, 900)
         if sent_s >= m.dead_at_s:
-            return
+            if truth is None:
+                return
+            continue  # silent, but the household's use still counts in the truth
         leak_bit = 1 if m.leak_lph and ends[-1] - m.leak_start_s > 24 * HOUR_S else 0
         data = encode_hourly_v1(ends[0], first_index, used[1:], 0, 80, leak_bit)
         body = _up_json(m, data, f_cnt, sent_s, rng)
@@ -146,13 +153,15 @@ def _up_json(m: Meter, data: bytes, f_cnt: int, sent_s: float, rng: random.Rando
 
 
 def all_events(meters: list[Meter], ns: str, start_s: int, days: float, seed: int, *,
-               triple: float = 0.0, redeliver: float = 0.0,
-               late: float = 0.0) -> list[Event]:  # fmt: skip
+               triple: float = 0.0, redeliver: float = 0.0, late: float = 0.0,
+               truth: dict[str, float] | None = None) -> list[Event]:  # fmt: skip
     """Every meter's events, in the order the network server publishes them."""
     events = [
         e
         for m in meters
-        for e in uplinks(m, ns, start_s, days, seed, triple=triple, redeliver=redeliver, late=late)
+        for e in uplinks(
+            m, ns, start_s, days, seed, triple=triple, redeliver=redeliver, late=late, truth=truth
+        )
     ]
     events.sort(key=lambda e: e.publish_s)
     return events
