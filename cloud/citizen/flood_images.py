@@ -22,7 +22,9 @@ from cloud.alerts.errors import AlertNotFound
 from cloud.citizen.flood import STAGE_LABELS
 from cloud.citizen.routes import render
 from cloud.images.links import LinkState
+from cloud.images.public import sensor_picture, sensor_pictures
 from cloud.images.store import ImageInfo
+from cloud.opendata.public import is_public_device
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +113,37 @@ def flood_image_jpeg(request: Request, token: str) -> Response:
         log.warning("flood_image_unreadable image=%d reason=%s", picture.id, exc)
         return _gone(request, expired=False)
     return Response(body, media_type="image/jpeg", headers=NO_STORE)
+
+
+def flood_pictures(request: Request, sensors: Any) -> dict[str, ImageInfo]:
+    """The flood page's pictures by sensor id; empty without ``[images]``."""
+    service = request.app.state.service
+    images = getattr(service, "images", None)
+    if images is None:
+        return {}
+    return sensor_pictures(
+        images.store,
+        service.sessionmaker,
+        [(s.device_id, s.site) for s in sensors],
+        lambda device_id: is_public_device(service, device_id),
+    )
+
+
+@router.get("/flood/sensors/{device_id}/image.jpg", name="citizen_flood_sensor_image")
+def flood_sensor_jpeg(request: Request, device_id: str) -> Response:
+    """The latest picture at a public sensor's site (the flood page's ``<img>``)."""
+    service = request.app.state.service
+    images = getattr(service, "images", None)
+    if images is None or len(device_id) > 64 or not is_public_device(service, device_id):
+        return _gone(request, expired=False)
+    site = service.devices().get(device_id)
+    picture = sensor_picture(images.store, service.sessionmaker, getattr(site, "site", None))
+    if picture is None:
+        return _gone(request, expired=False)
+    try:
+        body = images.store.read(picture)
+    except OSError as exc:
+        log.warning("flood_image_unreadable image=%d reason=%s", picture.id, exc)
+        return _gone(request, expired=False)
+    # a minute of browser cache: the page reloads it, a shared cache keeps nothing
+    return Response(body, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=60"})

@@ -607,6 +607,8 @@ def procedures(request: Request, event: str | None = None) -> HTMLResponse:
 
 @router.get("/flood", response_class=HTMLResponse, name="citizen_flood")
 def flood(request: Request) -> HTMLResponse:
+    from cloud.citizen.flood_images import flood_pictures  # it imports this module
+
     svc = _service(request)
     sensors = flood_status(_sm(request), getattr(svc, "store", None))
     return render(
@@ -614,6 +616,7 @@ def flood(request: Request) -> HTMLResponse:
         "flood.html",
         "現在の道路冠水の状況",
         sensors=sensors,
+        pictures=flood_pictures(request, sensors),
         now=datetime.now(UTC),
         attribution=ATTRIBUTION,
     )

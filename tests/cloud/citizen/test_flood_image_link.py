@@ -135,3 +135,20 @@ def test_no_link_for_a_device_not_of_a_public_kind(world: World) -> None:
     with svc.sessionmaker() as s:
         assert s.scalar(select(ImageLinkRow.token_hash)) is None
     assert all(LINK.search(m) is None for m in _mails(world))
+
+
+def test_flood_page_shows_each_public_sensors_latest_picture(world: World) -> None:
+    svc, client = world.service, world.client
+    _put(svc, 1, 12.0, T0)
+    latest = _put(svc, 2, 25.0, T0 + timedelta(minutes=10))
+    page = client.get("/citizen/flood")
+    assert page.status_code == 200 and "<script" not in page.text
+    srcs = re.findall(r'<img class="road" src="([^"]+)"', page.text)
+    assert srcs == ["/citizen/flood/sensors/fs-1/image.jpg"]
+    assert "cam-1" not in page.text and "cu-1" not in page.text
+    image = client.get(srcs[0])
+    assert image.status_code == 200 and image.content == latest
+    assert image.headers["cache-control"] == "private, max-age=60"
+    # a call unit on the same site is not a public device: no picture through it
+    assert client.get("/citizen/flood/sensors/cu-1/image.jpg").status_code == 404
+    assert client.get("/citizen/flood/sensors/cam-1/image.jpg").status_code == 404
