@@ -80,7 +80,12 @@ def test_the_cloud_pushes_the_rule_on_birth_and_only_when_it_differs(
     rig.commands.start()
     pusher = rig.commands.pusher
     assert isinstance(pusher, RulePusher)
-    rig.service.status_listeners.append(lambda gw, online: gw == GW and births.append(online))
+
+    def birth(gateway_id: str, online: bool) -> None:
+        if gateway_id == GW:
+            births.append(online)
+
+    rig.service.status_listeners.append(birth)
     try:
         with underpass_on_a_bus() as site:
             cfg = parse_config(sample_config(tmp_path, mosquitto.port, site.path))
