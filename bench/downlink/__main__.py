@@ -16,7 +16,7 @@ the cloud; target <= 60 s) and the BTN latency from the unit's line to the cloud
 fan-out runs (target p99 <= 250 ms). Here all gateways share the machine's cores; on
 site each has its own. Figures depend on the machine and its load.
 
-Not measured here: alert opened -> lamp read-back (the cloud's rule engine drives it).
+Alert opened -> lamp read-back on, over 50 storms: ``python -m bench.downlink.storms``.
 """
 
 from __future__ import annotations
