@@ -280,15 +280,19 @@ class AlertManager:
 
     # -- detections --------------------------------------------------------------------
 
-    def handle(self, detections: Sequence[Detection], now: datetime) -> list[AlertChange]:
-        """Apply detections (in time order); return the changes, already committed."""
+    def handle(
+        self, detections: Sequence[Detection], now: datetime, *, at_reading_times: bool = False
+    ) -> list[AlertChange]:
+        """Apply detections (in time order) in one transaction; return the changes,
+        already committed. ``at_reading_times``: each change is dated by its detection's
+        reading time instead of ``now`` (the detector tier, which may be replaying)."""
         if not detections:
             return []
         changes: list[AlertChange] = []
         with self._lock:
             with self._sm() as s, s.begin():
                 for det in sorted(detections, key=lambda d: d.ts):
-                    change = self._apply(s, det, now)
+                    change = self._apply(s, det, det.ts if at_reading_times else now)
                     if change is not None:
                         changes.append(change)
             self._publish(changes)

@@ -57,8 +57,11 @@ def remember(
     with sm.begin() as s:
         if lease is not None and not still_owner(s, lease, now):
             return False
+        # one SELECT for the turn's keys, not one per key (a burst of alerts)
+        query = select(DetectionMarkRow).where(DetectionMarkRow.dedup_key.in_(newest))
+        rows = {row.dedup_key: row for row in s.scalars(query)}
         for key, d in newest.items():
-            row = s.get(DetectionMarkRow, key)
+            row = rows.get(key)
             if row is None:
                 s.add(DetectionMarkRow(dedup_key=key, ts=d.ts, active=d.active))
             elif d.ts > row.ts:

@@ -20,6 +20,13 @@ checkpoint; the broker redelivers what came after it; repeats are dropped by seq
 (:class:`SeqOrder`), and detections made again are recognised
 (:mod:`cloud.detect.marks`): a redelivery opens no second alert.
 
+Threads: each partition's MQTT client only decodes and queues what arrives; the
+partition's worker thread applies everything queued since its last turn as one batch
+(detectors, then one alert transaction for the turn's detections), so a burst of alerts
+costs one database round of the alert lifecycle per turn instead of one per message and
+does not hold the readings behind it for seconds. A turn that fails (the database gone
+mid-alert) restarts the partition from its checkpoint; the broker redelivers the rest.
+
 Order: batches of one gateway may be written by several ingest workers and arrive out of
 order; :class:`SeqOrder` puts them back in seq order per gateway (waiting up to
 ``reorder_s`` for a missing seq, then going on without it). Alerts carry the readings'
@@ -33,6 +40,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -143,6 +151,7 @@ class Item:
     mid: int = 0
     qos: int = 0
     done: bool = False
+    received: float = field(default_factory=time.time)  # wall clock: stage latencies
 
 
 @dataclass
@@ -224,6 +233,11 @@ class SeqOrder:
                 g.held_since = now
         return ready
 
+    def next_due(self) -> float | None:
+        """When (monotonic) the first held batch stops waiting for its missing seq."""
+        starts = [g.held_since for g in self.gateways.values() if g.held]
+        return min(starts) + self.reorder_s if starts else None
+
     def state(self) -> dict[str, tuple[int, list[int]]]:
         return {
             k: (g.applied, sorted(g.seen))
@@ -254,6 +268,12 @@ class Partition:
         self.last_checkpoint = time.monotonic()
         self.last_message = 0.0  # monotonic
         self.lag_s = 0.0  # now - stored_at of the last message: catching up when large
+        # decoded on paho's thread, applied by the partition's worker thread in batches
+        self.inbox: deque[Item] = deque()
+        self.wake = threading.Event()
+        self.closed = threading.Event()
+        self.worker: threading.Thread | None = None
+        self.failed = False  # a turn failed: the coordinator restarts it from its checkpoint
 
     def take(self, items: Iterable[Item], devices: DeviceContext) -> list[Detection]:
         """Feed ready items to the detectors (under the lock)."""
@@ -371,6 +391,7 @@ class DetectorTier:
     def _coordinator(self) -> None:
         while not self._stop.wait(self.settings.heartbeat_s):
             try:
+                self._restart_failed()
                 if self._refresh is not None:
                     self._refresh()
                 if not self.exclusive:
@@ -396,6 +417,17 @@ class DetectorTier:
             if got is not None:
                 self._own(p, got)
 
+    def _restart_failed(self) -> None:
+        """Partitions whose worker failed: dropped without a checkpoint and taken again,
+        so they resume from their last checkpoint and nothing is skipped (the coordinator
+        takes a leased one again right after, with the same lease)."""
+        with self._lock:
+            failed = [p for p, part in self.partitions.items() if part.failed]
+        for p in failed:
+            self._disown(p, checkpoint_first=False)
+            if self.exclusive:
+                self._own(p, None)
+
     def _own(self, p: int, got: lease.Lease | None) -> None:
         part = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
         part.lease = got
@@ -412,6 +444,10 @@ class DetectorTier:
         )
         with self._lock:
             self.partitions[p] = part
+        part.worker = threading.Thread(
+            target=self._work, args=(part,), name=f"detect-partition-{p}", daemon=True
+        )
+        part.worker.start()
         part.client = self._connect(part)
 
     def _disown(self, p: int, *, checkpoint_first: bool) -> None:
@@ -419,6 +455,10 @@ class DetectorTier:
             part = self.partitions.pop(p, None)
         if part is None:
             return
+        part.closed.set()  # what is still in the inbox is not acknowledged: redelivered
+        part.wake.set()
+        if part.worker is not None and part.worker is not threading.current_thread():
+            part.worker.join(30)
         with part.lock:
             if checkpoint_first:
                 self._checkpoint(part)
@@ -495,11 +535,45 @@ class DetectorTier:
             if msg.qos and part.client is not None:
                 part.client.ack(msg.mid, msg.qos)
             return
-        with part.lock:
-            part.pending.append(item)
-            part.last_message = time.monotonic()
-            part.lag_s = max(0.0, time.time() - item.handoff.stored_at)
-            self._apply(part, part.order.offer(item, time.monotonic()))
+        part.inbox.append(item)
+        part.wake.set()
+
+    def _work(self, part: Partition) -> None:
+        """The partition's worker: apply what arrived since its last turn as one batch.
+        A burst of alerts then costs one alert transaction per turn rather than one per
+        message, and what arrives behind it is not queued behind each of those; held
+        batches are released when their reorder wait ends, not at the next tick."""
+        while not part.closed.is_set():
+            with part.lock:
+                due = part.order.next_due()
+            timeout = self.settings.tick_s if due is None else due - time.monotonic()
+            part.wake.wait(max(0.0, min(timeout, self.settings.tick_s)))
+            part.wake.clear()
+            if part.closed.is_set():
+                return
+            try:
+                self._turn(part)
+            except Exception:  # e.g. the database failed mid-alert: the turn's effect is
+                # uncertain, so start again from the checkpoint (the broker redelivers)
+                log.exception("detect_turn_failed partition=%d restart=checkpoint", part.number)
+                part.failed = True
+                return
+
+    def _turn(self, part: Partition) -> None:
+        with part.lock:  # taken first: what arrives while it waits joins this turn
+            items: list[Item] = []
+            while part.inbox:
+                items.append(part.inbox.popleft())
+            mono = time.monotonic()
+            ready: list[Item] = []
+            for item in items:
+                part.pending.append(item)
+                ready += part.order.offer(item, mono)
+            if items:
+                part.last_message = mono
+                part.lag_s = max(0.0, time.time() - items[-1].handoff.stored_at)
+            ready += part.order.due(mono)
+            self._apply(part, ready)
             if len(part.pending) >= self.settings.max_unacked:
                 self._checkpoint(part)
 
@@ -528,10 +602,9 @@ class DetectorTier:
         new = marks.fresh(self.sm, detections)
         if not new:
             return []
-        changes: list[AlertChange] = []
-        # alerts carry the readings' times: a replay raises them as of then
-        for at in sorted({d.ts for d in new}):
-            changes += self.alerts.handle([d for d in new if d.ts == at], at)
+        # one transaction for the turn; alerts carry the readings' times, so a replay
+        # raises them as of then
+        changes = self.alerts.handle(new, datetime.now(UTC), at_reading_times=True)
         if not marks.remember(self.sm, part.lease, new, datetime.now(UTC)):
             log.warning("detect_marks_fenced partition=%d", part.number)
         self.detections += len(new)
@@ -568,8 +641,8 @@ class DetectorTier:
     def _checkpoint(self, part: Partition) -> None:
         """Under the partition lock: save the state, then acknowledge what it holds."""
         part.last_checkpoint = time.monotonic()
-        if part.lease is None and not self.exclusive:
-            return
+        if part.failed or (part.lease is None and not self.exclusive):
+            return  # failed: its state may hold a turn's half-done effect
         guard = part.lease or lease.Lease(part.number, self.settings.name, 0)
         ok = checkpoint.save(
             self.sm,
