@@ -25,11 +25,21 @@ from schemas.kinds.vehicle import VehicleType, VehicleValues
 from schemas.kinds.water_block import WaterBlockValues
 
 if TYPE_CHECKING:
-
+    # The type checker's view: the built-in kinds (schemas/kinds/), which code may name
+    # as members. The runtime enum below has every registered kind, plugins too (reach
+    # those by string: DeviceKind("tank_level")). tests/schemas/test_static_views.py
+    # checks this list against schemas/kinds/.
     class DeviceKind(StrEnum):
         """Every registered kind (members are the names in upper case)."""
 
-        def __getattr__(self, name: str) -> DeviceKind: ...
+        CALL_UNIT = "call_unit"
+        FLOOD_CAMERA = "flood_camera"
+        FLOOD_SENSOR = "flood_sensor"
+        MANHOLE_PUMP = "manhole_pump"
+        VEHICLE = "vehicle"
+        WARNING_SIGN = "warning_sign"
+        WATER_BLOCK = "water_block"
+        WATER_METER = "water_meter"
 
 else:
     DeviceKind = StrEnum("DeviceKind", {name.upper(): name for name in KINDS}, module=__name__)

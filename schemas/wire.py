@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import (
     AfterValidator,
@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from schemas.devices import DeviceKind, VehicleType
-from schemas.kinds import KINDS, Kind
+from schemas.kinds import KINDS, Kind, Values
 
 WIRE_VERSION: Literal[1] = 1
 MAX_READINGS_PER_BATCH = 10_000
@@ -102,34 +102,100 @@ def _camel(name: str) -> str:
     return "".join(part.title() for part in name.split("_"))
 
 
-def _reading_model(kind: Kind) -> type[_ReadingBase]:
-    model: type[_ReadingBase] = create_model(
+def _reading_model(kind: Kind) -> type[Reading]:
+    # create_model's field definitions are runtime type forms (a Literal of the kind's name,
+    # its values model): a dict typed Any, since the type checker cannot follow them.
+    fields: dict[str, Any] = {
+        "kind": (Literal[kind.name], kind.name),
+        "values": (kind.values, ...),
+        "extra": _EXTRA,
+        "quality": _QUALITY,
+    }
+    model = create_model(
         f"{_camel(kind.name)}Reading",
         __base__=_ReadingBase,
         __module__=__name__,
         __doc__=f"A reading of a {kind.title.lower()} ({kind.name}).",
-        kind=(Literal[kind.name], kind.name),  # type: ignore[valid-type]
-        values=(kind.values, ...),
-        extra=_EXTRA,
-        quality=_QUALITY,
+        **fields,
     )
-    return model
+    # pydantic types the result as the base only; its fields (above) are those of the
+    # static Reading below, so every generated model is one for the type checker.
+    return cast("type[Reading]", model)
 
 
-# One reading model per registered kind, named <Kind>Reading (WaterBlockReading, ...)
-READING_MODELS: dict[str, type[_ReadingBase]] = {k: _reading_model(v) for k, v in KINDS.items()}
-globals().update({m.__name__: m for m in READING_MODELS.values()})  # importable, picklable
+if TYPE_CHECKING:
+    # Static views of the models built at runtime from the registry (the runtime builds
+    # them in the else branch; plugin kinds exist only there). tests/schemas/
+    # test_static_views.py checks these against the built-in kinds in schemas/kinds/.
+    from schemas.kinds.call_unit import CallUnitValues
+    from schemas.kinds.flood_camera import FloodCameraValues
+    from schemas.kinds.flood_sensor import FloodSensorValues
+    from schemas.kinds.manhole_pump import ManholePumpValues
+    from schemas.kinds.vehicle import VehicleValues
+    from schemas.kinds.warning_sign import WarningSignValues
+    from schemas.kinds.water_block import WaterBlockValues
+    from schemas.kinds.water_meter import WaterMeterValues
+
+    class Reading(_ReadingBase):
+        """A reading of any registered kind: at runtime, the union of the kinds' reading
+        models, discriminated by ``kind``; every one has these fields."""
+
+        kind: str
+        values: Values
+        extra: dict[FieldName, ExtraValue] | None = None
+        quality: dict[FieldName, QualityReason] | None = None
+
+    # The built-in kinds' models, importable by name (WaterBlockReading, ...)
+    class CallUnitReading(Reading):
+        kind: Literal["call_unit"] = "call_unit"
+        values: CallUnitValues
+
+    class FloodCameraReading(Reading):
+        kind: Literal["flood_camera"] = "flood_camera"
+        values: FloodCameraValues
+
+    class FloodSensorReading(Reading):
+        kind: Literal["flood_sensor"] = "flood_sensor"
+        values: FloodSensorValues
+
+    class ManholePumpReading(Reading):
+        kind: Literal["manhole_pump"] = "manhole_pump"
+        values: ManholePumpValues
+
+    class VehicleReading(Reading):
+        kind: Literal["vehicle"] = "vehicle"
+        values: VehicleValues
+
+    class WarningSignReading(Reading):
+        kind: Literal["warning_sign"] = "warning_sign"
+        values: WarningSignValues
+
+    class WaterBlockReading(Reading):
+        kind: Literal["water_block"] = "water_block"
+        values: WaterBlockValues
+
+    class WaterMeterReading(Reading):
+        kind: Literal["water_meter"] = "water_meter"
+        values: WaterMeterValues
+
+else:
+    # One reading model per registered kind, named <Kind>Reading (WaterBlockReading, ...)
+    READING_MODELS = {k: _reading_model(v) for k, v in KINDS.items()}
+    globals().update({m.__name__: m for m in READING_MODELS.values()})  # importable, picklable
+
+    Reading = Annotated[
+        Union[tuple(READING_MODELS.values())],  # noqa: UP007
+        Field(discriminator="kind"),
+    ]
+
+READING_MODELS: dict[str, type[Reading]]
 
 
-def reading_model(kind: str) -> type[_ReadingBase]:
+def reading_model(kind: str) -> type[Reading]:
     """The reading model of a kind (KeyError for an unknown one)."""
     return READING_MODELS[kind]
 
 
-Reading = Annotated[
-    Union[tuple(READING_MODELS.values())],  # type: ignore[valid-type]  # noqa: UP007
-    Field(discriminator="kind"),
-]
 reading_adapter: TypeAdapter[Reading] = TypeAdapter(Reading)
 
 
