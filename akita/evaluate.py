@@ -8,9 +8,11 @@ things it needs from the simulator.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from cloud.detect import evaluate
 
+sim_export: ModuleType | None  # None without the simulator
 try:  # a cloud-only install has no simulator: 'akita sim export' in a subprocess then
     from firmware_sim import export as sim_export
     from firmware_sim.scenarios import SCENARIOS

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from cloud.detect.base import Detection, DeviceContext
 from cloud.detect.config import FloodConfig
 from cloud.detect.flags import Flags
 from schemas.alert import Severity
+from schemas.devices import FloodSensorValues
 from schemas.wire import Reading
 
 STAGES = ("caution", "warning", "danger")
@@ -76,7 +77,9 @@ class FloodDetector:
     def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
         out: list[Detection] = []
         for r in readings:
-            depth = r.values.depth  # type: ignore[union-attr]
+            # fed flood_sensor readings only (its detector part routes them); a Reading's
+            # values model is per kind at runtime, so the type checker sees only Values
+            depth = cast(FloodSensorValues, r.values).depth
             if depth is not None:
                 self.feed_one(out, r.device_id, r.ts, depth)
         return out

@@ -12,6 +12,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from cloud.detect.flags import Flags
 from cloud.detect.leak import DAY_S, MAD_TO_SIGMA, LeakTracker, LeakVerdict
 from cloud.detect.leak_pump import PumpCycleTracker
 from schemas.alert import Severity
+from schemas.devices import WaterBlockValues
 from schemas.wire import Reading
 
 
@@ -141,7 +143,10 @@ class WaterDetector:
     def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
         out: list[Detection] = []
         for r in readings:
-            self.feed_one(out, r.device_id, r.ts, r.values.flow, r.values.pressure)  # type: ignore[union-attr]
+            # fed water_block readings only (its detector part routes them); a Reading's
+            # values model is per kind at runtime, so the type checker sees only Values
+            v = cast(WaterBlockValues, r.values)
+            self.feed_one(out, r.device_id, r.ts, v.flow, v.pressure)
         return out
 
     def feed_one(

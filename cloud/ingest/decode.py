@@ -109,7 +109,8 @@ class _Deriver:
             finally:
                 self.depth -= 1
             self.list_items.update(a for a in (item_type, *get_args(item_type)) if _is_struct(a))
-            return _annotated(list[item_type], meta)  # type: ignore[valid-type]
+            # list[item_type] built at runtime (a variable in a subscript is not a static type)
+            return _annotated(types.GenericAlias(list, (item_type,)), meta)
         if origin is Annotated:
             inner, *extra = get_args(tp)
             infos = [e for e in extra if isinstance(e, FieldInfo)]
@@ -122,7 +123,9 @@ class _Deriver:
         if origin is dict:
             key, value = get_args(tp)
             key_type = self.type_of(key, [], f"{where}{{}}")
-            return _annotated(dict[key_type, self.type_of(value, [], f"{where}[]")], meta)  # type: ignore[valid-type]
+            value_type = self.type_of(value, [], f"{where}[]")
+            # dict[key_type, value_type] built at runtime (the subscript is not a static type)
+            return _annotated(types.GenericAlias(dict, (key_type, value_type)), meta)
         if origin in (Union, types.UnionType):
             args = get_args(tp)
             if len(args) == 2 and type(None) in args:

@@ -144,8 +144,9 @@ class MessageHandler:
         return entry
 
     def _handle_telemetry(self, entry: Entry) -> None:
+        bad: list[str] = []  # why each refused reading was refused
         try:
-            batch, bad = self._decode_telemetry(entry.payload), []
+            batch = self._decode_telemetry(entry.payload)
         except WireError as exc:  # only some readings bad: keep the rest (items.salvage)
             batch, bad = salvage(entry.payload, exc)
         if batch.gateway_id != entry.gateway_id:
