@@ -17,8 +17,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud.citizen.subscriptions import link_key
 from cloud.errors import SettingsError
 from cloud.images.alerts import AlertImages
+from cloud.images.cap_resource import CapResources
 from cloud.images.links import ImageLinks
 from cloud.images.receiver import ImageReceiver
 from cloud.images.settings import ImageSettings
@@ -60,6 +62,12 @@ class Images:
         )
         # None: no public picture links (tests and tools without a public base)
         self.links = links
+        # the CAP feed's pictures use the citizen pages' install key for their links
+        self.cap = (
+            CapResources(self.store, self.alert_images, links, lambda: link_key(sessions))
+            if links is not None
+            else None
+        )
         self.receiver = ImageReceiver(
             self.store, owned, broker, settings, metrics, on_stored=self.alert_images.on_stored
         )

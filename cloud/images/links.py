@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 
 from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.images.alerts import cameras_at
@@ -84,6 +85,20 @@ class ImageLinks:
         with self.sessions() as s, s.begin():
             s.add(row)
         return self.base() + PAGE_PATH.format(token=token)
+
+    def ensure(self, token: str, alert_id: str, at: datetime, stage: str) -> None:
+        """Store ``token``'s hash unless it is stored already (the CAP feed's link is the
+        same on every fetch, :mod:`cloud.images.cap_resource`); its expiry is kept."""
+        digest = token_hash(token)
+        try:
+            with self.sessions() as s, s.begin():
+                if s.get(ImageLinkRow, digest) is None:
+                    s.add(ImageLinkRow(
+                        token_hash=digest, alert_id=alert_id, at=at, stage=stage,
+                        expires_at=self._now() + self.ttl,
+                    ))  # fmt: skip
+        except IntegrityError:
+            pass  # two feed requests at once: the other stored the same row
 
     def find(self, token: str) -> tuple[LinkState, ImageLink | None]:
         if not token or len(token) > MAX_TOKEN_CHARS:

@@ -16,6 +16,7 @@ coarsened (2 decimals, ``heat_radius_km``).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -72,6 +73,22 @@ class CapAlert:
         return self.versions[-1]
 
 
+@dataclass(frozen=True)
+class CapResource:
+    """A picture of the alert's place (cloud.images.cap_resource): a public URL of the
+    masked JPEG, its size in bytes and its SHA-1 (CAP 1.2's ``digest``)."""
+
+    uri: str
+    size: int
+    digest: str
+    mime_type: str = "image/jpeg"
+
+
+# (alert, its stage) -> its picture's resource, or None; given by the image component
+ResourceOf = Callable[[Alert, str | None], CapResource | None]
+RESOURCE_DESC = {"ja": "冠水箇所の画像", "en": "Picture of the flooded place"}
+
+
 def identifier(cfg: CapConfig, alert_id: str, at: datetime) -> str:
     return f"{cfg.identifier_prefix}-{alert_id}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}"
 
@@ -105,7 +122,18 @@ def _urgency(topic: str, stage: str | None) -> str:
     return "Expected"
 
 
-def build_alert(item: CapAlert, config: NotifyConfig) -> ET.Element:
+def _resource(info: ET.Element, lang: str, resource: CapResource) -> None:
+    el = _sub(info, "resource")
+    _sub(el, "resourceDesc", RESOURCE_DESC[lang])
+    _sub(el, "mimeType", resource.mime_type)
+    _sub(el, "size", str(resource.size))
+    _sub(el, "uri", resource.uri)
+    _sub(el, "digest", resource.digest)
+
+
+def build_alert(
+    item: CapAlert, config: NotifyConfig, resource_of: ResourceOf | None = None
+) -> ET.Element:
     """The ``<alert>`` element of the item's current version."""
     cfg = config.cap
     alert, version = item.alert, item.current
@@ -129,6 +157,8 @@ def build_alert(item: CapAlert, config: NotifyConfig) -> ET.Element:
         radius = cfg.heat_radius_km
         lat = round(lat, 2) if lat is not None else None
         lon = round(lon, 2) if lon is not None else None
+    # a Cancel carries no picture: the alert is over and no new link is made for it
+    resource = None if cancel or resource_of is None else resource_of(alert, stage)
     context = {"alert": alert, "topic": topic, "stage": stage, "msg_type": version.msg_type}
     for lang, code in LANGUAGES:
         text = render_blocks("cap", lang, context)
@@ -160,6 +190,8 @@ def build_alert(item: CapAlert, config: NotifyConfig) -> ET.Element:
             param = _sub(info, "parameter")
             _sub(param, "valueName", "akita:depth_cm" if topic == "flood" else "akita:wbgt_c")
             _sub(param, "value", f"{alert.value:g}")
+        if resource is not None:  # the schema's order: after parameter, before area
+            _resource(info, lang, resource)
         area = _sub(info, "area")
         _sub(area, "areaDesc", text["area_desc"])
         if lat is not None and lon is not None:
@@ -206,7 +238,13 @@ def one_alert(sm: sessionmaker[Session], config: NotifyConfig, alert_id: str) ->
 
 
 def build_feed(
-    items: list[CapAlert], config: NotifyConfig, *, self_url: str, base: str, now: datetime
+    items: list[CapAlert],
+    config: NotifyConfig,
+    *,
+    self_url: str,
+    base: str,
+    now: datetime,
+    resource_of: ResourceOf | None = None,
 ) -> ET.Element:
     """Atom feed whose entries embed each CAP message (as the CAP feeds note suggests)."""
     feed = ET.Element(f"{{{ATOM_NS}}}feed")
@@ -242,13 +280,19 @@ def build_feed(
         atom(entry, "updated", cap_time(item.current.sent))
         atom(entry, "link", rel="alternate", href=url, type=CAP_MEDIA_TYPE)
         content = atom(entry, "content", type=CAP_MEDIA_TYPE)
-        content.append(build_alert(item, config))
+        content.append(build_alert(item, config, resource_of))
     return feed
 
 
 # -- HTTP -------------------------------------------------------------------------------------
 
 router = APIRouter(tags=["cap"])
+
+
+def _resource_of(request: Request) -> ResourceOf | None:
+    """The image component's resources when ``[images]`` is set with public links."""
+    cap = getattr(getattr(request.app.state.service, "images", None), "cap", None)
+    return getattr(cap, "for_alert", None)
 
 
 def _context(request: Request) -> tuple[sessionmaker[Session], NotifyConfig]:
@@ -275,7 +319,14 @@ def cap_feed(request: Request) -> Response:
     # the configured public base, never the request's Host header (a client chooses
     # that, and feed readers cache and re-share these links)
     base = config.public_base_url.rstrip("/")
-    feed = build_feed(items, config, self_url=f"{base}/cap/alerts.xml", base=base, now=now)
+    feed = build_feed(
+        items,
+        config,
+        self_url=f"{base}/cap/alerts.xml",
+        base=base,
+        now=now,
+        resource_of=_resource_of(request),
+    )
     return Response(to_bytes(feed), media_type=ATOM_MEDIA_TYPE)
 
 
@@ -290,4 +341,5 @@ def cap_alert(alert_id: str, request: Request) -> Response:
     item = one_alert(sm, config, alert_id)
     if item is None or not is_public_device(request.app.state.service, item.alert.device_id):
         raise HTTPException(status_code=404, detail=f"no public alert {alert_id!r}")
-    return Response(to_bytes(build_alert(item, config)), media_type=CAP_MEDIA_TYPE)
+    alert = build_alert(item, config, _resource_of(request))
+    return Response(to_bytes(alert), media_type=CAP_MEDIA_TYPE)
