@@ -48,7 +48,7 @@ class Images:
             raise SettingsError(
                 f"setting images.username: {settings.username!r} is the ingest's user; the "
                 "broker ties a session to its username, so give the receiver its own "
-                "(make-service-credential.sh akita-ingest-N)"
+                "(make-service-credential.sh akita-images)"
             )
         try:
             self.store = ImageStore(engine, sessions, settings)

@@ -54,7 +54,7 @@ class ImageSettings(BaseModel):
         "per city subscribes, so images of one camera are stored in the order taken",
     )
     username: str | None = Field(
-        default=None, description="Receiver's broker user (an akita-ingest-N not otherwise used)"
+        default=None, description="Receiver's broker user (akita-images on the shipped broker)"
     )
     password: SecretStr | None = None
     client_id: str = Field(

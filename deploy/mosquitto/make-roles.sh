@@ -17,7 +17,7 @@ ctrl setDefaultACLAccess publishClientReceive deny || die "cannot set default ac
 ctrl setDefaultACLAccess subscribe deny || die "cannot set default access"
 ctrl setDefaultACLAccess unsubscribe allow || die "cannot set default access"
 
-for role in akita-ingest akita-cloud akita-lpwa; do
+for role in akita-ingest akita-cloud akita-lpwa akita-images; do
     ensure_role "$role" "$role"
 done
-echo "roles akita-ingest, akita-cloud and akita-lpwa are set; default access: deny"
+echo "roles akita-ingest, akita-cloud, akita-lpwa and akita-images are set; default access: deny"

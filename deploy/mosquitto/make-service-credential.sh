@@ -4,12 +4,13 @@
 #   deploy/mosquitto/make-service-credential.sh akita-ingest-N
 #   deploy/mosquitto/make-service-credential.sh akita-lpwa-N
 #   deploy/mosquitto/make-service-credential.sh akita-cloud
+#   deploy/mosquitto/make-service-credential.sh akita-images
 #   deploy/mosquitto/make-service-credential.sh akita-detect PARTITIONS
 #
 # akita-ingest-N: one per ingest worker (N = 1..99; the broker ties each session to its
 # username, so two workers never share one); it may also hand stored batches to the
 # detector tier. akita-lpwa-N: one per LPWA worker. akita-cloud: alerts, commands,
-# dead letters.
+# dead letters. akita-images: the image receiver of `akita cloud run` (camera images only).
 # akita-detect PARTITIONS: the detector tier's partition sessions akita-detect-0 ...
 # akita-detect-<PARTITIONS-1> (PARTITIONS = [ingest] detect_partitions, 1..1024), each
 # with its own role reading only its partition's hand-offs, all with one password: every
@@ -21,7 +22,7 @@ set -eu
 . "$(dirname "$0")/dynsec-lib.sh"
 DIE_CODE=2
 
-usage="usage: $0 akita-ingest-N|akita-lpwa-N|akita-cloud|akita-detect PARTITIONS"
+usage="usage: $0 akita-ingest-N|akita-lpwa-N|akita-cloud|akita-images|akita-detect PARTITIONS"
 [ $# -ge 1 ] || die "$usage"
 name=$1
 if [ "$name" = akita-detect ]; then
@@ -38,11 +39,11 @@ elif printf '%s' "$name" | grep -Eq '^akita-ingest-[1-9][0-9]?$'; then
     role=akita-ingest
 elif printf '%s' "$name" | grep -Eq '^akita-lpwa-[1-9][0-9]?$'; then
     role=akita-lpwa
-elif [ "$name" = akita-cloud ]; then
-    role=akita-cloud
+elif [ "$name" = akita-cloud ] || [ "$name" = akita-images ]; then
+    role=$name
 else
-    die "service name '$name' must be akita-ingest-N, akita-lpwa-N (N = 1..99), akita-cloud" \
-        "or akita-detect"
+    die "service name '$name' must be akita-ingest-N, akita-lpwa-N (N = 1..99), akita-cloud," \
+        "akita-images or akita-detect"
 fi
 DIE_CODE=1
 ctrl_setup
@@ -68,5 +69,10 @@ set_client "$name" "$role" "$password"
 
 echo "service: $name"
 echo "password: $password"
+if [ "$name" = akita-images ]; then
+    echo "# cloud config: [images] username = \"akita-images\" (the client id follows it), and
+# the password above in AKITA_IMAGES__PASSWORD"
+    exit 0
+fi
 echo "# cloud config: [ingest] username = \"$name\" (the client id follows it), and the
 # password above in AKITA_INGEST_PASSWORD / AKITA_INGEST__PASSWORD"

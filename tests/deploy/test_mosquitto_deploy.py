@@ -374,20 +374,27 @@ def test_downlink_topics_each_gateway_only_its_own(broker: DeployedMosquitto) ->
         c.close()
 
 
-def test_camera_images_only_on_the_own_prefix_read_only_by_the_ingest(
+def test_camera_images_only_on_the_own_prefix_read_only_by_the_image_receiver(
     broker: DeployedMosquitto,
 ) -> None:
     """Issue 18: a gateway publishes its camera images on its own image topic; another
-    gateway can neither forge them nor read them, and the ingest account reads them all."""
+    gateway can neither forge them nor read them; the receiver's own account akita-images
+    reads them all and nothing else, and the ingest account no longer reads them."""
+    broker.credential("akita-images")
+    images = Client(broker, "akita-images")
+    assert not images.subscribe("akita/v1/+/image").is_failure
+    for topic in ("akita/v1/+/telemetry", "akita/v1/+/cmd/result", "#", "akita/v1/gwA/cmd"):
+        assert images.subscribe(topic).value == NOT_AUTHORIZED, topic
+    assert images.publish("akita/v1/gwA/image", b"forged").value == NOT_AUTHORIZED
     ingest = Client(broker, "akita-ingest-1")
-    assert not ingest.subscribe("akita/v1/+/image").is_failure
+    assert ingest.subscribe("akita/v1/+/image").value == NOT_AUTHORIZED
     gw_a, gw_b = Client(broker, "gwA"), Client(broker, "gwB")
     for topic in ("akita/v1/+/image", "akita/v1/gwA/image", "akita/v1/gwB/image"):
         assert gw_b.subscribe(topic).value == NOT_AUTHORIZED, topic
     assert gw_a.publish("akita/v1/gwB/image", b"forged").value == NOT_AUTHORIZED
     assert not gw_a.publish("akita/v1/gwA/image", b"gwA-image").is_failure
-    wait_for("gwA's image at the ingest", lambda: ingest.received("akita/v1/gwA/image") != [])
-    assert ingest.messages == [("akita/v1/gwA/image", b"gwA-image")]
-    assert gw_b.messages == []
-    for c in (ingest, gw_a, gw_b):
+    wait_for("gwA's image at the receiver", lambda: images.received("akita/v1/gwA/image") != [])
+    assert images.messages == [("akita/v1/gwA/image", b"gwA-image")]
+    assert gw_b.messages == [] and ingest.messages == []
+    for c in (images, ingest, gw_a, gw_b):
         c.close()
