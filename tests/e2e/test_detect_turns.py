@@ -5,6 +5,8 @@
   message: what made a burst of alerts hold every reading behind it for seconds.
 - A turn that fails half-way (the database gone mid-alert) restarts the partition from
   its checkpoint; the broker redelivers, and the detection is made once, not lost.
+- A batch held for a seq that never comes is released when its wait ends, by the
+  partition's worker, not at the tier's next tick.
 """
 
 from __future__ import annotations
@@ -37,6 +39,20 @@ START = datetime.now(UTC) - timedelta(hours=1)
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, pg_url: str, tmp_path: Any) -> Iterator[CloudService]:
+    svc = _service(mosquitto, pg_url, tmp_path, **FAST)
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def no_tick(mosquitto: Mosquitto, pg_url: str, tmp_path: Any) -> Iterator[CloudService]:
+    """The tier's tick never comes during a test: only the worker releases held batches."""
+    svc = _service(mosquitto, pg_url, tmp_path, **FAST, tick_s=3600.0, reorder_s=0.5)
+    yield svc
+    svc.stop()
+
+
+def _service(mosquitto: Mosquitto, pg_url: str, tmp_path: Any, **tier: Any) -> CloudService:
     settings = CloudSettings.from_mapping(
         {
             "environment": "test",
@@ -52,12 +68,11 @@ def service(mosquitto: Mosquitto, pg_url: str, tmp_path: Any) -> Iterator[CloudS
         },
         source="test",
     )
-    svc = detector(settings, "det-turns", 1, **FAST)
+    svc = detector(settings, "det-turns", 1, **tier)
     svc.registry.provision(
         GATEWAY, [DeviceInfo(device_id=d, kind=DeviceKind.FLOOD_SENSOR) for d in SENSORS]
     )
-    yield svc
-    svc.stop()
+    return svc
 
 
 def _payload(seq: int, *, flooded: set[str]) -> bytes:
@@ -177,3 +192,21 @@ def test_a_failed_turn_restarts_the_partition_from_its_checkpoint(
     assert failures == ["database gone"]
     assert _flood_alerts(service) == [SENSORS[0]]  # made once, after the redelivery
     assert any("detect_turn_failed partition=0" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_held_for_a_missing_seq_is_released_when_its_wait_ends(
+    no_tick: CloudService, mosquitto: Mosquitto
+) -> None:
+    """Seq 1 never comes: seq 2 waits reorder_s (0.5 s), then is applied by the worker
+    itself; before, only the tier's tick (every tick_s) released it."""
+    tier = no_tick.tier
+    assert tier is not None
+    _partition(tier)
+    pub = Publisher(mosquitto.port)
+    try:
+        _subscribed(tier, pub)
+        pub.send(_payload(2, flooded={SENSORS[0]}))
+        wait_for("seq 2 applied without seq 1", lambda: _applied(tier) == 2, 30)
+        wait_for("its flood alert", lambda: _flood_alerts(no_tick) == [SENSORS[0]], 30)
+    finally:
+        pub.close()
