@@ -90,7 +90,7 @@ class CloudService:
         self.commands: Commands = build_commands(
             self.sessionmaker, self.registry, settings.commands, self.alerts,
             broker=settings.ingest, metrics=self.metrics, clock=self.clock.now,
-            detect=settings.detect,
+            detect=settings.detect, store=self.store,
         )  # fmt: skip
         self.images = self._build_images()  # before the notifier: e-mails link its pictures
         self.email = email if email is not None else self._build_email()

@@ -18,6 +18,12 @@ from dashboards.water import active_alerts
 UID = "akita-call-units"
 # 日本生気象学会 heat-stroke guideline stages on WBGT (°C): 警戒 25, 厳重警戒 28, 危険 31.
 WBGT_STAGES = [(25.0, "yellow"), (28.0, "orange"), (31.0, "red")]
+# the plan's KPI (issue 15), from the points the command service writes
+# (cloud/commands/kpi_points.py): the same rules as GET /notices/kpi
+KPI_NOTE = (
+    "The plan's KPI over the picked time range (raw keeps 90 days; GET /notices/kpi "
+    "counts all time)."
+)
 
 
 def wbgt_expr(t: str, rh: str) -> str:
@@ -58,6 +64,14 @@ WHERE "event" = 'heartbeat' AND {F} AND $timeFilter GROUP BY "device" """)
 SELECT {wbgt_expr('mean("temperature")', 'mean("humidity")')} AS "wbgt"
 FROM "raw"."call_unit" WHERE {F} AND $timeFilter
 GROUP BY time($__interval), "device" fill(null)""").alias("$tag_device")
+    with_function = InfluxQL(f"""
+SELECT count(distinct("unit")) AS "units with the notice function" FROM "raw"."notice"
+WHERE "fact" = 'received' AND {F} AND $timeFilter""")
+    per_month = InfluxQL(f"""
+SELECT sum("received") AS "received", sum("seen") AS "seen" FROM (
+  SELECT max("received") AS "received", max("seen") AS "seen" FROM "raw"."notice"
+  WHERE {F} AND $timeFilter GROUP BY "device", "month"
+) GROUP BY "month" """)
     wbgt_note = (
         "Estimated indoor WBGT = 0.725·Ta + 0.0368·RH + 0.00364·Ta·RH − 3.246 (Ono & "
         "Tonouchi 2014), computed in the query from room temperature and humidity. Dashed "
@@ -101,6 +115,24 @@ GROUP BY time($__interval), "device" fill(null)""").alias("$tag_device")
             table_panel(
                 "Active call-unit alerts",
                 active_alerts(("button_press", "heat_wbgt", "device_offline")),
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Residents with the notice function",
+                with_function,
+                description=KPI_NOTE + " A unit has the function once it confirmed a notice.",
+                width=6,
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Notices received and seen per month",
+                per_month,
+                description=KPI_NOTE + " Received: confirmed by the unit; seen: the "
+                "resident's first 'I have seen it' press. Month in Japan time; a range "
+                "ending inside a month counts that month up to the range's end.",
+                width=18,
             )
         )
     )

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.alerts.manager import AlertManager
 from cloud.commands.config import CommandSettings
 from cloud.commands.edge_rules import edge_flood_rules
+from cloud.commands.kpi_points import KpiPoints
 from cloud.commands.notices import NoticeKind, Targets, record_seen, send_notice
 from cloud.commands.rule_push import RulePusher
 from cloud.commands.rules import RuleEngine
@@ -27,6 +28,7 @@ from cloud.metrics import Metrics
 from cloud.notify.errors import NotifyError
 from cloud.notify.notice import NoticeChannel
 from cloud.registry import Registry
+from cloud.store.base import TimeSeriesStore
 from schemas.wire import Batch
 
 log = logging.getLogger(__name__)
@@ -39,12 +41,13 @@ class Commands:
     service: CommandService
     rules: RuleEngine
     pusher: RulePusher | None = None  # the signs' local flood rules (only where it publishes)
+    kpi: KpiPoints | None = None  # the KPI facts for the dashboard (where there is a store)
 
     def observe_batch(self, batch: Batch) -> None:
         """The service's batch stream: keep the residents' notice_seen presses. Never
         raises into the ingest: a failure is logged and counted."""
         try:
-            record_seen(self.service, batch)
+            record_seen(self.service, batch, self.kpi.on_seen if self.kpi else None)
         except SQLAlchemyError as exc:
             self.service.metrics.inc("akita_command_failures_total", where="notice_seen")
             log.error("notice_seen_not_recorded gateway=%s reason=%s", batch.gateway_id, exc)
@@ -111,6 +114,7 @@ def build(
     metrics: Metrics,
     clock: Callable[[], datetime],
     detect: DetectConfig | None = None,
+    store: TimeSeriesStore | None = None,
 ) -> Commands:
     """The component, its rules listening to ``alerts`` (queue only: alerts never wait),
     and the push of the signs' local flood rules (their depths from ``detect``)."""
@@ -124,4 +128,8 @@ def build(
         local = edge_flood_rules(settings, detect.flood, detect.sites)
     except ValueError as exc:
         raise SettingsError(f"setting commands.rules: {exc}") from exc
-    return Commands(service, rules, RulePusher(service, local) if local else None)
+    kpi = None
+    if store is not None:  # the dashboard's copy of the KPI (cloud/commands/kpi_points.py)
+        kpi = KpiPoints(store, sessionmaker, registry, settings.timezone, metrics)
+        service.result_listeners.append(kpi.on_result)
+    return Commands(service, rules, RulePusher(service, local) if local else None, kpi)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -189,10 +189,15 @@ def send_notice(
     )
 
 
-def record_seen(service: CommandService, batch: Batch) -> int:
+def record_seen(
+    service: CommandService,
+    batch: Batch,
+    on_new: Callable[[str, str, datetime], None] | None = None,
+) -> int:
     """Store the ``notice_seen`` events of a batch (the ingest has already refused those of
     devices the gateway does not own). Only for a notice sent to that unit; a repeat of
-    the same press counts once. Returns how many were new."""
+    the same press counts once. ``on_new(notice_id, device_id, ts)`` for each new one
+    (the dashboard's KPI point). Returns how many were new."""
     seen: list[tuple[str, str, datetime]] = []
     for reading in batch.readings:
         values = getattr(reading, "values", None)
@@ -216,6 +221,8 @@ def record_seen(service: CommandService, batch: Batch) -> int:
             new += 1
         except IntegrityError:
             continue  # the same press again (a re-sent batch)
+        if on_new is not None:
+            on_new(notice_id, device_id, ts)
     return new
 
 

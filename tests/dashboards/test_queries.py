@@ -23,6 +23,7 @@ from cloud.store.influx import InfluxStore
 from dashboards.build import models
 from dashboards.diagnostics import NO_VALID_VALUE
 from schemas import DeviceKind
+from tests.dashboards.notice_data import load_notices
 from tests.dashboards.panel_queries import (
     Target,
     fill,
@@ -107,7 +108,10 @@ def loaded(influx: Influx, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             + labels_of("bus_gps_dropout_off_route")
             + labels_of("heat_wave")
             + labels_of("device_offline"),
-            more=load_signs,  # no scenario has a warning sign yet: the simulated one
+            more=lambda loader, start, end: (
+                load_notices(loader, start, end, tmp / "notices.sqlite"),  # the KPI panels
+                load_signs(loader, start, end),  # no scenario has a warning sign yet
+            )[1],
         ),
     }
     for db in ("akita_dash_water", "akita_dash_fleet"):
