@@ -14,6 +14,7 @@ from dashboards.build import JSON_DIR, dashboards, models, render
 from dashboards.cli import app
 from dashboards.datasource import datasource_model
 from dashboards.influxql import DATASOURCE_UID
+from dashboards.parts import parts
 from dashboards.push import FOLDER_UID, PushError, push
 from tests.dashboards.grafana_recorder import GrafanaRecorder
 
@@ -42,7 +43,8 @@ def test_build_check_command_detects_a_stale_file(tmp_path: Path) -> None:
 def test_dashboards_have_unique_uids_panel_ids_and_kind_variables() -> None:
     ms = models()
     uids = [m["uid"] for m in ms.values()]
-    assert len(set(uids)) == len(uids) == 6
+    # one per kind with a dashboard part, plus system health
+    assert len(set(uids)) == len(uids) == len(parts()) + 1
     for name, m in ms.items():
         ids = [p["id"] for p in m["panels"]] + [
             q["id"] for p in m["panels"] for q in p.get("panels", [])
@@ -106,7 +108,7 @@ def test_push_creates_then_updates_idempotently() -> None:
             influx_url="http://influx2:8086",
         )
         assert second.datasource == "updated" and second.folder == "exists"
-        assert len(state.datasources) == 1 and len(state.dashboards) == 6
+        assert len(state.datasources) == 1 and len(state.dashboards) == len(dashboards)
         assert state.datasources[DATASOURCE_UID]["url"] == "http://influx2:8086"
         second_calls = [(c.method, c.path.split("?")[0]) for c in state.calls[calls_after_first:]]
         assert ("PUT", f"/api/datasources/uid/{DATASOURCE_UID}") in second_calls
@@ -132,5 +134,5 @@ def test_push_command() -> None:
         )
         assert result.exit_code == 0, result.output
         assert "data source created" in result.output
-        assert len(grafana.state.dashboards) == 6
+        assert len(grafana.state.dashboards) == len(models())
         assert json.dumps(grafana.state.datasources[DATASOURCE_UID]).count("influx:8086") == 1

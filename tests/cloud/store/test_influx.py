@@ -9,6 +9,7 @@ import pytest
 from cloud.errors import StoreError
 from cloud.store import Point, init_db, open_store
 from cloud.store.influx import InfluxStore
+from schemas.kinds import KINDS
 from tests.servers import Influx, free_port
 
 
@@ -23,8 +24,8 @@ def test_init_db_is_idempotent_and_sets_up_contract_i(influx: Influx, influx_db:
     assert by_name["agg_1m"][1] == "87600h0m0s" and by_name["agg_1m"][4] is False
     cqs = influx.query("SHOW CONTINUOUS QUERIES")["results"][0]["series"]
     mine = {row[0]: row[1] for s in cqs if s["name"] == influx_db for row in s.get("values", [])}
-    kinds = ("water_block", "manhole_pump", "flood_sensor", "vehicle", "call_unit")
-    assert set(mine) == {f"cq_{k}_1m" for k in kinds}
+    # every kind the registry declares is downsampled, plugins included
+    assert set(mine) == {f"cq_{k}_1m" for k in KINDS}
     # a changed duration is corrected, not refused
     changed = init_db(url, raw_duration="30d")
     assert changed == [
