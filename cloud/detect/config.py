@@ -174,6 +174,17 @@ class MeterConfig(_Cfg):
         default=0.002, gt=0, description="An hour with less use than this is quiet (2 L)"
     )
     leak_hours: int = Field(default=24, ge=2, description="Busy hours in a row = leak")
+    # A leak is a steady floor under the household's use; a busy household's night is
+    # irregular. The lowest floor_hours hours of the window must lie within the spread.
+    floor_hours: int = Field(
+        default=4, ge=1, description="Lowest hours of the window that must be steady (1 = off)"
+    )
+    floor_spread_m3: float = Field(
+        default=0.0005, ge=0, description="Steady: lowest hours within this (+0.5 L) ..."
+    )
+    floor_spread_frac: float = Field(
+        default=0.1, ge=0, description="... or within this share of the lowest hour"
+    )
     burst_m3_per_h: float = Field(default=0.8, gt=0, description="One hour above = burst")
     reverse_min_m3: float = Field(default=0.005, gt=0, description="Reverse volume growth")
     silent_s: float = Field(default=3 * 86_400.0, gt=0, description="No reading = silent")

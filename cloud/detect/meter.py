@@ -7,8 +7,12 @@ the chain (its use is unknown, so it can prove neither continuous use nor a quie
 
 - ``meter_leak``: every hour of the last ``leak_hours`` (24) used at least
   ``leak_min_m3_per_h``: a household that uses more water still has quiet hours at
-  night, a running cistern or a leaking pipe has none. The meter's own leak bit raises
-  it too. Clears at the first quiet hour (and the bit off).
+  night, a running cistern or a leaking pipe has none. And the window's lowest
+  ``floor_hours`` (4) hours are steady (within ``floor_spread_m3`` or
+  ``floor_spread_frac`` of the lowest): a leak is a constant floor under the household's
+  use, while a household busy through one night draws irregular amounts (without this,
+  precision was 0.6-0.7 on the simulator, see docs/lpwa.md). The meter's own leak bit
+  raises it too. Clears at the first quiet hour (and the bit off).
 - ``meter_burst``: one hour above ``burst_m3_per_h``, or the meter's burst bit.
 - ``meter_reverse_flow``: the reverse volume grew by ``reverse_min_m3`` or more since the
   previous value (back-siphonage or a meter fitted backwards); clears when it stops.
@@ -22,6 +26,7 @@ judged: detection is per meter in hour order, and the store has them anyway.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -42,6 +47,8 @@ class _Meter:
     index: float | None = None
     reverse: float | None = None
     busy_hours: int = 0  # consecutive hours with use >= leak_min_m3_per_h
+    # the last leak_hours known uses; None in checkpoints taken before the floor rule
+    recent: deque[float] | None = None
     leak_bit: bool = False
     burst_bit: bool = False
 
@@ -91,6 +98,12 @@ class MeterDetector:
             use = index - m.index
         # a gap or an index going back (meter replaced) starts a new chain
         m.busy_hours = m.busy_hours + 1 if use is not None and self._busy(use) else 0
+        if m.recent is None or m.recent.maxlen != self.cfg.leak_hours:
+            m.recent = deque(m.recent or (), maxlen=self.cfg.leak_hours)
+        if m.busy_hours == 0:
+            m.recent.clear()  # only the current busy run is a candidate leak window
+        if use is not None and m.busy_hours:
+            m.recent.append(use)
         m.t, m.index = t, index
         return use
 
@@ -101,7 +114,9 @@ class MeterDetector:
     def _leak(
         self, out: list[Detection], dev: str, ts: datetime, m: _Meter, use: float | None
     ) -> None:
-        by_use = m.busy_hours >= self.cfg.leak_hours
+        by_use = m.busy_hours >= self.cfg.leak_hours and (
+            self.flags.active(dev, LEAK) or self._steady_floor(m)
+        )
         if use is None and not m.leak_bit and self.flags.active(dev, LEAK):
             return  # an unknown hour neither confirms nor clears a leak found by use
         on = by_use or m.leak_bit
@@ -118,6 +133,16 @@ class MeterDetector:
             message=f"continuous use: {why}",
             extra={"hours": m.busy_hours},
         )
+
+    def _steady_floor(self, m: _Meter) -> bool:
+        """The lowest ``floor_hours`` hours of the window lie close together."""
+        k = self.cfg.floor_hours
+        if k <= 1 or m.recent is None:
+            return True
+        low = sorted(m.recent)[:k]
+        # half a litre of slack for the index's whole litres, as in _busy
+        allowed = max(self.cfg.floor_spread_m3, self.cfg.floor_spread_frac * low[0]) + 0.0005
+        return low[-1] - low[0] <= allowed
 
     def _burst(
         self, out: list[Detection], dev: str, ts: datetime, m: _Meter, use: float | None
