@@ -26,5 +26,8 @@ def _export(name: str, out: Path, seed: int, scale: str, days: float | None) -> 
 
 
 if sim_export is not None:
+    from akita.meter_report import evaluate_meters
+
     evaluate.use_simulator(_export, lambda: list(SCENARIOS))
+    evaluate.use_meter_eval(evaluate_meters)
 app = evaluate.app

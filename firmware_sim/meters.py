@@ -9,7 +9,11 @@ Household use follows the block demand curve of :mod:`firmware_sim.models.water`
 (``pattern``) scaled per household, with idle hours at night (nobody draws water), so a
 household's 24 h always hold hours below the leak minimum unless a leak adds a constant
 flow. Labels: ``leak`` (from ``leak_start_s``), ``heavy`` (three times the use, no
-leak), ``dead`` (battery dies at ``dead_at_s``: silent from then on).
+leak), ``dead`` (battery dies at ``dead_at_s``: silent from then on), and for the other
+meter detectors (none by default, so the pilot fleets stay as they were): ``burst`` (a
+pipe bursts behind the meter: 1-3 m³/h for 2-6 h, the meter's burst bit on meanwhile),
+``reverse`` (back-siphonage: 10-60 L/h counted backwards for 1-4 h) and ``tamper`` (a
+magnet on the meter from ``tamper_at_s``: its tamper bit stays on).
 
 Transport faults, as the lpwa facts list them: a frame published three times (heard by
 three radio gateways on a network server that does not merge them: same fCnt, new
@@ -43,7 +47,15 @@ class Meter:
     leak_lph: float = 0.0
     leak_start_s: float = float("inf")
     dead_at_s: float = float("inf")
-    label: str = "normal"  # normal, heavy, leak, dead
+    label: str = "normal"  # normal, heavy, leak, dead, burst, reverse, tamper
+    # an episode (burst or reverse flow): start, litres per hour, hours
+    episode: tuple[float, float, int] = (float("inf"), 0.0, 0)
+    tamper_at_s: float = float("inf")
+
+    def in_episode(self, end_s: float) -> float:
+        """Litres per hour of this meter's episode in the hour ending at ``end_s``."""
+        start, lph, hours = self.episode
+        return lph if start < end_s <= start + hours * HOUR_S else 0.0
 
 
 def encode_hourly_v1(first_end_s: int, index_l: int, used_l: list[int], reverse_l: int,
@@ -58,7 +70,15 @@ def encode_hourly_v1(first_end_s: int, index_l: int, used_l: list[int], reverse_
 
 
 def fleet(n: int, blocks: int, seed: int, *, leaks: float = 0.02, heavy: float = 0.05,
-          dead: float = 0.01, start_s: float = 0.0, days: float = 7.0) -> list[Meter]:  # fmt: skip
+          dead: float = 0.01, start_s: float = 0.0, days: float = 7.0, burst: float = 0.0,
+          reverse: float = 0.0, tamper: float = 0.0) -> list[Meter]:  # fmt: skip
+    """Households with labels drawn by the shares given (see the module docstring)."""
+    for name, share in (("leaks", leaks), ("heavy", heavy), ("dead", dead), ("burst", burst),
+                        ("reverse", reverse), ("tamper", tamper)):  # fmt: skip
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"fleet {name}: {share} is not a share between 0 and 1")
+    if leaks + heavy + dead + burst + reverse + tamper > 1.0:
+        raise ValueError("fleet: the label shares add up to more than 1")
     rng = random.Random(seed)
     out = []
     for i in range(n):
@@ -73,10 +93,27 @@ def fleet(n: int, blocks: int, seed: int, *, leaks: float = 0.02, heavy: float =
         elif r < leaks + heavy + dead:
             dead_at = start_s + rng.uniform(0.2, 0.8) * days * 86_400
             m = Meter(eui, i % blocks, mean, dead_at_s=dead_at, label="dead")
+        elif r < leaks + heavy + dead + burst + reverse + tamper:
+            at = start_s + rng.uniform(0.1, 0.9) * days * 86_400
+            m = _episode_meter(rng, eui, i % blocks, mean, r - leaks - heavy - dead,
+                               (burst, reverse), at)  # fmt: skip
         else:
             m = Meter(eui, i % blocks, mean)
         out.append(m)
     return out
+
+
+def _episode_meter(rng: random.Random, eui: str, block: int, mean: float, r: float,
+                   shares: tuple[float, float], at_s: float) -> Meter:  # fmt: skip
+    """A burst, reverse-flow or tamper household; ``r`` is its draw within those shares."""
+    burst, reverse = shares
+    if r < burst:
+        ep = (at_s, rng.uniform(1000, 3000), rng.randint(2, 6))
+        return Meter(eui, block, mean, label="burst", episode=ep)
+    if r < burst + reverse:
+        ep = (at_s, rng.uniform(10, 60), rng.randint(1, 4))
+        return Meter(eui, block, mean, label="reverse", episode=ep)
+    return Meter(eui, block, mean, label="tamper", tamper_at_s=at_s)
 
 
 def hour_use(m: Meter, end_s: float, rng: random.Random) -> int:
@@ -87,7 +124,24 @@ def hour_use(m: Meter, end_s: float, rng: random.Random) -> int:
     if 0.5 <= h < 5.5 and rng.random() < 0.8:
         base = 0.0  # asleep: no draw at all most night hours
     leak = m.leak_lph if end_s > m.leak_start_s else 0.0
-    return round(base + leak)
+    burst = m.in_episode(end_s) if m.label == "burst" else 0.0
+    return round(base + leak + burst)
+
+
+def _reverse_l(m: Meter, end_s: float) -> int:
+    """Litres counted backwards since installation, at ``end_s``."""
+    if m.label != "reverse":
+        return 0
+    start, lph, hours = m.episode
+    return round(lph * min(hours, max(0.0, (end_s - start) / HOUR_S)))
+
+
+def _alarms(m: Meter, ends: list[int]) -> int:
+    """The meter's alarm byte on its newest hour (bits as in ``cloud/lpwa/codecs``)."""
+    leak = bool(m.leak_lph) and ends[-1] - m.leak_start_s > 24 * HOUR_S
+    burst = m.label == "burst" and any(m.in_episode(e) for e in ends)
+    tamper = ends[-1] >= m.tamper_at_s
+    return int(leak) | int(burst) << 1 | int(tamper) << 2
 
 
 @dataclass(frozen=True)
@@ -121,8 +175,9 @@ def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: 
             if truth is None:
                 return
             continue  # silent, but the household's use still counts in the truth
-        leak_bit = 1 if m.leak_lph and ends[-1] - m.leak_start_s > 24 * HOUR_S else 0
-        data = encode_hourly_v1(ends[0], first_index, used[1:], 0, 80, leak_bit)
+        data = encode_hourly_v1(
+            ends[0], first_index, used[1:], _reverse_l(m, ends[-1]), 80, _alarms(m, ends)
+        )
         body = _up_json(m, data, f_cnt, sent_s, rng)
         delay = late_s if rng.random() < late else rng.uniform(0.5, 3)
         yield Event(sent_s + delay, topic, body)

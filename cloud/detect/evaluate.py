@@ -48,6 +48,7 @@ app = typer.Typer(
         "  akita eval --battledim DIR --score-from 2018-07-01   (held-out half year)\n\n"
         "  akita eval --continuous DIR_2018 DIR_2019   (years back to back)\n\n"
         "  akita eval --synthetic 300 --seed 1   (detection-limit curve, no data needed)\n\n"
+        "  akita eval --meters 3000 --seed 1   (household meter detectors, simulated)\n\n"
         "BattLeDIM alarms are scored under two rules, side by side: the onset rule (an alarm "
         "is credited to a leak whose onset it follows within a window; see docs/detectors.md) "
         "and the competition's rule (true positive if raised between a leak's start and its "
@@ -162,6 +163,17 @@ def load_config(path: Path | None) -> DetectConfig:
 # plugged in by the CLI layer (akita/evaluate.py): cloud never imports firmware_sim.
 Exporter = Callable[[str, Path, int, str, float | None], None]
 _simulator: tuple[Exporter, Callable[[], list[str]]] | None = None
+
+
+MeterEval = Callable[[int, int, float, DetectConfig], dict[str, Any]]
+_meter_eval: MeterEval | None = None
+
+
+def use_meter_eval(fn: MeterEval) -> None:
+    """Plug in the household-meter scoring (akita/evaluate.py: it needs the simulator);
+    it prints its table and returns the figures for --json."""
+    global _meter_eval
+    _meter_eval = fn
 
 
 def use_simulator(exporter: Exporter, scenarios: Callable[[], list[str]]) -> None:
@@ -344,6 +356,17 @@ def main(
             "7 days per size band and false alarms per month (uses --seed)",
         ),
     ] = None,
+    meters: Annotated[
+        int | None,
+        typer.Option(
+            "--meters",
+            metavar="N",
+            help="Household water meters: N simulated households (leaks, heavy users, "
+            "bursts, reverse flow, tamper, dead batteries) for --days (default 7) through "
+            "the cloud's codec and the meter detectors; recall/precision per detector "
+            "(uses --seed; needs the simulator)",
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for scenario exports and --synthetic")] = 1,
     scale: Annotated[str, typer.Option(help="Simulator fleet scale: small or city")] = "small",
     days: Annotated[float | None, typer.Option(help="Scenario length override (days)")] = None,
@@ -369,6 +392,15 @@ def main(
             raise typer.BadParameter("--continuous needs BattLeDIM directories: A B ...")
     elif battledim_path is not None:
         years = [battledim_path]
+    if meters is not None:
+        if _meter_eval is None:
+            raise typer.BadParameter("--meters needs the simulator (pip install .[sim])")
+        if meters < 1:
+            raise typer.BadParameter(f"--meters {meters}: need at least 1 household")
+        results["meters"] = _meter_eval(meters, seed, days or 7.0, cfg)
+        if not names and not exports and not years and synthetic is None:
+            _write_json(json_out, results)
+            return
     if synthetic is not None:
         if synthetic < 1:
             raise typer.BadParameter(f"--synthetic {synthetic}: need at least 1 leak")
