@@ -455,10 +455,16 @@ class DetectorTier:
             part = self.partitions.pop(p, None)
         if part is None:
             return
-        part.closed.set()  # what is still in the inbox is not acknowledged: redelivered
+        part.closed.set()
         part.wake.set()
         if part.worker is not None and part.worker is not threading.current_thread():
             part.worker.join(30)
+        if checkpoint_first and not part.failed:
+            try:
+                self._turn(part)  # what arrived before the stop: applied, then checkpointed
+            except Exception:  # not checkpointed then: the next owner gets it redelivered
+                log.exception("detect_turn_failed partition=%d restart=checkpoint", p)
+                part.failed = True
         with part.lock:
             if checkpoint_first:
                 self._checkpoint(part)
@@ -580,16 +586,21 @@ class DetectorTier:
     # --- detection ------------------------------------------------------------------------
 
     def offer(self, batch: Batch, owned: Mapping[str, str], *, reset: bool = False) -> None:
-        """A batch stored by this process's own ingest (exclusive mode): straight in.
-        ``owned``: the gateway's devices, as the ingest workers split by (handoff.split)."""
+        """A batch stored by this process's own ingest (exclusive mode): queued for the
+        partition's worker like a hand-off, so its alerts join the turn's transaction.
+        ``owned``: the gateway's devices, as the ingest workers split by (handoff.split).
+        While a partition is far behind this waits: slow detection holds the ingest's
+        callbacks (and so their memory), as it did when batches were applied here."""
         split = handoff.split(batch, self.settings.partitions, owned)
         for p, readings in split.items():
             part = self.partitions.get(p)
             if part is None:
                 continue
             h = handoff.Handoff(batch.model_copy(update={"readings": readings}), reset, time.time())
-            with part.lock:
-                self._apply(part, part.order.offer(Item(h), time.monotonic()))
+            while len(part.inbox) >= self.settings.max_unacked and not part.closed.is_set():
+                time.sleep(0.01)
+            part.inbox.append(Item(h))
+            part.wake.set()
 
     def _apply(self, part: Partition, items: list[Item]) -> None:
         """Under the partition lock: detect, then hand the new detections to the alerts."""
