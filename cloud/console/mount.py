@@ -8,7 +8,16 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.console.routes import admin, alerts, auth, devices, maintenance, overview, reports
+from cloud.console.routes import (
+    admin,
+    alerts,
+    auth,
+    cameras,
+    devices,
+    maintenance,
+    overview,
+    reports,
+)
 from cloud.console.web import PATH, SignInRequired, render
 
 ROUTERS = (
@@ -16,6 +25,7 @@ ROUTERS = (
     overview.router,
     alerts.router,
     devices.router,
+    cameras.router,
     reports.router,
     maintenance.router,
     admin.router,
