@@ -25,6 +25,7 @@ from cloud.commands.geo import contains, polygons
 from cloud.commands.service import CommandError, CommandService, Issue
 from cloud.commands.states import CloudState
 from cloud.db.commands import CommandRow, NoticeRow, NoticeSeenRow
+from cloud.detect.callunit import WBGT_STAGES
 from cloud.errors import CloudError
 from schemas.commands import CommandPriority
 from schemas.devices import CallUnitEvent
@@ -128,6 +129,15 @@ def choose(service: CommandService, targets: Targets) -> list[str]:
     return sorted(chosen)
 
 
+def wire_level(level: str) -> int | None:
+    """The notice's level as the AKCU line carries it (an integer 0..9, edge/actions.py):
+    a WBGT stage is its rank (警戒 1, 厳重警戒 2, 危険 3), a digit itself; else None (the
+    command goes without one and the unit shows level 0)."""
+    if level in WBGT_STAGES:
+        return WBGT_STAGES.index(level) + 1
+    return int(level) if len(level) == 1 and level.isdigit() else None
+
+
 def send_notice(
     service: CommandService,
     *,
@@ -152,8 +162,8 @@ def send_notice(
     ttl = ttl_s if ttl_s is not None else service.settings.notice_ttl_s
     notice_id = str(uuid.uuid4())
     params: dict[str, Any] = {"notice_id": notice_id, "kind": kind, "text": text}
-    if level:
-        params["level"] = level
+    if level and wire_level(level) is not None:
+        params["level"] = wire_level(level)
     # the notice row first: the summary counts against it even while commands are stored
     with service.sessionmaker() as s, s.begin():
         s.add(

@@ -50,9 +50,14 @@ class CallUnitModel(DeviceModel):
     offset_c: float = 0.0
     battery0: float = 95.0
     presses: list[Press] = field(default_factory=list)
+    # a fixed room climate (°C, RH %) in place of the weather model; tests set it to drive
+    # a unit's heartbeats into (or out of) a heat stage without simulating the weather
+    indoor: tuple[float, float] | None = None
 
     def room(self, t: float) -> tuple[float, float]:
-        """(temperature °C, RH %) in the room."""
+        """(temperature °C, RH %) in the room: ``indoor`` when set, else from the weather."""
+        if self.indoor is not None:
+            return self.indoor
         w = self.weather
         assert w is not None
         m = MONTHLY_MEAN_C[w.month - 1]

@@ -8,8 +8,9 @@ answers ``$AKAK,<unit_id>,<msg_seq>*HH`` or 30 repeats have gone unanswered.
 The downlink: a unit acknowledges a host notice
 ``$AKNT,<unit_id>,<notice_seq>,<HEAT|DISASTER>,<level>,<notice_id>,<text>*HH`` on receipt
 with ``$AKNA,<unit_id>,<notice_seq>*HH``, shows a repeated ``notice_seq`` only once, and,
-with ``seen_after_s``, its resident presses "seen" that long (simulated) after it first
-arrived: ``SEEN,<notice_id>``, retried like ``BTN`` until acknowledged.
+with ``seen_after_s``, its resident (of the units in ``pressing``, default all) presses
+"seen" that long (simulated) after it first arrived: ``SEEN,<notice_id>``, retried like
+``BTN`` until acknowledged.
 """
 
 from __future__ import annotations
@@ -120,9 +121,12 @@ class AkcuLine:
         units: dict[int, CallUnitModel],
         *,
         seen_after_s: float | None = None,
+        pressing: set[int] | None = None,
     ) -> None:
         self.name = name
         self.seen_after_s = seen_after_s
+        # the units whose residents press "seen" (None: every unit's, with seen_after_s)
+        self.pressing = pressing
         self.notices: list[Notice] = []  # every notice shown (once per notice_seq)
         self.on_notice: Callable[[Notice], None] | None = None  # benchmarks time arrivals
         self._notice_state: dict[int, _UnitNotices] = {}
@@ -169,7 +173,7 @@ class AkcuLine:
         self.notices.append(n)
         if self.on_notice is not None:
             self.on_notice(n)
-        if self.seen_after_s is not None:
+        if self.seen_after_s is not None and (self.pressing is None or n.unit_id in self.pressing):
             state.to_press.append(n.notice_id)
 
     def _seen_presses(self, a: float, now: float) -> list[tuple[float, int, str]]:
