@@ -76,6 +76,7 @@ BatchCallback = Callable[[Batch], None]
 StoredCallback = Callable[[Batch, bool], None]
 MAX_PENDING_CALLBACKS = 5000  # batches stored but not yet through on_batch
 RECONNECT_MIN_S, RECONNECT_MAX_S = 0.5, 2.0  # a local connection attempt costs nothing
+NO_MATCHING_SUBSCRIBERS = 0x10  # MQTT 5 PUBACK: accepted, but nobody was subscribed
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,9 @@ class IngestWorker:
         # through the relational store by every worker's sweeps (cloud.registry)
         self._shared_seqs = settings.group is not None and registry.share_seqs()
         self._next_sweep = 0.0
+        # PUBACKs that were not a plain success, by mid (hand-offs check theirs)
+        self._puback_failures: dict[int, str] = {}
+        self._handoff_logged: dict[tuple[str, str], float] = {}
         if settings.group is not None and not self._shared_seqs:
             log.warning(
                 "seq_gaps_per_worker worker=%s group=%s reason=no registry database: gap "
@@ -227,6 +231,7 @@ class IngestWorker:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         return client
 
     def start(self) -> None:
@@ -387,6 +392,15 @@ class IngestWorker:
             log.error("subscribe_refused worker=%s reasons=%s", self.settings.name, refused)
             return
         self._subscribed.set()
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        # network thread, before the message counts as published. A hand-off refused
+        # (0x87: the account lacks akita/v1/_detect/#) or given to nobody (0x10: no
+        # partition session subscribed yet) reached no detector
+        if rc.is_failure or rc.value == NO_MATCHING_SUBSCRIBERS:
+            if len(self._puback_failures) > 10_000:  # others' (dead letters): never read
+                self._puback_failures.clear()
+            self._puback_failures[mid] = str(rc)
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Block until connected and subscribed (True), or ``timeout`` passes (False)."""
@@ -771,15 +785,16 @@ class IngestWorker:
     def _publish_handoffs(self, batches: list[Batch], resets: set[int]) -> bool:
         partitions = self.settings.detect_partitions
         stored_at = time.time()
-        sent = []
+        sent: list[tuple[str, mqtt.MQTTMessageInfo]] = []
         for batch in batches:
             owned = self.registry.owned(batch.gateway_id)
             for p, readings in handoff.split(batch, partitions, owned).items():
                 payload = handoff.encode(
                     batch, readings, reset=id(batch) in resets, stored_at=stored_at
                 )
-                sent.append(self.client.publish(handoff.topic(p), payload, qos=1))
-        for info in sent:
+                topic = handoff.topic(p)
+                sent.append((topic, self.client.publish(topic, payload, qos=1)))
+        for _topic, info in sent:
             # the network thread reads the broker's PUBACKs (paho re-sends after a reconnect)
             while not info.is_published():
                 if self._stopping.is_set() and not self._connected:
@@ -789,7 +804,27 @@ class IngestWorker:
                 except (RuntimeError, ValueError):  # not connected now: queued, wait
                     time.sleep(0.1)
         self.metrics.inc("akita_ingest_handoffs_total", len(sent))
+        for topic, info in sent:
+            reason = self._puback_failures.pop(info.mid, None)
+            if reason is not None:
+                self._handoff_lost(topic, reason)
         return True
+
+    def _handoff_lost(self, topic: str, reason: str) -> None:
+        """Say loudly (once a minute per topic and reason) that stored readings reached no
+        detector: a broker role not updated (make-roles.sh), or a partition whose session
+        was never made (start `akita cloud detect` once before the ingest hands off)."""
+        self.metrics.inc("akita_ingest_handoffs_lost_total", reason=reason)
+        now = time.monotonic()
+        if now - self._handoff_logged.get((topic, reason), -60.0) < 60.0:
+            return
+        self._handoff_logged[(topic, reason)] = now
+        log.error(
+            "handoff_lost worker=%s topic=%s reason=%s (broker account or partition session)",
+            self.settings.name,
+            topic,
+            reason,
+        )
 
     def _housekeeping_loop(self) -> None:
         """Registry write-through and the seq sweep, every 2 s, off the write path: a

@@ -13,6 +13,7 @@ dynamic security, client id = username), with real clients and the real tier.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -362,3 +363,75 @@ def test_akita_cloud_run_in_the_shared_group_detects_another_workers_batches(
             other.stop()
         gw.close()
         run.stop()
+
+
+def _ctrl(broker: DeployedMosquitto, tmp_path: Path, *args: str) -> None:
+    """mosquitto_ctrl dynsec as the broker admin, the way dynsec-lib.sh runs it."""
+    home = tmp_path / "ctrl-home"
+    home.mkdir(exist_ok=True)
+    link = home / "mosquitto_ctrl"
+    if not link.exists():
+        link.symlink_to(broker.directory / "admin.conf")
+    result = subprocess.run(
+        ["mosquitto_ctrl", "dynsec", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "XDG_CONFIG_HOME": str(home)},
+        timeout=30,
+    )
+    assert result.returncode == 0 and "Error" not in result.stdout, result.stdout + result.stderr
+
+
+def test_a_handoff_refused_or_given_to_nobody_is_reported_and_make_roles_repairs_it(
+    broker: DeployedMosquitto, tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker upgraded without running make-roles.sh again: its akita-ingest role lacks
+    the hand-off right, so the broker refuses them (0x87) and, the originals being
+    stored, no detector would ever see those readings. The worker counts and logs each
+    such loss; make-roles.sh puts the right back. A partition whose session was never
+    made (0x10: nobody subscribed) is reported the same way."""
+    _provision(pg_url)
+    store = f"sqlite:///{tmp_path / 'series.db'}"
+    _ctrl(
+        broker, tmp_path, "removeRoleACL", "akita-ingest", "publishClientSend", "akita/v1/_detect/#"
+    )
+    d0 = Client(broker, "akita-detect-0", client_id="akita-detect-0", persistent=True)
+    assert not d0.subscribe(handoff.topic(0)).is_failure
+    gw = Client(broker, "gwA")
+    caplog.set_level(logging.ERROR, logger="cloud.ingest.worker")
+    worker = _worker(broker, "akita-ingest-1", pg_url, store, handoff=True)
+    try:
+        lost = worker.metrics.value
+
+        def send(seq: int) -> None:
+            ts = datetime.now(UTC)
+            reading = reading_adapter.validate_python(
+                {"device_id": FLOOD, "kind": "flood_sensor", "ts": ts, "values": {"depth": 1.0}}
+            )
+            batch = Batch(gateway_id="gwA", seq=seq, sent_at=ts, readings=[reading])
+            assert not gw.publish("akita/v1/gwA/telemetry", encode_batch(batch)).is_failure
+
+        send(0)
+        wait_for(
+            "the refused hand-off counted",
+            lambda: lost("akita_ingest_handoffs_lost_total", reason="Not authorized") == 1,
+        )
+        assert any("handoff_lost" in r.getMessage() for r in caplog.records)
+        repaired = broker.script("make-roles.sh")
+        assert repaired.returncode == 0, repaired.stderr
+        send(1)
+        wait_for(
+            "the hand-off after make-roles.sh", lambda: len(d0.received(handoff.topic(0))) == 1
+        )
+        d0.close(end_session=True)  # partition 0 has no session any more
+        send(2)
+        wait_for(
+            "the hand-off given to nobody counted",
+            lambda: lost("akita_ingest_handoffs_lost_total", reason="No matching subscribers") == 1,
+        )
+        assert lost("akita_ingest_handoffs_lost_total", reason="Not authorized") == 1
+    finally:
+        worker.stop()
+        gw.close()
+    [(_topic, payload)] = d0.messages
+    assert handoff.decode(payload).batch.seq == 1
