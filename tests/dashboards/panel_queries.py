@@ -31,7 +31,8 @@ def variables(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def fill(query: str, *, start_ms: int, end_ms: int, values: Mapping[str, str]) -> str:
-    """Grafana's substitution: $timeFilter, $__interval, ${__from}/${__to}, variables.
+    """Grafana's substitution: $timeFilter, $__interval, ${__from}/${__to}, $__range_s
+    (the range in whole seconds), variables.
 
     ``values`` maps a variable to its regex-formatted value (``.*`` for All, ``(a|b)``
     for a multi-value pick), as Grafana formats variables used inside ``/.../``.
@@ -40,6 +41,7 @@ def fill(query: str, *, start_ms: int, end_ms: int, values: Mapping[str, str]) -
     q = query.replace("$timeFilter", f"time >= {start_ms}ms and time <= {end_ms}ms")
     q = q.replace("$__interval", f"{interval_ms}ms")
     q = q.replace("${__from}", str(start_ms)).replace("${__to}", str(end_ms))
+    q = q.replace("$__range_s", str(round((end_ms - start_ms) / 1000)))
     for name in sorted(values, key=len, reverse=True):
         q = q.replace(f"${name}", values[name])
     leftover = re.findall(r"\$\{?\w+", q)

@@ -23,6 +23,7 @@ from cloud.store.influx import InfluxStore
 from dashboards.build import models
 from dashboards.diagnostics import NO_VALID_VALUE
 from schemas import DeviceKind
+from tests.dashboards.meter_data import load_meters
 from tests.dashboards.notice_data import load_notices
 from tests.dashboards.panel_queries import (
     Target,
@@ -90,7 +91,9 @@ def loaded(influx: Influx, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     tmp = tmp_path_factory.mktemp("scenarios")
     water = export_kind(tmp, "normal_week", DeviceKind.WATER_BLOCK, days=7)
     fleet = export_scenario(tmp, "demo", days=0.25)
+    meters = load_meters(influx, tmp, "akita_dash_meters")
     yield {
+        "meters": Loaded(meters.db, meters.start_ms, meters.end_ms),
         "water": _load(
             influx,
             tmp,
@@ -114,11 +117,13 @@ def loaded(influx: Influx, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             )[1],
         ),
     }
-    for db in ("akita_dash_water", "akita_dash_fleet"):
+    for db in ("akita_dash_water", "akita_dash_fleet", "akita_dash_meters"):
         influx.query(f'DROP DATABASE "{db}"')
 
 
 def _data_for(dashboard: str, loaded: dict[str, Loaded]) -> Loaded:
+    if dashboard == "water-meters":
+        return loaded["meters"]
     return loaded["water" if dashboard == "water-blocks" else "fleet"]
 
 
@@ -131,6 +136,7 @@ MAIN = {
     "call-units": "Heartbeats per hour",
     "warning-signs": "Lamp current against the lit line",
     "system-health": "Spool depth",
+    "water-meters": "Read success per meter",
 }
 ALL = {"district": ".*", "site": ".*", "device": ".*", "gateway": ".*"}
 TARGETS = list(targets(models()))
@@ -158,7 +164,9 @@ def test_every_dashboard_has_kind_variables_that_resolve(
     for name, model in models().items():
         data = _data_for(name, loaded)
         names = [v["name"] for v in variables(model)]
-        if name != "system-health":
+        if name == "water-meters":  # meters have no site
+            assert names == ["district", "device"], name
+        elif name != "system-health":
             assert names == ["district", "site", "device"], name
         picked: dict[str, str] = {}
         for v in variables(model):
