@@ -31,16 +31,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge.drivers.registry import spec
-from schemas.commands import ACTION_PATTERN
+from schemas.commands import (
+    ACTION_PATTERN,
+    NOTICE_ACTION,
+    NOTICE_KINDS,
+    NOTICE_LEVEL_MAX,
+    NOTICE_TEXT_MAX,
+)
+from schemas.commands import NOTICE_TEXT_FORBIDDEN as _NOTICE_TEXT_FORBIDDEN
 
 if TYPE_CHECKING:
     from edge.config import Device, Register
 
-NOTICE = "notice"
-NOTICE_KINDS = ("heat", "disaster")
+NOTICE = NOTICE_ACTION
 NOTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$")  # schemas CallUnitValues.notice_id
-NOTICE_TEXT_MAX = 60  # characters; UTF-8 on the line, kept well inside its 512 bytes
-NOTICE_TEXT_FORBIDDEN = re.compile(r"[,*$\x00-\x1f\x7f]")  # line separators and controls
+NOTICE_TEXT_FORBIDDEN = re.compile(_NOTICE_TEXT_FORBIDDEN)  # line separators and controls
 # types that share a register with others: writing one would clobber its neighbours
 _UNWRITABLE_TYPES = {"bit", "uint8", "bits", "bitfield", "string"}
 
@@ -200,8 +205,8 @@ def check_notice(params: dict[str, Any]) -> dict[str, Any]:
     if kind not in NOTICE_KINDS:
         raise ValueError(f"kind {kind!r} must be one of {', '.join(NOTICE_KINDS)}")
     level = params.get("level", 0)
-    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 9:
-        raise ValueError(f"level {level!r} must be an integer 0..9")
+    if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= NOTICE_LEVEL_MAX:
+        raise ValueError(f"level {level!r} must be an integer 0..{NOTICE_LEVEL_MAX}")
     text = params.get("text")
     if not isinstance(text, str) or not 1 <= len(text) <= NOTICE_TEXT_MAX:
         shown = text if not isinstance(text, str) else f"{len(text)} characters"

@@ -52,6 +52,16 @@ Params = Annotated[
 ]
 
 
+# The call-unit notice (action "notice"), one contract for the cloud's API and the edge's
+# check: what the AKCU line can carry. The text travels inside one line frame, so the
+# line's separators and control characters cannot appear in it.
+NOTICE_ACTION = "notice"
+NOTICE_KINDS = ("heat", "disaster")
+NOTICE_TEXT_MAX = 60  # characters; UTF-8 on the line, well inside its 512-byte frame
+NOTICE_TEXT_FORBIDDEN = r"[,*$\x00-\x1f\x7f]"
+NOTICE_LEVEL_MAX = 9  # one digit on the line
+
+
 class CommandState(StrEnum):
     ACCEPTED = "accepted"  # persisted by the gateway, will run unless it expires
     DONE = "done"  # executed, read back as commanded

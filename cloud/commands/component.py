@@ -65,7 +65,9 @@ class Commands:
             districts=[value] if scope == "district" else [],
             areas=[value] if scope == "area" else [],
         )
-        notice_kind: NoticeKind = kind if kind in ("heat", "disaster") else "info"  # type: ignore[assignment]
+        # a call unit shows heatstroke and disaster notices (the city's two kinds); any
+        # other alert routed to it (flooding, an all-clear) is a disaster notice
+        notice_kind: NoticeKind = "heat" if kind == "heat" else "disaster"
         try:
             send_notice(
                 self.service, kind=notice_kind, text=text, targets=targets, issuer=NOTIFY_ISSUER

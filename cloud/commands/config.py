@@ -8,7 +8,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from cloud.notify.stages import STAGES
-from schemas.commands import ACTION_PATTERN, CommandPriority, Params
+from schemas.commands import (
+    ACTION_PATTERN,
+    NOTICE_TEXT_FORBIDDEN,
+    NOTICE_TEXT_MAX,
+    CommandPriority,
+    Params,
+)
 from schemas.wire import DeviceId
 
 EDGE_PARAM = "value"  # the one param of a gateway's device action (edge/actions.py)
@@ -79,8 +85,14 @@ class AreaNoticeRule(_Rule):
 
     type: Literal["area_notice"] = "area_notice"
     scope: Literal["area", "district"] = "area"
-    notice_kind: Literal["heat", "disaster", "info"] = "heat"
-    text: str = Field(min_length=1, max_length=120, description="Short Japanese text")
+    notice_kind: Literal["heat", "disaster"] = "heat"
+    # the limits the call units have (schemas.commands): refused at load, not at the unit
+    text: str = Field(
+        min_length=1,
+        max_length=NOTICE_TEXT_MAX,
+        pattern=f"^[^{NOTICE_TEXT_FORBIDDEN[1:-1]}]*$",
+        description="Short Japanese text shown on the unit (no ',', '*' or '$')",
+    )
     ttl_s: float = Field(default=3600.0, gt=0, le=86_400)
 
 

@@ -10,6 +10,7 @@ has not shown that residents can be reached through it.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -27,19 +28,35 @@ from cloud.commands.states import CloudState
 from cloud.db.commands import CommandRow, NoticeRow, NoticeSeenRow
 from cloud.detect.callunit import WBGT_STAGES
 from cloud.errors import CloudError
-from schemas.commands import CommandPriority
+from schemas.commands import NOTICE_ACTION as SCHEMA_NOTICE_ACTION
+from schemas.commands import NOTICE_TEXT_FORBIDDEN, NOTICE_TEXT_MAX, CommandPriority
 from schemas.devices import CallUnitEvent
 from schemas.wire import Batch, DeviceInfo
 
 log = logging.getLogger(__name__)
 
-NOTICE_ACTION = "notice"
-NoticeKind = Literal["heat", "disaster", "info"]
+NOTICE_ACTION = SCHEMA_NOTICE_ACTION
+# what a call unit can show (schemas.commands); anything else the gateway would reject
+NoticeKind = Literal["heat", "disaster"]
 PRIORITY: dict[str, CommandPriority] = {
     "disaster": CommandPriority.LIFE_SAFETY,
     "heat": CommandPriority.HIGH,
-    "info": CommandPriority.NORMAL,
 }
+_FORBIDDEN = re.compile(NOTICE_TEXT_FORBIDDEN)
+_LINE_SAFE = {",": "、"}  # the line's field separator; the Japanese comma reads the same
+
+
+def line_text(text: str) -> str:
+    """``text`` as the AKCU line can carry it: separators and control characters replaced,
+    at most NOTICE_TEXT_MAX characters (cut with an ellipsis). A notice is life-safety:
+    a shortened one still goes out, and the log says so, rather than every unit
+    rejecting it."""
+    safe = _FORBIDDEN.sub(lambda m: _LINE_SAFE.get(m.group(), " "), text).strip()
+    if len(safe) > NOTICE_TEXT_MAX:
+        safe = safe[: NOTICE_TEXT_MAX - 1] + "…"
+    if safe != text:
+        log.warning("notice_text_adapted chars_in=%d chars_out=%d", len(text), len(safe))
+    return safe or "お知らせ"
 
 
 class NoticeNotFound(CloudError):
@@ -161,6 +178,7 @@ def send_notice(
     now = service.clock()
     ttl = ttl_s if ttl_s is not None else service.settings.notice_ttl_s
     notice_id = str(uuid.uuid4())
+    text = line_text(text)
     params: dict[str, Any] = {"notice_id": notice_id, "kind": kind, "text": text}
     if level and wire_level(level) is not None:
         params["level"] = wire_level(level)

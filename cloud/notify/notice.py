@@ -12,8 +12,8 @@ from cloud.notify.channels import Envelope
 from cloud.notify.messages import Message, render_blocks
 from cloud.notify.routing import by_prefix
 
-MAX_NOTICE_CHARS = 120
-# address, text, notice kind (heat | disaster | info); raises NotifyError on failure
+# address, text, notice kind (heat | disaster); raises NotifyError on failure. The
+# sender fits the text to what a unit can show (cloud.commands.notices.line_text).
 NoticeSender = Callable[[str, str, str], None]
 _KINDS = {"heat": "heat", "flood": "disaster"}
 
@@ -26,6 +26,7 @@ class NoticeChannel:
 
     def deliver(self, address: str, message: Message, envelope: Envelope) -> None:
         context = {"alert": envelope.alert, "stage": envelope.stage, "action": envelope.action}
-        text = render_blocks("notice", envelope.lang, context)["text"][:MAX_NOTICE_CHARS]
-        kind = by_prefix(envelope.alert.kind, _KINDS) or "info"
+        text = render_blocks("notice", envelope.lang, context)["text"]
+        # a unit shows heatstroke and disaster notices only; anything else is a disaster
+        kind = by_prefix(envelope.alert.kind, _KINDS) or "disaster"
         self._send(address.strip(), text, str(kind))

@@ -8,7 +8,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cloud.commands.states import CloudState
-from schemas.commands import ACTION_PATTERN, MAX_COMMAND_LIFETIME, CommandPriority, Params
+from schemas.commands import (
+    ACTION_PATTERN,
+    MAX_COMMAND_LIFETIME,
+    NOTICE_TEXT_FORBIDDEN,
+    NOTICE_TEXT_MAX,
+    CommandPriority,
+    Params,
+)
 from schemas.wire import DeviceId
 
 MAX_TTL_S = MAX_COMMAND_LIFETIME.total_seconds()
@@ -84,9 +91,20 @@ class NoticeTargetsIn(_In):
 
 
 class NoticeCreate(_In):
-    kind: Literal["heat", "disaster", "info"]
-    text: str = Field(min_length=1, max_length=120, description="Short Japanese text")
-    level: str | None = Field(default=None, max_length=24)
+    # the same limits the gateway checks (schemas.commands): a notice the units cannot show
+    # is refused here, naming the field, instead of coming back "rejected" from every unit
+    kind: Literal["heat", "disaster"]
+    text: str = Field(
+        min_length=1,
+        max_length=NOTICE_TEXT_MAX,
+        pattern=f"^[^{NOTICE_TEXT_FORBIDDEN[1:-1]}]*$",
+        description="Short Japanese text, shown on the unit (no commas, '*' or '$')",
+    )
+    level: str | None = Field(
+        default=None,
+        max_length=24,
+        description="A WBGT stage (warning, severe_warning, danger) or a digit 0-9",
+    )
     targets: NoticeTargetsIn
     ttl_s: float | None = Field(default=None, gt=0, le=MAX_TTL_S)
 

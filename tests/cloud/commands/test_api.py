@@ -61,7 +61,7 @@ def test_roles(api: TestClient, tokens: dict[Role, dict[str, str]]) -> None:
     assert api.post("/commands", json=body).status_code == 401
     assert api.post("/commands", json=body, headers=tokens[Role.VIEWER]).status_code == 403
     assert api.get("/commands", headers=tokens[Role.VIEWER]).status_code == 200
-    notice = {"kind": "info", "text": "点検のお知らせ", "targets": {"all": True}}
+    notice = {"kind": "disaster", "text": "避難所を開設しました", "targets": {"all": True}}
     assert api.post("/notices", json=notice, headers=tokens[Role.VIEWER]).status_code == 403
     arm = {"armed": False}
     assert (
@@ -223,6 +223,40 @@ def test_bad_notices_name_the_field(
     )
     assert loc(r)[: len(where)] == where
     assert value in r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "value"),
+    [
+        ({"kind": "info", "text": "点検"}, "kind", "info"),
+        ({"kind": "heat", "text": "水分を,とって"}, "text", "水分を,とって"),
+        ({"kind": "heat", "text": "あ" * 61}, "text", "at most 60"),
+    ],
+)
+def test_notices_a_call_unit_cannot_show_are_refused_at_the_api(
+    api: TestClient,
+    tokens: dict[Role, dict[str, str]],
+    body: dict[str, str],
+    field: str,
+    value: str,
+) -> None:
+    # the gateway's own limits (schemas.commands): refused here, not "rejected" by every unit
+    r = api.post("/notices", json={**body, "targets": {"all": True}}, headers=tokens[Role.OPERATOR])
+    assert loc(r)[-1] == field
+    assert value in r.text
+
+
+def test_text_from_templates_is_fitted_to_the_line() -> None:
+    from cloud.commands.notices import line_text
+    from schemas.commands import NOTICE_TEXT_MAX
+
+    assert line_text("Akita heat warning: drink water, use the AC.") == (
+        "Akita heat warning: drink water、 use the AC."
+    )
+    long = line_text("秋田市からのお知らせ: " + "長" * 80)
+    assert len(long) == NOTICE_TEXT_MAX and long.endswith("…")
+    assert line_text("a*b$c\x07") == "a b c"
+    assert line_text("\n") == "お知らせ"
 
 
 def test_automation_arm_disarm_and_kill_switch_are_visible_and_audited(
