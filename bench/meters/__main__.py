@@ -1,0 +1,3 @@
+from bench.meters.run import main
+
+main()
