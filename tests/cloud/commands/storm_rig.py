@@ -37,6 +37,7 @@ SIGN_RULES: list[dict[str, Any]] = [
 class StormSite:
     cloud: CloudService
     site: Underpass
+    agent: Agent  # the gateway (its stats are read across threads: plain attributes)
 
     def depth_cm(self, cm: float) -> None:
         self.site.sensor.depth_mm = round(cm * 10)
@@ -52,7 +53,11 @@ class StormSite:
 
 
 @contextmanager
-def storm_site(tmp: Path, mqtt_port: int, client_id: str) -> Iterator[StormSite]:
+def storm_site(
+    tmp: Path, mqtt_port: int, client_id: str, *, gateway_port: int | None = None
+) -> Iterator[StormSite]:
+    """``gateway_port``: where the gateway connects instead of ``mqtt_port`` (a relay
+    in front of the broker, its cellular link, that a test can cut)."""
     cloud = make_service(
         tmp,
         ingest={"broker_host": "127.0.0.1", "broker_port": mqtt_port, "client_id": client_id,
@@ -66,14 +71,17 @@ def storm_site(tmp: Path, mqtt_port: int, client_id: str) -> Iterator[StormSite]
     ])  # fmt: skip
     cloud.start()
     try:
-        with underpass_on_a_bus() as site, _gateway(tmp, mqtt_port, site.path):
-            yield StormSite(cloud, site)
+        with (
+            underpass_on_a_bus() as site,
+            _gateway(tmp, gateway_port or mqtt_port, site.path) as agent,
+        ):
+            yield StormSite(cloud, site, agent)
     finally:
         cloud.stop()
 
 
 @contextmanager
-def _gateway(tmp: Path, mqtt_port: int, bus_path: str) -> Iterator[None]:
+def _gateway(tmp: Path, mqtt_port: int, bus_path: str) -> Iterator[Agent]:
     """The real edge agent on its own thread and event loop (the cloud has its own)."""
     agent = Agent(parse_config(sample_config(tmp, mqtt_port, bus_path)))
     ready = threading.Event()
@@ -88,7 +96,7 @@ def _gateway(tmp: Path, mqtt_port: int, bus_path: str) -> Iterator[None]:
     thread.start()
     assert ready.wait(10)
     try:
-        yield
+        yield agent
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(15)
