@@ -71,6 +71,9 @@ def check_jpeg(body: bytes) -> None:
         raise CaptureError(f"truncated JPEG: no end-of-image marker ({len(body)} bytes)")
     try:
         with Image.open(io.BytesIO(body)) as img:
+            # decoded at 1/8 scale: every entropy-coded block is still read (so a corrupt
+            # or short stream still fails) without the full frame's pixels in memory
+            img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
     except (OSError, SyntaxError, ValueError) as e:
         raise CaptureError(f"undecodable JPEG: {e}") from None

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -24,6 +25,11 @@ from edge.cameras.spool import ImageSpool, SpooledImage
 from edge.cameras.uploader import ImagePublisher, ImageUploader
 
 log = logging.getLogger("akita.edge.cameras")
+
+# Pillow work runs on one thread of its own, not on asyncio's default pool: glibc gives
+# each thread that allocates its own malloc arena (up to 8 per core), and decode buffers
+# spread over many threads stay resident in each arena (docs/cameras.md, bench).
+IMAGE_THREADS = 1
 
 # what the telemetry carries per image: the picture itself travels on the image topic
 ImageReading = Callable[[str, dict[str, object], float], None]
@@ -58,6 +64,7 @@ class CameraService:
         self._now = now
         self._on_reading = on_reading
         self._tick_s = tick_s
+        self._images: ThreadPoolExecutor | None = None  # set while run() runs
 
     def observe_depth(self, site: str, sensor_id: str, depth_cm: float) -> None:
         """A flood sensor's reading (the local rule behind the fast cadence)."""
@@ -65,14 +72,21 @@ class CameraService:
 
     async def run(self, stop: asyncio.Event) -> None:
         limits = httpx.Limits(max_connections=len(self.config.cameras) or 1)
-        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
-            tasks = [asyncio.create_task(self._loop(client, c, stop)) for c in self.config.cameras]
-            tasks.append(asyncio.create_task(self._upload_loop(stop)))
-            await stop.wait()
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self.spool.close()
+        self._images = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="akita-camera-image")
+        try:
+            async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+                tasks = [
+                    asyncio.create_task(self._loop(client, c, stop)) for c in self.config.cameras
+                ]
+                tasks.append(asyncio.create_task(self._upload_loop(stop)))
+                await stop.wait()
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._images.shutdown(wait=True)
+            self._images = None
+            self.spool.close()
 
     async def _upload_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -92,8 +106,10 @@ class CameraService:
         ts = self._now()
         try:
             raw = await snapshot(client, cam)
-            # Pillow work off the loop: polls and the uplink keep their timing
-            jpeg = await asyncio.to_thread(mask_and_scale, raw, cam)
+            # Pillow work off the loop (polls and the uplink keep their timing), on the
+            # service's own image thread when running (see IMAGE_THREADS)
+            loop = asyncio.get_running_loop()
+            jpeg = await loop.run_in_executor(self._images, mask_and_scale, raw, cam)
         except CaptureError as e:
             self._failed(cam, e.reason)
             return False
