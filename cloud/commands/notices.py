@@ -169,6 +169,8 @@ def send_notice(
 ) -> NoticeRecord:
     """One notice, one command per chosen unit (``only``: these units, already chosen).
     Units without an owning gateway cannot be addressed: counted out and logged."""
+    if kind not in PRIORITY:  # a kind no call unit can show would be rejected by each one
+        raise CommandError(f"kind: {kind!r} is not a notice kind ({', '.join(PRIORITY)})")
     units = list(only) if only is not None else choose(service, targets)
     addressable = [u for u in units if service.registry.gateway_of(u) is not None]
     if len(addressable) < len(units):

@@ -94,7 +94,7 @@ def load_notices(loader: Loader, start: datetime, end: datetime, db_path: Path) 
         _results(c, a, clock.at + timedelta(minutes=2), failed={units[-1]})
         clock.at = start + (end - start) / 2
         half = units[: len(units) // 2 + 1]
-        b = send_notice(c.service, kind="info", text="お知らせ", targets=Targets(devices=half),
+        b = send_notice(c.service, kind="disaster", text="お知らせ", targets=Targets(devices=half),
                         issuer="token:test")  # fmt: skip
         _results(c, b, clock.at + timedelta(minutes=2), failed=set())
         t = clock.at + timedelta(minutes=5)

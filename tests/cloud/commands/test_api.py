@@ -259,6 +259,20 @@ def test_text_from_templates_is_fitted_to_the_line() -> None:
     assert line_text("\n") == "お知らせ"
 
 
+def test_a_notice_kind_no_unit_can_show_is_refused_naming_it(cloud: CloudService) -> None:
+    from cloud.commands.notices import Targets, send_notice
+    from cloud.commands.service import CommandError
+
+    with pytest.raises(CommandError, match="kind: 'info' is not a notice kind"):
+        send_notice(
+            cloud.commands.service,
+            kind="info",  # type: ignore[arg-type]
+            text="点検",
+            targets=Targets(all=True),
+            issuer="token:test",
+        )
+
+
 def test_automation_arm_disarm_and_kill_switch_are_visible_and_audited(
     cloud: CloudService, api: TestClient, tokens: dict[Role, dict[str, str]]
 ) -> None:
