@@ -16,6 +16,11 @@ class Auth(StrEnum):
     DIGEST = "digest"
 
 
+class Mode(StrEnum):
+    SNAPSHOT = "snapshot"  # GET ``url``: one JPEG
+    MJPEG = "mjpeg"  # GET ``mjpeg_url``: the first complete JPEG part of the stream
+
+
 class _Cfg(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -26,7 +31,12 @@ class Camera(_Cfg):
     site: str = Field(
         min_length=1, max_length=80, description="Underpass; its flood sensors set the pace"
     )
-    url: str = Field(pattern=r"^https?://", description="JPEG snapshot URL")
+    url: str | None = Field(default=None, pattern=r"^https?://", description="JPEG snapshot URL")
+    mjpeg_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="MJPEG (multipart/x-mixed-replace) URL"
+    )
+    # left out: snapshot when ``url`` is given, else mjpeg
+    mode: Mode | None = None
     auth: Auth = Auth.NONE
     username: str | None = None
     password: SecretStr | None = None
@@ -41,8 +51,20 @@ class Camera(_Cfg):
     height: int = Field(default=360, ge=32, le=2160)
     jpeg_quality: int = Field(default=80, ge=30, le=95)
 
+    @property
+    def capture_mode(self) -> Mode:
+        if self.mode is not None:
+            return self.mode
+        return Mode.SNAPSHOT if self.url is not None else Mode.MJPEG
+
     @model_validator(mode="after")
     def _check(self) -> Camera:
+        if self.url is None and self.mjpeg_url is None:
+            raise ValueError(f"camera {self.id!r} -> url: give 'url' (snapshot) or 'mjpeg_url'")
+        if self.mode is Mode.SNAPSHOT and self.url is None:
+            raise ValueError(f"camera {self.id!r} -> mode snapshot needs 'url'")
+        if self.mode is Mode.MJPEG and self.mjpeg_url is None:
+            raise ValueError(f"camera {self.id!r} -> mode mjpeg needs 'mjpeg_url'")
         if self.auth is not Auth.NONE and (self.username is None or self.password is None):
             raise ValueError(
                 f"camera {self.id!r} -> auth {self.auth.value} needs username and password"

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from edge.cameras.capture import CaptureError, snapshot
+from edge.cameras.capture import CaptureError, capture
 from edge.cameras.config import Camera, Cameras
 from edge.cameras.privacy import mask_and_scale
 from edge.cameras.schedule import SiteStages, due
@@ -105,7 +105,7 @@ class CameraService:
         """One snapshot through privacy into the spool; False (and the reason) when bad."""
         ts = self._now()
         try:
-            raw = await snapshot(client, cam)
+            raw = await capture(client, cam)
             # Pillow work off the loop (polls and the uplink keep their timing), on the
             # service's own image thread when running (see IMAGE_THREADS)
             loop = asyncio.get_running_loop()

@@ -3,7 +3,10 @@
 Auth is none, basic or digest (RFC 7616, MD5, qop=auth), as common IP cameras do. The
 ``fault`` attribute turns the camera into a bad one for tests: ``slow`` (answers after
 ``slow_s``), ``html`` (a login page with 200), ``truncated`` (JPEG cut in half) or ``huge``
-(a 50 MB body). The depth comes from a callable so a scenario can drive it.
+(a 50 MB body). On ``/video.mjpg``: ``truncated`` (the first part cut in half, then the
+connection closed) and ``no_boundary`` (a multipart Content-Type without its boundary);
+``mjpeg_part_length = False`` leaves out each part's Content-Length. The depth comes
+from a callable so a scenario can drive it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from firmware_sim.camera.scene import draw
 
 REALM = "akita-sim-camera"
-FAULTS = ("slow", "html", "truncated", "huge")
+FAULTS = ("slow", "html", "truncated", "huge", "no_boundary")
 HUGE_BYTES = 50 * 1024 * 1024
 _DIGEST_FIELD = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]+))')
 
@@ -49,6 +52,8 @@ class CameraServer:
         self.password = password
         self.fault: str | None = None
         self.slow_s = 30.0
+        self.mjpeg_part_length = True  # Content-Length in each MJPEG part's headers
+        self.mjpeg_opened = 0  # MJPEG streams opened (after auth)
         self.snapshots = 0  # frames served (tests compare with what the gateway took)
         self._nonces: set[str] = set()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
@@ -62,6 +67,10 @@ class CameraServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/snapshot.jpg"
+
+    @property
+    def mjpeg_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/video.mjpg"
 
     def start(self) -> CameraServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -159,14 +168,26 @@ def _handler(cam: CameraServer) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up, as it should
 
         def _mjpeg(self) -> None:
+            cam.mjpeg_opened += 1
+            fault = cam.fault
+            self.close_connection = True  # the stream ends with the connection
             self.send_response(200)
-            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            ctype = "multipart/x-mixed-replace"
+            if fault != "no_boundary":
+                ctype += "; boundary=frame"
+            self.send_header("Content-Type", ctype)
             self.end_headers()
             try:
                 for _ in range(1000):
                     jpeg = draw(cam.depth_cm()).jpeg
-                    head = f"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}"
+                    head = "--frame\r\nContent-Type: image/jpeg"
+                    if cam.mjpeg_part_length:
+                        head += f"\r\nContent-Length: {len(jpeg)}"
+                    if fault == "truncated":
+                        self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg[: len(jpeg) // 2])
+                        return
                     self.wfile.write(head.encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                    cam.snapshots += 1
                     time.sleep(0.2)
             except (BrokenPipeError, ConnectionResetError):
                 pass
