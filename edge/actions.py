@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 NOTICE = NOTICE_ACTION
 NOTICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,35}$")  # schemas CallUnitValues.notice_id
 NOTICE_TEXT_FORBIDDEN = re.compile(_NOTICE_TEXT_FORBIDDEN)  # line separators and controls
+# a flood camera's only action (edge/cameras): a picture at once, out of schedule
+SNAPSHOT = "snapshot"
+CAMERA_ACTIONS = (SNAPSHOT,)
 # types that share a register with others: writing one would clobber its neighbours
 _UNWRITABLE_TYPES = {"bit", "uint8", "bits", "bitfield", "string"}
 
@@ -137,6 +140,12 @@ def check_command(dev: Device, action: str, params: dict[str, Any]) -> tuple[Act
     Raises ValueError with the reason a command is ``rejected``, naming field and value.
     """
     act = next((a for a in dev.actions if a.name == action), None)
+    if act is None and action == SNAPSHOT:
+        accepted = ", ".join(a.name for a in dev.actions) or "none"
+        raise ValueError(
+            f"action {SNAPSHOT!r} is for flood_camera devices; {dev.id!r} is a "
+            f"{dev.kind.value} (accepts: {accepted})"
+        )
     if act is None:
         accepted = ", ".join(a.name for a in dev.actions) or "none"
         raise ValueError(f"unknown action {action!r} for device {dev.id!r} (accepts: {accepted})")
@@ -150,6 +159,17 @@ def check_command(dev: Device, action: str, params: dict[str, Any]) -> tuple[Act
             f"register {act.field!r} ({reg.function.value} {reg.address}) is not marked writable"
         )
     return act, _check_value(act, reg, params)
+
+
+def check_camera_command(camera_id: str, action: str, params: dict[str, Any]) -> None:
+    """A flood camera accepts ``snapshot`` with no params; ValueError names what is wrong."""
+    if action not in CAMERA_ACTIONS:
+        raise ValueError(
+            f"unknown action {action!r} for camera {camera_id!r} "
+            f"(accepts: {', '.join(CAMERA_ACTIONS)})"
+        )
+    if params:
+        raise ValueError(f"unknown param {sorted(params)[0]!r} ({action} takes none)")
 
 
 def _only(params: dict[str, Any], allowed: set[str]) -> None:

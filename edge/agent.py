@@ -263,6 +263,8 @@ class Agent:
             now=self.clock.now_ts,
             emit=lambda body: self._enqueue(Item(body)),
         )
+        if self._commands is not None:  # cameras take ``snapshot`` commands
+            self._commands.cameras = self._cameras
         self._cameras.start()
 
     # -- devices -----------------------------------------------------------------------------

@@ -36,11 +36,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from edge.actions import check_command
+from edge.actions import SNAPSHOT, check_camera_command, check_command
 from edge.clock import Clock
 from edge.command_store import EXECUTING, CommandStore, StoredCommand
 from edge.config import Device, EdgeConfig
@@ -75,6 +75,14 @@ class CommandStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+class CameraCommands(Protocol):
+    """The gateway's cameras as the downlink sees them (edge/cameras/wiring.py)."""
+
+    def has_camera(self, device_id: str) -> bool: ...
+
+    async def snapshot_now(self, device_id: str) -> tuple[dict[str, Any] | None, str]: ...
 
 
 class _Refused(Exception):
@@ -114,6 +122,8 @@ class CommandService:
         self._intake: asyncio.Task[None] | None = None
         self._hold = float(os.environ.get(TEST_HOLD_ENV, "0") or 0)
         self.failsafe = FailSafe(config, drivers, clock, online=self._online)
+        # set by the agent when it runs cameras: they take ``snapshot`` (edge/actions.py)
+        self.cameras: CameraCommands | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -210,7 +220,7 @@ class CommandService:
                 self._wake.set()
             return True
         try:
-            cmd, device = self._check(data, command_id)
+            cmd, device_id = self._check(data, command_id)
         except _Refused as refused:
             self._refuse(data, command_id, payload, refused)
             return True
@@ -222,7 +232,7 @@ class CommandService:
             payload,
             None,
         )
-        self._store.receive(stored, device.id, self._result(cmd, CommandState.ACCEPTED, None))
+        self._store.receive(stored, device_id, self._result(cmd, CommandState.ACCEPTED, None))
         self.stats.accepted += 1
         log.info(
             "command_accepted id=%s device=%s action=%s priority=%s issuer=%s expires_at=%s",
@@ -237,7 +247,7 @@ class CommandService:
         self._spawn(cmd)
         return True
 
-    def _check(self, data: dict[str, Any], command_id: str) -> tuple[Command, Device]:
+    def _check(self, data: dict[str, Any], command_id: str) -> tuple[Command, str]:
         try:
             cmd = Command.model_validate(data)
         except ValidationError as exc:
@@ -248,7 +258,8 @@ class CommandService:
                 f"gateway_id {cmd.gateway_id!r} is not this gateway ({self.gateway_id!r})",
             )
         device = self._devices.get(cmd.device_id)
-        if device is None:
+        camera = self.cameras is not None and self.cameras.has_camera(cmd.device_id)
+        if device is None and not camera:
             raise _Refused(
                 CommandState.REJECTED, f"device_id {cmd.device_id!r} is not on this gateway"
             )
@@ -258,6 +269,12 @@ class CommandService:
                 CommandState.EXPIRED,
                 f"arrived after expires_at ({cmd.expires_at.isoformat()}); not executed",
             )
+        if device is None:  # one of the gateway's cameras
+            try:
+                check_camera_command(cmd.device_id, cmd.action, dict(cmd.params))
+            except ValueError as exc:
+                raise _Refused(CommandState.REJECTED, str(exc)) from exc
+            return cmd, cmd.device_id
         try:
             if cmd.action == RULES_UPDATE:
                 self.failsafe.check(device, dict(cmd.params))
@@ -267,7 +284,7 @@ class CommandService:
             raise _Refused(CommandState.REJECTED, str(exc), exc.installed.readback()) from exc
         except ValueError as exc:
             raise _Refused(CommandState.REJECTED, str(exc)) from exc
-        return cmd, device
+        return cmd, device.id
 
     def _refuse(
         self, data: dict[str, Any], command_id: str, payload: bytes, refused: _Refused
@@ -330,6 +347,9 @@ class CommandService:
     async def _execute(self, cmd: Command) -> None:
         if self._hold:
             await asyncio.sleep(self._hold)  # test hook only (see the module docstring)
+        if cmd.device_id not in self._devices and cmd.action == SNAPSHOT:
+            await self._snapshot(cmd)
+            return
         device = self._devices[cmd.device_id]
         drv = self._drivers.get(device.id)
         if cmd.action == RULES_UPDATE:
@@ -355,6 +375,26 @@ class CommandService:
             return  # left 'accepted' or 'executing': the next start settles it
         try:
             self._finish(cmd, state, reason, readback)
+        except SpoolError as exc:
+            log.error("command_store_failed id=%s reason=%s", cmd.id, exc)
+
+    async def _snapshot(self, cmd: Command) -> None:
+        """A camera's ``snapshot``: a picture at once; done with its seq once spooled."""
+        try:
+            cams = self.cameras
+            if cams is None or not cams.has_camera(cmd.device_id):
+                raise ValueError(f"device_id {cmd.device_id!r} is not a camera of this gateway")
+            check_camera_command(cmd.device_id, cmd.action, dict(cmd.params))
+            if not self._begin(cmd)():
+                self._finish(cmd, CommandState.EXPIRED, "expires_at passed before the picture")
+                return
+            readback, reason = await cams.snapshot_now(cmd.device_id)
+            if readback is None:
+                self._finish(cmd, CommandState.FAILED, reason)
+            else:
+                self._finish(cmd, CommandState.DONE, reason, readback)
+        except ValueError as exc:
+            self._finish(cmd, CommandState.REJECTED, str(exc))
         except SpoolError as exc:
             log.error("command_store_failed id=%s reason=%s", cmd.id, exc)
 

@@ -65,6 +65,8 @@ class CameraService:
         self._on_reading = on_reading
         self._tick_s = tick_s
         self._images: ThreadPoolExecutor | None = None  # set while run() runs
+        self._client: httpx.AsyncClient | None = None  # set while run() runs
+        self._cams = {c.id: c for c in config.cameras}
 
     def observe_depth(self, site: str, sensor_id: str, depth_cm: float) -> None:
         """A flood sensor's reading (the local rule behind the fast cadence)."""
@@ -75,6 +77,7 @@ class CameraService:
         self._images = ThreadPoolExecutor(IMAGE_THREADS, thread_name_prefix="akita-camera-image")
         try:
             async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+                self._client = client
                 tasks = [
                     asyncio.create_task(self._loop(client, c, stop)) for c in self.config.cameras
                 ]
@@ -84,6 +87,7 @@ class CameraService:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
         finally:
+            self._client = None
             self._images.shutdown(wait=True)
             self._images = None
             self.spool.close()
@@ -101,8 +105,35 @@ class CameraService:
                 await self.take(client, cam)
             await asyncio.sleep(self._tick_s)
 
+    def has_camera(self, camera_id: str) -> bool:
+        return camera_id in self._cams
+
+    async def take_now(self, camera_id: str) -> tuple[dict[str, object] | None, str]:
+        """A picture at once, out of schedule (a ``snapshot`` command).
+
+        ``(readback, reason)``: the spooled image's ``image_seq``, ``size`` and ``sha256``,
+        or None and the capture's reason. The schedule is left as it was.
+        """
+        cam = self._cams.get(camera_id)
+        if cam is None:
+            return None, f"no camera {camera_id!r} on this gateway"
+        if self._client is None:
+            return None, "the camera service is not running"
+        try:
+            reading = await self._take(self._client, cam)
+        except CaptureError as e:
+            return None, e.reason
+        return reading, f"image seq {reading['image_seq']} spooled"
+
     async def take(self, client: httpx.AsyncClient, cam: Camera) -> bool:
         """One snapshot through privacy into the spool; False (and the reason) when bad."""
+        try:
+            await self._take(client, cam)
+        except CaptureError:
+            return False
+        return True
+
+    async def _take(self, client: httpx.AsyncClient, cam: Camera) -> dict[str, object]:
         ts = self._now()
         try:
             raw = await capture(client, cam)
@@ -112,12 +143,11 @@ class CameraService:
             jpeg = await loop.run_in_executor(self._images, mask_and_scale, raw, cam)
         except CaptureError as e:
             self._failed(cam, e.reason)
-            return False
+            raise
         del raw  # the unmasked frame is never kept
-        self._stored(cam, jpeg, ts)
-        return True
+        return self._stored(cam, jpeg, ts)
 
-    def _stored(self, cam: Camera, jpeg: bytes, ts: float) -> None:
+    def _stored(self, cam: Camera, jpeg: bytes, ts: float) -> dict[str, object]:
         st = self.status[cam.id]
         digest = hashlib.sha256(jpeg).hexdigest()
         taken_at = datetime.fromtimestamp(ts, UTC).isoformat()
@@ -129,9 +159,10 @@ class CameraService:
             log.info("camera_ok camera=%s", cam.id)
         st.ok, st.reason = True, None
         st.taken += 1
+        reading: dict[str, object] = {"image_seq": seq, "size": len(jpeg), "sha256": digest}
         if self._on_reading is not None:
-            reading = {"image_seq": seq, "size": len(jpeg), "sha256": digest}
             self._on_reading(cam.id, reading, ts)
+        return reading
 
     def _failed(self, cam: Camera, reason: str) -> None:
         st = self.status[cam.id]

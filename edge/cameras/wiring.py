@@ -66,6 +66,15 @@ class GatewayCameras:
                 await self._task
         self._task = None
 
+    def has_camera(self, device_id: str) -> bool:
+        """The downlink asks: is this device one of our cameras (edge/commands.py)."""
+        return self.service.has_camera(device_id)
+
+    async def snapshot_now(self, device_id: str) -> tuple[dict[str, Any] | None, str]:
+        """A ``snapshot`` command: a picture at once, spooled; its seq, or the reason."""
+        readback, reason = await self.service.take_now(device_id)
+        return (dict(readback) if readback is not None else None), reason
+
     def observe(self, kind: str, site: str | None, device_id: str, values: dict[str, Any]) -> None:
         """A trusted reading: a flood sensor's depth sets its site's camera cadence."""
         depth = values.get("depth")
