@@ -346,7 +346,7 @@ class Agent:
         self._stats.readings_polled += 1
         values = self._trusted(dev, values, ts)
         if self._commands is not None:  # the local flood rule (edge/failsafe.py)
-            self._commands.observe(dev.id, values)
+            self._commands.observe(dev.id, values, ts)
         if self._cameras is not None:
             self._cameras.observe(dev.kind.value, dev.site, dev.id, values)
         if not values:

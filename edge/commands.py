@@ -159,9 +159,9 @@ class CommandService:
     def _online(self) -> bool:
         return self._uplink is not None and self._uplink.connected
 
-    def observe(self, device_id: str, values: dict[str, Any]) -> None:
+    def observe(self, device_id: str, values: dict[str, Any], ts: float | None = None) -> None:
         """A trusted reading: the local flood rule acts on it while the uplink is down."""
-        self.failsafe.observe(device_id, values)
+        self.failsafe.observe(device_id, values, ts)
 
     def wake(self) -> None:
         """The uplink came up or went down."""

@@ -65,6 +65,10 @@ class FailSafe:
         for why in bad:
             log.error("local_rule_unreadable reason=%s (that sign has no local rule)", why)
         self._coils: dict[tuple[str, str], bool] = {}  # (sign, field) -> last known
+        # (sign, field) -> when a local write was read back: a poll answered before then
+        # but handled after must not undo what the write confirmed (it would be written
+        # again on the next depth reading)
+        self._written_at: dict[tuple[str, str], float] = {}
         self._busy: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -125,13 +129,17 @@ class FailSafe:
 
     # -- readings ----------------------------------------------------------------------------
 
-    def observe(self, device_id: str, values: dict[str, Any]) -> None:
-        """Every trusted reading; a depth acts on its signs only while the uplink is down."""
+    def observe(self, device_id: str, values: dict[str, Any], ts: float | None = None) -> None:
+        """Every trusted reading (``ts``: when its response arrived); a depth acts on its
+        signs only while the uplink is down."""
         dev = self._devices.get(device_id)
         if dev is not None and dev.kind.value == SIGN_KIND:
             for act in dev.actions:
-                if act.name in SWITCHES and act.field and isinstance(values.get(act.field), bool):
-                    self._coils[(device_id, act.field)] = values[act.field]
+                key = (device_id, act.field or "")
+                stale = ts is not None and ts < self._written_at.get(key, float("-inf"))
+                value = values.get(act.field) if act.field else None
+                if act.name in SWITCHES and isinstance(value, bool) and not stale:
+                    self._coils[key] = value
         depth = values.get("depth")
         if not isinstance(depth, int | float) or self._online():
             return
@@ -174,6 +182,7 @@ class FailSafe:
             )
             if same:
                 self._coils[key] = bool(back)
+                self._written_at[key] = self._clock.now_ts()
             log.warning(
                 "local_rule_switched device=%s field=%s value=%s readback=%s depth_cm=%.1f "
                 "version=%d (uplink down)",
