@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Install what the tests need (Debian packages mosquitto, influxdb, postgresql, chromium when
-# missing; the Python dev extra in .venv) and run lint + the whole test suite against real servers.
+# Install what the tests need (Debian packages mosquitto, influxdb, postgresql, chromium,
+# systemd when missing; the Python dev extra in .venv) and run lint + the whole test suite against real servers.
 # Extra arguments go to pytest.
 source "$(dirname "$0")/_env.sh"
-apt_install mosquitto influxdb postgresql chromium fonts-ipafont-gothic  # Japanese glyphs in screenshots
+# systemd: systemd-analyze verifies the shipped units; fonts-ipafont-gothic: Japanese
+# glyphs in screenshots
+apt_install mosquitto influxdb postgresql chromium fonts-ipafont-gothic systemd
 ensure_venv dev
 cd "$ROOT"
 # The Debian packages may start system-wide services on the default ports; the tests
