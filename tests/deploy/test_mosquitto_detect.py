@@ -416,7 +416,11 @@ def test_a_handoff_refused_or_given_to_nobody_is_reported_and_make_roles_repairs
             "the refused hand-off counted",
             lambda: lost("akita_ingest_handoffs_lost_total", reason="Not authorized") == 1,
         )
-        assert any("handoff_lost" in r.getMessage() for r in caplog.records)
+        # counted just before it is logged, on the worker's thread: wait for the line too
+        wait_for(
+            "the refused hand-off logged",
+            lambda: any("handoff_lost" in r.getMessage() for r in list(caplog.records)),
+        )
         repaired = broker.script("make-roles.sh")
         assert repaired.returncode == 0, repaired.stderr
         send(1)
