@@ -7,11 +7,12 @@ registry version), without a restart. See docs/provisioning.md.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.errors import CloudError
@@ -39,8 +40,12 @@ ConfigOption = Annotated[
 
 
 @contextlib.contextmanager
-def _registry_db(config: Path | None) -> Iterator[sessionmaker[Session]]:
-    """The relational database of the settings, tables created; errors exit with 2."""
+def _registry_db(
+    config: Path | None, *extra_tables: Callable[[Engine], None]
+) -> Iterator[sessionmaker[Session]]:
+    """The relational database of the settings, tables created (and ``extra_tables``,
+    for parts that make their own on first use); errors exit with 2. Shared by the
+    ``akita cloud device`` and ``akita cloud user`` commands."""
     from cloud.db.base import create_all, make_engine, make_sessionmaker
     from cloud.service import _ensure_sqlite_dir
     from cloud.settings import CloudSettings
@@ -50,6 +55,8 @@ def _registry_db(config: Path | None) -> Iterator[sessionmaker[Session]]:
         _ensure_sqlite_dir(settings.database.url)
         engine = make_engine(settings.database.url)
         create_all(engine)
+        for create in extra_tables:
+            create(engine)
     except CloudError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -16,8 +16,6 @@ from typing import Annotated
 import typer
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.errors import CloudError
-
 app = typer.Typer(
     help=(
         "Staff console accounts: sign-in names with a role (viewer < operator < admin) and "
@@ -44,28 +42,12 @@ ACTOR = "cli"
 
 @contextlib.contextmanager
 def _db(config: Path | None) -> Iterator[sessionmaker[Session]]:
-    """The settings' database with every table; errors print and exit with 2."""
-    from cloud.db.base import create_all, make_engine, make_sessionmaker
+    """The settings' database with every table, the console's included."""
     from cloud.db.console import create_tables
-    from cloud.service import _ensure_sqlite_dir
-    from cloud.settings import CloudSettings
+    from cloud.device_cli import _registry_db
 
-    try:
-        settings = CloudSettings.load(config)
-        _ensure_sqlite_dir(settings.database.url)
-        engine = make_engine(settings.database.url)
-        create_all(engine)
-        create_tables(engine)
-    except CloudError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    try:
-        yield make_sessionmaker(engine)
-    except CloudError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    with _registry_db(config, create_tables) as sm:
+        yield sm
 
 
 def _password(from_stdin: bool) -> str:
