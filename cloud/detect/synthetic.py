@@ -29,6 +29,7 @@ real 2018 leaks by ``akita eval --battledim``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import json
 import math
@@ -76,12 +77,22 @@ class Calibration:
     season_amp: float  # relative amplitude of the yearly cosine
     season_peak_doy: float  # day of year of its maximum
     tank_mean: float  # median demand of the tank zone per pump cycle, m³/h
+    # the per-day factors are Student-t with this many degrees of freedom (heavier tails
+    # than a normal, as the real nights have), scaled to their MAD-based sigma
+    night_df: float = math.inf
+    # the day (07:00-24:00) has its own weekday factors and its own per-day factor,
+    # independent of the night's (real 2018: the two hardly correlate); empty / NaN: the
+    # night's factor for the whole day
+    weekday_day: list[float] = field(default_factory=list)
+    day_sigma_rel: float = math.nan
     derivation: str = ""
 
     @classmethod
     def load(cls, path: Path = CALIBRATION) -> Calibration:
         try:
-            return cls(**json.loads(path.read_text(encoding="utf-8")))
+            consts = json.loads(path.read_text(encoding="utf-8"))
+            consts.pop("measured", None)  # the figures behind the constants, for people
+            return cls(**consts)
         except (OSError, ValueError, TypeError) as exc:
             raise DatasetError(f"calibration {path}: {exc}") from exc
 
@@ -124,13 +135,96 @@ class Run:
 
 
 # ---- calibration (run once on the real 2018 flows; constants shipped) ---------------------
-def _rolling_min_mean(x: np.ndarray, w: int) -> np.ndarray:
-    c = np.cumsum(np.pad(x, ((0, 0), (1, 0))), axis=1)
-    return ((c[:, w:] - c[:, :-w]) / w).min(axis=1)
+NIGHT = slice(2 * 12, 5 * 12)  # 02:00-05:00: the detector's night window (LeakConfig)
+NIGHT_DF = 4.0  # per-day factor's tails: Student-t, see calibrate
+CAL_NIGHTS = 4000  # Monte Carlo nights used to split the night variation (fixed seed)
+
+
+def _mad_sigma(x: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
+
+
+def _diff_sigma(x: np.ndarray) -> float:
+    """Night-to-night sigma: robust sigma of consecutive differences / sqrt 2 (a leak's
+    start or repair touches one difference, not the MAD)."""
+    return _mad_sigma(np.diff(x)) / math.sqrt(2.0)
+
+
+def _t_unit(df: float) -> float:
+    """MAD-based sigma of a Student-t(df) (1 for a normal)."""
+    from scipy.stats import t as student_t
+
+    return 1.0 if not math.isfinite(df) else float(student_t.ppf(0.75, df)) / 0.67449
+
+
+def sample_noise(n: int, cal: Calibration, rng: np.random.Generator) -> np.ndarray:
+    """5-minute noise, independent from sample to sample (see calibrate on why)."""
+    return cal.sample_sigma * rng.standard_normal(n)
+
+
+def _deviations(days: int, sigma: float, cal: Calibration, rng: np.random.Generator) -> np.ndarray:
+    """Per-day relative deviations with MAD-based sigma ``sigma`` (Student-t tails)."""
+    if math.isfinite(cal.night_df):
+        return sigma * rng.standard_t(cal.night_df, days) / _t_unit(cal.night_df)
+    return sigma * rng.standard_normal(days)
+
+
+def night_weight() -> np.ndarray:
+    """Per 5-minute slot, how much the night's factor (not the day's) sets the demand:
+    1 from 01:00 to 06:00, ramps over the hour either side, 0 from 07:00."""
+    h = np.arange(SLOTS) / 12.0
+    return np.clip(np.minimum(h, 7.0 - h), 0.0, 1.0)
+
+
+def demand_factor(dows: np.ndarray, cal: Calibration, rng: np.random.Generator) -> np.ndarray:
+    """(days, slots) factor on the mean profile: weekday x (1 + the day's deviation),
+    the night's and the day's blended by :func:`night_weight`."""
+    night_dev = _deviations(len(dows), cal.night_sigma_rel, cal, rng)
+    night = np.array(cal.weekday)[dows] * (1.0 + night_dev)
+    if not cal.weekday_day or not math.isfinite(cal.day_sigma_rel):
+        return np.repeat(night[:, None], SLOTS, axis=1)
+    day_dev = _deviations(len(dows), cal.day_sigma_rel, cal, rng)
+    day = np.array(cal.weekday_day)[dows] * (1.0 + day_dev)
+    w = night_weight()
+    return night[:, None] * w[None, :] + day[:, None] * (1.0 - w[None, :])
+
+
+def _factor_sigma(target: float, measure: Callable[[float], float]) -> float:
+    """Bisection for the per-day sigma whose simulated figure ``measure`` is ``target``."""
+    if measure(0.0) >= target:
+        return 0.0
+    lo, hi = 0.0, 0.2
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if measure(mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _simulated(cal: Calibration, statistic: Callable[[np.ndarray], np.ndarray]) -> float:
+    """Night-to-night sigma of ``statistic`` (per day, m³/h) of the generator's demand,
+    drawn as :func:`flows` draws it, with no season and no weekday (fixed seed)."""
+    rng = np.random.default_rng(0)
+    ones = [1.0] * 7
+    flat = dataclasses.replace(cal, weekday=ones, weekday_day=ones if cal.weekday_day else [])
+    mult = demand_factor(np.zeros(CAL_NIGHTS, dtype=int), flat, rng)
+    demand = cal.mean_flow * mult * np.array(cal.profile)[None, :]
+    demand += sample_noise(demand.size, cal, rng).reshape(demand.shape)
+    return _diff_sigma(statistic(demand))
+
+
+def _night_median(x: np.ndarray) -> np.ndarray:
+    return np.median(x[:, NIGHT], axis=1)
+
+
+def _day_mean(x: np.ndarray) -> np.ndarray:
+    return x.mean(axis=1)
 
 
 def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: datetime) -> dict:
-    """Measure the generator's constants on whole days of real flows before ``until``."""
+    """Measure the generator's constants on whole days of real flows before ``until``.
+
+    The night figures are measured on the statistic the detector judges: the median of
+    the balance's samples 02:00-05:00, weekday-corrected."""
     n = sum(t < until for t in times) // SLOTS * SLOTS
     if n < 28 * SLOTS:
         raise DatasetError(f"calibration needs 28 whole days before {until:%Y-%m-%d}, got {n}")
@@ -141,21 +235,56 @@ def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: dat
     daily = bal.mean(axis=1)
     profile = np.median(bal / daily[:, None], axis=0)
     split = np.median((cols["p227"][:n] / np.maximum(inflow, 1e-9)).reshape(-1, SLOTS), axis=0)
-    mnf = _rolling_min_mean(bal[:, : 6 * 12], 12)
+    night = bal[:, NIGHT]
+    med = np.median(night, axis=1)
     # weekday factor against a centred weekly median (follows leaks and seasons alike)
-    trend = np.array([np.median(mnf[max(0, d - 3) : d + 4]) for d in range(days)])
-    ratio = mnf / trend
+    trend = np.array([np.median(med[max(0, d - 3) : d + 4]) for d in range(days)])
     dow = np.array([(times[0] + timedelta(days=d)).weekday() for d in range(days)])
-    weekday = np.array([np.median(ratio[dow == k]) for k in range(7)])
+    weekday = np.array([np.median((med / trend)[dow == k]) for k in range(7)])
     weekday /= weekday.mean()
-    e = ratio / weekday[dow] - 1.0
-    # differences of consecutive nights: a leak's step touches one difference, not the MAD
-    de = np.diff(e)
-    night_sigma = 1.4826 * float(np.median(np.abs(de - np.median(de)))) / math.sqrt(2.0)
-    night = bal[:, : 6 * 12]
-    hourly = np.array([np.convolve(r, np.ones(12) / 12, mode="same") for r in night])
-    dev = (night - hourly)[:, 6:-6]
-    sample_sigma = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
+    corrected = med / weekday[dow]
+    level = float(np.median(corrected))
+    target = _diff_sigma(corrected) / level
+    # within-night noise: samples around the night's median times the usual night shape.
+    # They are autocorrelated (about 0.2 up to an hour apart), yet an AR(1) noise fitted to
+    # that makes the night medians vary more from night to night than the real ones do:
+    # the real within-night pattern repeats (PUMP_1 switching, the night's shape), it is
+    # not fresh noise each night. The generator keeps independent samples and puts the
+    # rest of the measured night-to-night variation in the per-day factor; hour-level
+    # evidence within a night is therefore not something this generator can measure.
+    shape = np.median(night / med[:, None], axis=0)
+    res = night - med[:, None] * shape
+    sample_sigma = _mad_sigma(res.ravel())
+    ac = [float(np.mean([np.corrcoef(r[:-k], r[k:])[0, 1] for r in res])) for k in (1, 3, 6, 12)]
+    # the day (07:00-24:00, where the night's factor has no weight): its own weekday
+    # factors; the whole day's mean: its own night-to-night variation
+    day_part = bal[:, 7 * 12 :].mean(axis=1)
+    day_trend = np.array([np.median(day_part[max(0, d - 3) : d + 4]) for d in range(days)])
+    weekday_day = np.array([np.median((day_part / day_trend)[dow == k]) for k in range(7)])
+    weekday_day /= weekday_day.mean()
+    daily_trend = np.array([np.median(daily[max(0, d - 3) : d + 4]) for d in range(days)])
+    weekday_full = np.array([np.median((daily / daily_trend)[dow == k]) for k in range(7)])
+    full = daily / (weekday_full / weekday_full.mean())[dow]
+    day_target = _diff_sigma(full)
+    d_night, d_day = np.diff(corrected), np.diff(day_part / weekday_day[dow])
+    ranks = [np.argsort(np.argsort(x)) for x in (d_night, d_day)]
+    rank_corr = float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+    # the generator's nights sit at mean_flow x the night profile (the mean flow holds
+    # 2018's leaks, so above the real demand-only night): match the absolute variation
+    base = Calibration(profile.tolist(), [], float(np.median(daily)), [1.0] * 7, 0.0,
+                       sample_sigma, 0.0, 0.0, 0.0, NIGHT_DF, [1.0] * 7, 0.0)  # fmt: skip
+    gen_level = float(np.median(daily)) * float(np.median(profile[NIGHT]))
+
+    def night_sd(sig: float) -> float:
+        return _simulated(dataclasses.replace(base, night_sigma_rel=sig), _night_median)
+
+    night_sigma = _factor_sigma(target * level, night_sd)
+    base = dataclasses.replace(base, night_sigma_rel=night_sigma)
+
+    def day_sd(sig: float) -> float:
+        return _simulated(dataclasses.replace(base, day_sigma_rel=sig), _day_mean)
+
+    day_sigma = _factor_sigma(day_target, day_sd)
     doy = np.array([(times[0] + timedelta(days=d)).timetuple().tm_yday for d in range(days)])
     a = 2 * math.pi * doy / 365.25
     design = np.column_stack([np.ones(days), np.cos(a), np.sin(a)])
@@ -173,17 +302,42 @@ def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: dat
         "season_amp": round(float(math.hypot(coef[1], coef[2])), 5),
         "season_peak_doy": round(float(math.atan2(coef[2], coef[1]) * 365.25 / (2 * math.pi)), 1),
         "tank_mean": round(float(np.median(cyc)), 3),
+        "night_df": NIGHT_DF,
+        "weekday_day": np.round(weekday_day, 5).tolist(),
+        "day_sigma_rel": round(day_sigma, 5),
+        "measured": {
+            "night_median_m3h": round(level, 2),
+            "generator_night_median_m3h": round(gen_level, 2),
+            "night_to_night_sigma_m3h": round(target * level, 3),
+            "night_to_night_sigma_rel": round(target, 5),
+            "night_to_night_sigma_without_weekday_m3h": round(_diff_sigma(med), 3),
+            "daily_mean_m3h": round(float(np.median(full)), 2),
+            "daily_mean_day_to_day_sigma_m3h": round(day_target, 3),
+            "night_vs_day_rank_correlation_of_differences": round(rank_corr, 3),
+            "within_night_autocorrelation_lag_1_3_6_12": [round(x, 3) for x in ac],
+        },
         "derivation": (
             f"cloud.detect.synthetic.calibrate on {days} whole days of the BattLeDIM 2018 "
             f"SCADA flows from {times[0]:%Y-%m-%d} (before {until:%Y-%m-%d}): balance = "
             "p227 + p235 - PUMP_1; profile = median of each day's samples over its mean; "
-            "MNF = lowest 1-hour mean 00:00-06:00; weekday = median MNF over a centred "
-            "7-night median per weekday; night_sigma_rel = 1.4826 MAD of consecutive-night "
-            "differences of the weekday-corrected ratio / sqrt 2; sample_sigma = 1.4826 "
-            "MAD of night samples around their 1-hour mean; season = least squares of log "
-            "daily mean on a yearly cosine (half a year: amplitude loosely determined); "
-            "tank_mean = median PUMP_1 volume per pump cycle / cycle length. The real flows "
-            "hold leaks (2018 has some from 8 January), so the mean flow includes them."
+            "night = median of the samples 02:00-05:00 (the detector's statistic); weekday "
+            "= median night over a centred 7-night median per weekday; the night-to-night "
+            "sigma = 1.4826 MAD of consecutive-night differences of the weekday-corrected "
+            "night / sqrt 2 (measured: see 'measured'); sample_sigma = 1.4826 MAD of the "
+            "night samples around the night's median times the median within-night shape "
+            "(drawn independent; their measured autocorrelation is in 'measured'); "
+            "night_sigma_rel = the per-day "
+            f"factor's sigma (Student-t, {NIGHT_DF:g} degrees of freedom, MAD-scaled) that, "
+            f"with that sample noise, gives the measured night-to-night sigma in m³/h at the "
+            f"generator's night level ({CAL_NIGHTS} simulated nights, seed 0); weekday_day "
+            "= the same for the 07:00-24:00 mean; day_sigma_rel = the day's own per-day "
+            "factor (independent of the night's: their differences hardly correlate, see "
+            "'measured') that gives the measured day-to-day sigma of the weekday-corrected "
+            "24-hour mean; the night's factor weighs 1 from 01:00 to 06:00, ramping over "
+            "the hour either side; season = least squares of log daily mean on a "
+            "yearly cosine (half a year: amplitude loosely determined); tank_mean = median "
+            "PUMP_1 volume per pump cycle / cycle length. The real flows hold leaks (2018 "
+            "has some from 8 January), so the mean flow includes them."
         ),
     }
 
@@ -225,16 +379,15 @@ def flows(run: Run, cal: Calibration, seed: int) -> tuple[list[datetime], dict[s
     rng = np.random.default_rng(seed)
     n = run.days * SLOTS
     t = run.start.timestamp() + 300.0 * np.arange(n)
-    day = np.arange(n) // SLOTS
     slot = np.arange(n) % SLOTS
     dates = [run.start + timedelta(days=d) for d in range(run.days)]
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
     season = 1.0 + cal.season_amp * np.cos(2 * math.pi * (doy - cal.season_peak_doy) / 365.25)
-    weekday = np.array([cal.weekday[d.weekday()] for d in dates])
-    mult = season * weekday * (1.0 + cal.night_sigma_rel * rng.standard_normal(run.days))
+    dows = np.array([d.weekday() for d in dates])
+    mult = (season[:, None] * demand_factor(dows, cal, rng)).ravel()
     profile = np.array(cal.profile)
-    demand = cal.mean_flow * mult[day] * profile[slot]
-    demand += cal.sample_sigma * rng.standard_normal(n)
+    demand = cal.mean_flow * mult * profile[slot]
+    demand += sample_noise(n, cal, rng)
     to227 = np.zeros(n)
     to235 = np.zeros(n)
     to_tank = np.zeros(n)
@@ -243,7 +396,7 @@ def flows(run: Run, cal: Calibration, seed: int) -> tuple[list[datetime], dict[s
         to227 += q * sl.shares[0]
         to235 += q * sl.shares[1]
         to_tank += q * sl.shares[2]
-    tank_demand = cal.tank_mean * mult[day] * profile[slot] / profile.mean() + to_tank
+    tank_demand = cal.tank_mean * mult * profile[slot] / profile.mean() + to_tank
     pump = _pump(tank_demand, rng)
     split = np.array(cal.split_p227)[slot]
     supplied = demand + pump
