@@ -14,15 +14,16 @@ starting with ``flagged``.
 from __future__ import annotations
 
 import logging
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -36,6 +37,18 @@ log = logging.getLogger(__name__)
 # (device, kind, hour end, values) of every new reading, after it is stored
 ReadingsCallback = Callable[[list[tuple[str, str, datetime, Any]]], None]
 TICK_S = 1.0  # how often on_tick runs: silence is judged in days, a second is plenty
+READ_MOST = 1000  # messages read from the socket per turn of the loop, at most
+
+
+class Received(NamedTuple):
+    """What the worker keeps of a message until it is acknowledged. Not paho's
+    ``MQTTMessage``: each holds a ``Properties`` object of several dicts and a
+    ``Condition``; a thousand of them waiting made the garbage collector's passes cost
+    more than the handling."""
+
+    topic: str
+    payload: bytes
+    mid: int
 
 
 @dataclass(frozen=True)
@@ -58,13 +71,14 @@ class LpwaWorker:
         if not hasattr(store, "write_lines"):
             raise TypeError("the LPWA worker writes line protocol: give it an InfluxDB store")
         self.settings, self.store, self.registry = settings, store, registry
-        self.handler = Handler(registry)
+        # values models per stored hour only for the detection hook (the lines need none)
+        self.handler = Handler(registry, readings=on_readings is not None)
         self.on_readings = on_readings
         # on the network thread, between batches: detection needs no lock of its own
         self.on_tick = on_tick
         self._tick_at = 0.0
         self.counts: dict[str, int] = {}
-        self._inbox: list[mqtt.MQTTMessage] = []
+        self._inbox: list[Received] = []
         self._lines: list[bytes] = []
         self._readings: list[tuple[str, str, datetime, Any]] = []
         self._acks: list[int] = []
@@ -83,8 +97,11 @@ class LpwaWorker:
             client.username_pw_set(s.username, s.password)
         client.on_connect = self._on_connect
         client.on_subscribe = lambda *_a: self._ready.set()
-        client.on_message = lambda _c, _u, msg: self._inbox.append(msg)
+        client.on_message = self._on_message
         return client
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.append(Received(msg.topic, bytes(msg.payload), msg.mid))
 
     def start(self) -> None:
         s = self.settings
@@ -117,6 +134,8 @@ class LpwaWorker:
         client = self.client
         while not self._stop.is_set():
             rc = client.loop(0.05)
+            if rc == mqtt.MQTT_ERR_SUCCESS:
+                rc = self._read_more()
             if rc != mqtt.MQTT_ERR_SUCCESS:
                 log.warning("lpwa_broker_lost reason=%s", rc)
                 time.sleep(0.5)
@@ -128,6 +147,21 @@ class LpwaWorker:
             self._process()
             self._tick()
         self._process(force=True)
+
+    def _read_more(self) -> MQTTErrorCode:
+        """Read the messages already waiting in the socket. ``Client.loop`` reads one
+        packet per call, after a select(): per message, that cost more than handling
+        it (as in the gateway ingest's worker)."""
+        inbox = self._inbox
+        before = len(inbox)
+        for _ in range(READ_MOST):
+            rc = self.client.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+            if len(inbox) == before:  # nothing waiting (or an ack, not a message)
+                break
+            before = len(inbox)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _tick(self) -> None:
         if self.on_tick is None or time.monotonic() < self._tick_at:
@@ -142,7 +176,7 @@ class LpwaWorker:
         inbox, self._inbox = self._inbox, []
         now = datetime.now(UTC)
         for msg in inbox:
-            self._take(msg, self.handler.handle(msg.topic, bytes(msg.payload), now))
+            self._take(msg, self.handler.handle(msg.topic, msg.payload, now))
         s = self.settings
         full = len(self._lines) >= s.batch_lines
         old = time.monotonic() - self._first_at >= s.batch_time_s
@@ -150,7 +184,7 @@ class LpwaWorker:
         if (due or (self._acks and not self._lines)) and time.monotonic() >= self._retry_at:
             self._flush()
 
-    def _take(self, msg: mqtt.MQTTMessage, out: Outcome) -> None:
+    def _take(self, msg: Received, out: Outcome) -> None:
         self.counts[out.verdict] = self.counts.get(out.verdict, 0) + 1
         if out.dead is not None:
             self._dead_letter(msg, out.dead)
@@ -171,15 +205,14 @@ class LpwaWorker:
                 log.warning("lpwa_store_write_failed lines=%d reason=%s", len(self._lines), exc)
                 self._retry_at = time.monotonic() + 1.0
                 return
-        for mid in self._acks:
-            self.client.ack(mid, 1)
+        ack_all(self.client, self._acks)
         stored = self._readings
         self.counts["lines"] = self.counts.get("lines", 0) + len(self._lines)
         self._lines, self._readings, self._acks = [], [], []
         if stored and self.on_readings is not None:
             self.on_readings(stored)
 
-    def _dead_letter(self, msg: mqtt.MQTTMessage, reason: str) -> None:
+    def _dead_letter(self, msg: Received, reason: str) -> None:
         record = DeadLetter(received_at=datetime.now(UTC), topic=msg.topic[:300],
                             reason=reason[:2000], payload_excerpt=repr(msg.payload[:400])[:600],
                             payload_size=len(msg.payload))  # fmt: skip
@@ -191,3 +224,24 @@ class LpwaWorker:
             dl_topic = topics.deadletter(None)
         self.client.publish(dl_topic, record.model_dump_json().encode(), qos=1)
         log.warning("lpwa_dead_letter topic=%s reason=%r", msg.topic[:200], reason[:300])
+
+
+def puback_packets(mids: list[int]) -> bytes:
+    """The PUBACKs (success, no properties: 4 bytes each, MQTT 3.1.1 and 5) of ``mids``,
+    as ``Client.ack`` writes them one by one: 0x40, remaining length 2, the packet id."""
+    return struct.pack(f">{len(mids)}I", *[0x4002_0000 | mid for mid in mids])
+
+
+def ack_all(client: mqtt.Client, mids: list[int]) -> None:
+    """Acknowledge QoS 1 messages (manual acks) in one write. ``Client.ack`` queues one
+    packet per message and, outside paho's own thread, sends each at once (two
+    syscalls per message); here they go as one packet through paho's queue, after
+    whatever it has queued before. Falls back to ``Client.ack`` if paho has no
+    ``_packet_queue`` (its private API; ``tests/cloud/lpwa/test_worker.py`` checks the
+    bytes against paho's own acks)."""
+    queue = getattr(client, "_packet_queue", None)
+    if queue is None:
+        for mid in mids:
+            client.ack(mid, 1)
+    elif mids:
+        queue(mqtt.PUBACK, puback_packets(mids), 0, 0)

@@ -4,20 +4,32 @@ each kind of bad input dead-lettered or flagged with its reason."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import random
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import Field, ValidationError, field_validator
 
-from cloud.lpwa.worker import LpwaSettings, LpwaWorker
+from cloud.ingest.encode import Encoder
+from cloud.lpwa import chirpstack
+from cloud.lpwa.codecs import ALARM_BITS, decode_hourly_v1
+from cloud.lpwa.handling import Handler, fields_ok, mirror_bounds
+from cloud.lpwa.worker import LpwaSettings, LpwaWorker, ack_all, puback_packets
 from cloud.registry import Registry
 from cloud.store.influx import InfluxStore
 from firmware_sim import meters as sim
 from schemas import DeviceInfo, DeviceKind
+from schemas.kinds import KINDS
+from schemas.kinds.base import Values
 from tests.servers import Influx, Mosquitto, wait_for
 
 NS = "ns-akita"
@@ -175,3 +187,247 @@ def test_bad_input_is_dead_lettered_or_flagged_with_its_reason(
     # frames 0-3 and the reset meter's frame: 5 x 6 meter-hours (the frame after the
     # join repeats frame 0's hours and rewrites the same points)
     wait_for("stored", lambda: _count(influx, influx_db) == 30, 10)
+
+
+# --- the handler's fast path against the reference (pydantic values + Encoder) ------------
+
+
+def _up_payload(dev_eui: str, data: bytes, *, f_cnt: int = 0, rx: list[dict[str, Any]],
+                dedup: str = "d-0", time_s: float | None = None) -> bytes:  # fmt: skip
+    sent = datetime.fromtimestamp(time_s or time.time(), UTC)
+    return json.dumps({
+        "deduplicationId": dedup, "time": sent.isoformat(),
+        "deviceInfo": {"devEui": dev_eui, "deviceProfileName": sim.PROFILE},
+        "fCnt": f_cnt, "fPort": 10, "data": base64.b64encode(data).decode(), "rxInfo": rx,
+    }).encode()  # fmt: skip
+
+
+def _reference(registry: Registry, dev_eui: str, ns: str, data: bytes,
+               rx: list[dict[str, Any]]) -> tuple[list[bytes], list[Any]]:  # fmt: skip
+    """What the worker wrote before its fast path: a pydantic values model per hour and
+    Encoder.reading_line."""
+    hours = decode_hourly_v1(data)
+    rssi = max((r["rssi"] for r in rx if r.get("rssi") is not None), default=None)
+    snr = max((r["snr"] for r in rx if r.get("snr") is not None), default=None)
+    encoder = Encoder(registry)
+    model = KINDS["water_meter"].values
+    out, models = [], []
+    for i, h in enumerate(hours):
+        fields: dict[str, Any] = {"index": h.index}
+        if i == len(hours) - 1:
+            fields.update(reverse_volume=h.reverse_volume, battery=h.battery,
+                          rssi=None if rssi is None else float(rssi),
+                          snr=None if snr is None else float(snr))  # fmt: skip
+            assert h.alarms is not None
+            fields.update(zip(ALARM_BITS, h.alarms, strict=True))
+        models.append(model(**fields))
+        out.append(encoder.reading_line(dev_eui, "water_meter", ns, models[-1], h.end_s * 1000))
+    return [line.encode() for line in out], models
+
+
+def test_fast_lines_are_the_encoders_bytes_for_random_uplinks() -> None:
+    rng = random.Random(22)
+    dev = "a1b2c3d4e5f60708"
+    registry = Registry(None)
+    registry.provision(NS, [DeviceInfo(device_id=dev, kind=DeviceKind("water_meter"),
+                                       site="block 1, 秋田", district="north=1")])  # fmt: skip
+    now_h = int(time.time()) // HOUR * HOUR
+    fast, slow = Handler(registry, readings=False), Handler(registry, readings=True)
+
+    def no_model(*_a: Any) -> Any:
+        raise AssertionError("the fast path fell back to a values model per hour")
+
+    fast._values = no_model  # type: ignore[method-assign]
+    for k in range(2000):
+        n = rng.randint(1, 12)
+        first_end = now_h - rng.randint(n, 24 * 80) * HOUR
+        index_l = rng.choice([0, 1, 999, 1000, rng.randrange(0, 2**32 - 12 * 65535)])
+        used = [rng.choice([0, 1, rng.randrange(0, 65536)]) for _ in range(n - 1)]
+        reverse_l = rng.choice([0, 7, rng.randrange(0, 100_000_001)])
+        data = sim.encode_hourly_v1(first_end, index_l, used, reverse_l,
+                                    rng.randint(0, 100), rng.randrange(0, 32))  # fmt: skip
+        rx: list[dict[str, Any]] = [
+            {"rssi": rng.choice([-160, 20, rng.randint(-160, 20), rng.uniform(-160, 20)]),
+             "snr": rng.choice([-40, 40, round(rng.uniform(-40, 40), rng.randint(0, 3))])}
+            for _ in range(rng.randint(0, 3))
+        ]  # fmt: skip
+        if rx and rng.random() < 0.2:
+            rx[0] = {"gatewayId": "no radio figures"}
+        payload = _up_payload(dev, data, f_cnt=k, rx=rx, dedup=f"d-{k}")
+        topic = sim_topic(dev)
+        want, models = _reference(registry, dev, NS, data, rx)
+        got = fast.handle(topic, payload)
+        assert got.dead is None and got.lines == want and got.readings == []
+        both = slow.handle(topic, payload)
+        assert both.lines == want
+        hours = decode_hourly_v1(data)
+        assert [(r[0], r[1], r[2].timestamp(), r[3]) for r in both.readings] == [
+            (dev, "water_meter", h.end_s, m) for h, m in zip(hours, models, strict=True)
+        ]
+        assert fast.handle(topic, payload).verdict == "duplicate"
+
+
+def sim_topic(dev_eui: str, ns: str = NS) -> str:
+    return chirpstack.topic(ns, sim.APPLICATION_ID, dev_eui)
+
+
+def test_fast_check_accepts_only_what_the_values_model_accepts_unchanged() -> None:
+    """fields_ok is a filter: what it accepts, the model accepts and keeps as given;
+    what the model refuses, it refuses (then the model's error names the field)."""
+    model = KINDS["water_meter"].values
+    bounds = mirror_bounds(model)
+    assert bounds is not None and set(bounds) == set(model.model_fields)
+    rng = random.Random(7)
+    specials = [0.0, -0.0, 1e7, 1e7 + 1e-9, -1e-12, 100.0, 100.5, -160.0, 20.0, 40.0,
+                math.nan, math.inf, -math.inf, 5, True, False, None, "5", 1e300]  # fmt: skip
+    accepted = refused = 0
+    for _ in range(20_000):
+        fields: dict[str, Any] = {}
+        for name in rng.sample(sorted(bounds), rng.randint(1, len(bounds))):
+            typ, lo, hi = bounds[name]
+            if typ is bool:
+                fields[name] = rng.choice([True, False, None, 1, 0, "yes"])
+            else:
+                span = max(hi - lo, 1.0) if math.isfinite(hi - lo) else 1e6
+                fields[name] = rng.choice([*specials, rng.uniform(lo - span / 10, hi + span / 10)])
+        if rng.random() < 0.02:
+            fields["volume"] = 1.0  # not a field of the kind
+        try:
+            values = model(**fields)
+        except ValidationError:
+            assert not fields_ok(bounds, fields), fields
+            refused += 1
+            continue
+        if fields_ok(bounds, fields):
+            accepted += 1
+            for name, v in fields.items():
+                got = getattr(values, name)
+                assert type(got) is type(v) and (got == v or (v != v and got != got)), name
+    assert accepted > 1000 and refused > 1000
+
+
+def test_a_kind_the_check_cannot_mirror_takes_the_model_path() -> None:
+    class WithValidator(Values):
+        level: float | None = Field(default=None, ge=0, le=5)
+
+        @field_validator("level")
+        @classmethod
+        def _round(cls, v: float | None) -> float | None:
+            return v
+
+    class WithInt(Values):
+        count: int | None = Field(default=None, ge=0)
+
+    class WithGt(Values):
+        level: float | None = Field(default=None, gt=0)
+
+    assert mirror_bounds(WithValidator) is None
+    assert mirror_bounds(WithInt) is None
+    assert mirror_bounds(WithGt) is None
+
+
+@pytest.mark.parametrize(
+    ("rx", "reverse_l", "says"),
+    [
+        ([{"rssi": 50, "snr": 1.0}], 0,
+         "water_meter.rssi: 50.0: Input should be less than or equal to 20"),
+        ([{"rssi": -100, "snr": -45.5}], 0,
+         "water_meter.snr: -45.5: Input should be greater than or equal to -40"),
+        ([{"rssi": -100, "snr": 1.0}], 100_000_001,
+         "water_meter.reverse_volume: 100000.001: Input should be less than or equal to 100000"),
+    ],
+)  # fmt: skip
+def test_a_value_out_of_its_kinds_bounds_is_dead_lettered_naming_field_and_value(
+    rx: list[dict[str, Any]], reverse_l: int, says: str
+) -> None:
+    dev = "a1b2c3d4e5f60708"
+    registry = Registry(None)
+    registry.provision(NS, [DeviceInfo(device_id=dev, kind=DeviceKind("water_meter"))])
+    handler = Handler(registry, readings=False)
+    first_end = (int(time.time()) // HOUR - 6) * HOUR
+    data = sim.encode_hourly_v1(first_end, 1000, [1, 2, 3, 4, 5], reverse_l, 80, 0)
+    out = handler.handle(sim_topic(dev), _up_payload(dev, data, rx=rx))
+    assert out.verdict == "dead" and not out.lines
+    assert out.dead is not None and out.dead.startswith(says), out.dead
+    assert f"(devEui {dev}, profile 'akita-hourly-v1')" in out.dead
+    assert len(handler.dedupe) == 0  # refused before dedupe: a fixed repeat is not "seen"
+
+
+def test_a_move_or_new_tags_reach_the_cached_line_prefix() -> None:
+    dev = "a1b2c3d4e5f60708"
+    meter = DeviceKind("water_meter")
+    registry = Registry(None)
+    registry.provision(NS, [DeviceInfo(device_id=dev, kind=meter, district="north"),
+                            DeviceInfo(device_id="a1b2c3d4e5f60709", kind=meter)])  # fmt: skip
+    handler = Handler(registry, readings=False)
+    first_end = (int(time.time()) // HOUR - 6) * HOUR
+    rx = [{"rssi": -100, "snr": 1.0}]
+
+    def send(ns: str, k: int) -> Any:
+        data = sim.encode_hourly_v1(first_end - k * 6 * HOUR, 1000, [1] * 5, 0, 80, 0)
+        return handler.handle(sim_topic(dev, ns), _up_payload(dev, data, rx=rx, f_cnt=k,
+                                                              dedup=f"m-{k}"))  # fmt: skip
+
+    assert b"district=north" in send(NS, 0).lines[0]
+    registry.provision(NS, [DeviceInfo(device_id=dev, kind=meter, district="south")])
+    assert b"district=south" in send(NS, 1).lines[0]
+    registry.provision("ns-other", [DeviceInfo(device_id=dev, kind=meter, district="south")])
+    assert (send(NS, 2).dead or "").startswith(f"not_owner: devEui {dev} is registered to")
+    moved = send("ns-other", 3)
+    assert moved.dead is None and b"gateway=ns-other" in moved.lines[0]
+
+
+# --- acknowledgements ------------------------------------------------------------------
+
+
+def test_batched_acks_are_the_bytes_paho_writes_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+    queued: list[tuple[int, bytes]] = []
+
+    def capture(command: int, packet: bytes, mid: int, qos: int, info: Any = None) -> Any:
+        queued.append((command, bytes(packet)))
+        return mqtt.MQTT_ERR_SUCCESS
+
+    monkeypatch.setattr(client, "_packet_queue", capture)
+    mids = [1, 2, 255, 256, 4096, 65535, 7, 7]
+    for mid in mids:
+        client.ack(mid, 1)
+    one_by_one = b"".join(packet for _, packet in queued)
+    assert {command for command, _ in queued} == {mqtt.PUBACK}
+    assert puback_packets(mids) == one_by_one
+    queued.clear()
+    ack_all(client, mids)
+    assert queued == [(mqtt.PUBACK, one_by_one)]
+    queued.clear()
+    ack_all(client, [])
+    assert queued == []
+
+
+def test_every_message_is_acknowledged_once_written(
+    mosquitto: Mosquitto, influx_store: InfluxStore, publisher: _Publisher
+) -> None:
+    """A new worker on the same persistent session gets nothing again: the broker had
+    every acknowledgement (else it redelivers unacknowledged messages first)."""
+    start = _start_s(1)
+    fleet = sim.fleet(20, 2, seed=5, start_s=start, days=1, dead=0)
+    events = sim.all_events(fleet, NS, start, 1, seed=5, triple=0.2)
+    registry = _registry(fleet)
+    worker = _worker(mosquitto, influx_store, registry)
+    try:
+        for e in events:
+            publisher.publish(e.topic, e.payload)
+        wait_for("every event handled", lambda: _handled(worker) == len(events), 60)
+        wait_for("written and acknowledged", lambda: not worker._lines and not worker._acks, 10)
+    finally:
+        worker.stop()
+    again = _worker(mosquitto, influx_store, registry)
+    try:
+        late = sim.all_events(fleet[:1], NS, start + HOUR * 6, 0.5, seed=6)[0]
+        publisher.publish(late.topic, late.payload)
+        wait_for("the new message handled", lambda: _handled(again) >= 1, 20)
+        wait_for("written", lambda: not again._lines and not again._acks, 10)
+    finally:
+        again.stop()
+    assert _handled(again) == 1, again.counts
