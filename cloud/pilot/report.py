@@ -109,8 +109,9 @@ def build(
     hours = period_hours(start, end)
     from_ms, to_ms = int(start.timestamp() * 1000), int(end.timestamp() * 1000)
     meters = {d: i for d, i in devices.items() if i.kind.value == queries.METER}
-    stored = queries.hours_stored(store, from_ms, to_ms)
-    spans = queries.spans(store, queries.METER, "index", from_ms, to_ms, include_start=False)
+    days = queries.hours_per_day(store, from_ms, to_ms)
+    stored = {d: sum(per_day.values()) for d, per_day in days.items()}
+    spans = queries.meter_spans(store, days, from_ms, to_ms)
     battery = queries.daily_battery(store, from_ms, to_ms)
     rows = [
         _meter_row(

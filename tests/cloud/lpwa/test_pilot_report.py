@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from akita.cli import app
@@ -97,6 +98,76 @@ def test_a_block_without_inlet_says_why(influx_store: InfluxStore) -> None:
     assert report.blocks[0].nrw_share is None
     assert report.blocks[0].note == "no water_block device with district 'block-0'"
     assert report.read_rate == 0.0
+
+
+def test_first_and_last_from_their_day_are_the_whole_periods(influx_store: InfluxStore) -> None:
+    """The report takes a meter's first/last index from the one day that holds it: for
+    meters that are late, have gaps of days, die, read only once or never, over a period
+    that does not start at midnight UTC, the spans and hours are what first/last/count
+    over the whole period give (the straightforward statements)."""
+    from datetime import UTC, datetime
+
+    from cloud.ingest.encode import Encoder
+    from cloud.pilot import queries
+    from schemas.kinds import KINDS
+
+    days = 4
+    # 19:00 UTC: the period's first and last days are partial (daily shards, day buckets)
+    start = (int(time.time()) // 86_400 - days - 2) * 86_400 - 5 * HOUR
+    hours = days * 24
+    skip = {
+        "a-full": set(),
+        "b-late-2-days": set(range(1, 50)),
+        "c-dead-day-3": set(range(60, hours + 1)),
+        "d-gaps": set(range(20, 45)) | set(range(70, 80)),
+        "e-one-hour": set(range(1, hours + 1)) - {33},
+        "f-first-and-last-hour": set(range(2, hours)),
+        "g-never": set(range(0, hours + 2)),
+        "h-outside-only": set(range(1, hours + 1)),  # readings at `from` and after `to`
+    }
+    registry = Registry(None)
+    pilot = meter_blocks.blocks(1, len(skip), seed=5, start_s=start, days=days)
+    names = dict(zip(sorted(skip), (m.dev_eui for m in pilot[0].meters), strict=True))
+    provision(registry, pilot, NS)
+    encoder, values = Encoder(registry), KINDS["water_meter"].values
+    lines = []
+    for label, eui in names.items():
+        for h in range(0, hours + 2):  # hour 0 is `from` itself, hours + 1 is after `to`
+            if h not in skip[label]:
+                v = values(index=100.0 + h * 0.013 + (h % 7) * 0.001, battery=90.0 - h / 50)
+                lines.append(
+                    encoder.reading_line(eui, "water_meter", NS, v, (start + h * HOUR) * 1000)
+                )
+    influx_store.write_lines("\n".join(lines))
+    from_ms, to_ms = start * 1000, (start + hours * HOUR) * 1000
+
+    per_day = queries.hours_per_day(influx_store, from_ms, to_ms)
+    got = queries.meter_spans(influx_store, per_day, from_ms, to_ms)
+    whole = queries.spans(influx_store, "water_meter", "index", from_ms, to_ms, include_start=False)
+    assert got == whole
+    assert set(got) == {names[k] for k in skip if k not in ("g-never", "h-outside-only")}
+    (counted,) = influx_store.query(
+        f'SELECT count("index") FROM "water_meter" WHERE time > {from_ms}ms AND '
+        f'time <= {to_ms}ms GROUP BY "device"'
+    )
+    counts = {s["tags"]["device"]: s["values"][0][1] for s in counted.get("series", [])}
+    assert {d: sum(n.values()) for d, n in per_day.items()} == counts
+    assert counts[names["b-late-2-days"]] == hours - 49
+    # a day's statement that names its meters and one that reads them all agree
+    report = build(influx_store, registry.devices(), {}, datetime.fromtimestamp(start, UTC),
+                   datetime.fromtimestamp(start + hours * HOUR, UTC))  # fmt: skip
+    old_filter = queries.FILTER_BELOW
+    try:
+        queries.FILTER_BELOW = 2.0  # every day's statement names its meters
+        named = build(influx_store, registry.devices(), {}, report.start, report.end)
+    finally:
+        queries.FILTER_BELOW = old_filter
+    assert named == report
+    rows = {m.device: m for m in report.meters}
+    assert rows[names["e-one-hour"]].use_m3 is None  # one reading spans no time
+    assert rows[names["g-never"]].hours_stored == 0 and rows[names["g-never"]].use_m3 is None
+    late = rows[names["b-late-2-days"]]
+    assert late.use_m3 == pytest.approx(whole[names["b-late-2-days"]].over(to_ms - from_ms))
 
 
 def _iso(t: int) -> str:
