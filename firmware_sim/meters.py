@@ -15,6 +15,13 @@ pipe bursts behind the meter: 1-3 m³/h for 2-6 h, the meter's burst bit on mean
 ``reverse`` (back-siphonage: 10-60 L/h counted backwards for 1-4 h) and ``tamper`` (a
 magnet on the meter from ``tamper_at_s``: its tamper bit stays on).
 
+Battery (:func:`battery_pct`): each meter's level drains linearly by its own rate (1-6 %
+a year, a level of 70-98 % on 2026-01-01), sent as an integer % with a +-0.5 % noise
+(the meter's estimate); a ``dead`` meter's battery collapses over its last 2-6 days to 0
+at ``dead_at_s``, with the low-battery alarm bit from ``LOW_BATTERY_PCT`` down, so it
+shows a falling battery and the bit before it falls silent. The parameters come from the
+devEui (their own random stream): the households' use is what it was without them.
+
 Transport faults, as the lpwa facts list them: a frame published three times (heard by
 three radio gateways on a network server that does not merge them: same fCnt, new
 deduplicationId), a QoS 1 redelivery (same deduplicationId), and uplinks held back
@@ -28,14 +35,17 @@ import json
 import random
 import struct
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from firmware_sim.models.water import pattern
 from firmware_sim.timebase import HOUR_S, is_weekend, local_hour
 
 PROFILE = "akita-hourly-v1"
+PACK_H = 6  # hours per uplink
 APPLICATION_ID = "4f0c7b53-9a7e-4d0b-8f0e-2d1c6a3b5e71"
 
 
@@ -56,6 +66,46 @@ class Meter:
         """Litres per hour of this meter's episode in the hour ending at ``end_s``."""
         start, lph, hours = self.episode
         return lph if start < end_s <= start + hours * HOUR_S else 0.0
+
+
+LOW_BATTERY_PCT = 15  # the meter sets its low-battery bit at or below this level
+BATTERY_EPOCH_S = 1_767_225_600  # 2026-01-01T00:00Z: the day the levels are drawn for
+YEAR_S = 365.25 * 86_400
+
+
+@dataclass(frozen=True)
+class Battery:
+    level0: float  # % at BATTERY_EPOCH_S
+    per_year: float  # % drained a year
+    fade_s: float  # a dead meter's last days: the battery falls to 0 over these
+
+
+@lru_cache(maxsize=65_536)
+def battery_model(dev_eui: str) -> Battery:
+    """A meter's battery parameters, drawn from its devEui alone."""
+    rng = random.Random(f"battery:{dev_eui}")
+    return Battery(rng.uniform(70, 98), rng.uniform(1.0, 6.0), rng.uniform(2, 6) * 86_400)
+
+
+def battery_level(m: Meter, t_s: float) -> float:
+    """The meter's true battery (%) at ``t_s``."""
+    b = battery_model(m.dev_eui)
+    level = b.level0 - b.per_year * (t_s - BATTERY_EPOCH_S) / YEAR_S
+    if t_s > m.dead_at_s - b.fade_s:  # end of life: the cell collapses, then silence
+        level *= max(0.0, (m.dead_at_s - t_s) / b.fade_s)
+    return min(100.0, max(0.0, level))
+
+
+def battery_slope_per_30d(m: Meter) -> float:
+    """The simulated drain of a meter that does not die, in % per 30 days (negative)."""
+    return -battery_model(m.dev_eui).per_year * 30 * 86_400 / YEAR_S
+
+
+def battery_pct(m: Meter, t_s: float) -> int:
+    """What the meter sends at ``t_s``: its level +-0.5 % (deterministic per meter and
+    time), as an integer %."""
+    noise = zlib.crc32(f"{m.dev_eui}:{int(t_s)}".encode()) / 2**32 - 0.5
+    return min(100, max(0, round(battery_level(m, t_s) + noise)))
 
 
 def encode_hourly_v1(first_end_s: int, index_l: int, used_l: list[int], reverse_l: int,
@@ -136,12 +186,13 @@ def _reverse_l(m: Meter, end_s: float) -> int:
     return round(lph * min(hours, max(0.0, (end_s - start) / HOUR_S)))
 
 
-def _alarms(m: Meter, ends: list[int]) -> int:
+def alarm_byte(m: Meter, ends: list[int], battery: int) -> int:
     """The meter's alarm byte on its newest hour (bits as in ``cloud/lpwa/codecs``)."""
     leak = bool(m.leak_lph) and ends[-1] - m.leak_start_s > 24 * HOUR_S
     burst = m.label == "burst" and any(m.in_episode(e) for e in ends)
     tamper = ends[-1] >= m.tamper_at_s
-    return int(leak) | int(burst) << 1 | int(tamper) << 2
+    low = battery <= LOW_BATTERY_PCT
+    return int(leak) | int(burst) << 1 | int(tamper) << 2 | int(low) << 4
 
 
 @dataclass(frozen=True)
@@ -151,7 +202,7 @@ class Event:
     payload: bytes
 
 
-def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: int = 6,
+def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: int = PACK_H,
             triple: float = 0.0, redeliver: float = 0.0, late: float = 0.0,
             late_s: float = 6 * HOUR_S,
             truth: dict[str, float] | None = None) -> Iterator[Event]:  # fmt: skip
@@ -175,9 +226,11 @@ def uplinks(m: Meter, ns: str, start_s: int, days: float, seed: int, *, pack_h: 
             if truth is None:
                 return
             continue  # silent, but the household's use still counts in the truth
+        battery = battery_pct(m, ends[-1])
         data = encode_hourly_v1(
-            ends[0], first_index, used[1:], _reverse_l(m, ends[-1]), 80, _alarms(m, ends)
-        )
+            ends[0], first_index, used[1:], _reverse_l(m, ends[-1]), battery,
+            alarm_byte(m, ends, battery),
+        )  # fmt: skip
         body = _up_json(m, data, f_cnt, sent_s, rng)
         delay = late_s if rng.random() < late else rng.uniform(0.5, 3)
         yield Event(sent_s + delay, topic, body)

@@ -23,10 +23,11 @@ in a temp dir (the shipped broker queue limits, influxd's shipped GOGC/GOMEMLIMI
 2. Report: ``--meters`` meters x ``--report-days`` days of hourly readings are written
    STRAIGHT to InfluxDB (not through MQTT and the worker, to save time), each line made
    by the real line encoder (``cloud.ingest.encode.Encoder``) and posted with
-   ``InfluxStore.write_lines``; hourly use from the simulator's households
-   (``firmware_sim.meters.hour_use``), battery/radio on every 6th hour as the codec
-   gives them; inlets as ``akita.pilot_sim.store_inlets``. Then what ``akita pilot
-   report`` does (open store and registry, ``build``, print, write JSON/CSV) is timed.
+   ``InfluxStore.write_lines`` (``akita.pilot_sim.meter_lines``): hourly use from the
+   simulator's households (``firmware_sim.meters.hour_use``), battery (the simulator's
+   draining model, ``battery_pct``), alarm bits and radio on every 6th hour as the codec
+   gives them; inlets as ``akita.pilot_sim.store_inlets``. Then what ``akita pilot report`` does
+   (open store and registry, ``build``, print, write JSON/CSV) is timed.
 
 The load average is printed with the figures: the machine's 2 cores are shared, so the
 figures are noisy. Every wait is bounded; ``--max-s`` bounds the whole run.
@@ -40,7 +41,6 @@ import io
 import json
 import multiprocessing as mp
 import os
-import random
 import sys
 import tempfile
 import time
@@ -51,16 +51,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from akita.pilot_sim import provision, store_inlets  # noqa: E402
+from akita.pilot_sim import meter_lines, provision, store_inlets  # noqa: E402
 from bench.ingest.mqttpub import Publisher  # noqa: E402
 from bench.ingest.run import deploy_influxd_env, start_mosquitto  # noqa: E402
 from firmware_sim import meter_blocks  # noqa: E402
-from firmware_sim.meters import hour_use  # noqa: E402
 from tests.servers import Influx, _stop, free_port, require_binary  # noqa: E402
 
 NS = "ns-akita"
 HOUR = 3600
-PACK_H = 6  # hours per uplink (the simulator's default)
 
 
 def load() -> str:
@@ -88,9 +86,9 @@ def worker_main(port: int, store_url: str, db_url: str, expected: int, handled: 
                 self.first_rx = time.monotonic()
             super()._take(msg, out)
 
-        def _flush(self) -> None:
+        def _flush(self, **kw: Any) -> None:
             had = bool(self._acks)
-            super()._flush()
+            super()._flush(**kw)
             if had and not self._acks:
                 self.last_ack = time.monotonic()
 
@@ -221,30 +219,15 @@ def store_readings(store: Any, registry: Any, pilot: list[Any], start: int, days
                    seed: int, deadline: float) -> int:  # fmt: skip
     """Hourly readings of every meter, through the real encoder, straight to the store."""
     from cloud.ingest.encode import Encoder
-    from schemas.kinds import KINDS
 
     encoder = Encoder(registry)
-    values: Any = KINDS["water_meter"].values
-    hours = int(days * 24)
     lines: list[str] = []
     n = 0
     for block in pilot:
         for m in block.meters:
             if time.monotonic() > deadline:
                 raise TimeoutError("storing the report's readings: past --max-s")
-            rng = random.Random(f"{seed}:{m.dev_eui}")
-            index_l = rng.randrange(0, 500_000)
-            for h in range(1, hours + 1):
-                end = start + h * HOUR
-                if end >= m.dead_at_s:
-                    break
-                index_l += hour_use(m, end, rng)
-                if h % PACK_H:
-                    v = values(index=index_l / 1000)
-                else:
-                    v = values(index=index_l / 1000, reverse_volume=0.0, battery=80.0,
-                               rssi=float(rng.randint(-125, -90)), snr=1.0)  # fmt: skip
-                lines.append(encoder.reading_line(m.dev_eui, "water_meter", NS, v, end * 1000))
+            lines += meter_lines(encoder, m, NS, start, days, seed)
             if len(lines) >= 100_000:
                 store.write_lines("\n".join(lines))
                 n += len(lines)

@@ -6,20 +6,24 @@ from __future__ import annotations
 
 import csv
 import json
+import statistics
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from akita.cli import app
-from akita.pilot_sim import provision, store_inlets
+from akita.pilot_sim import meter_lines, provision, store_inlets
 from cloud.db.base import create_all, make_engine, make_sessionmaker
+from cloud.ingest.encode import Encoder
 from cloud.lpwa.worker import LpwaSettings, LpwaWorker
 from cloud.pilot.report import build
 from cloud.registry import Registry
 from cloud.store.influx import InfluxStore
 from firmware_sim import meter_blocks
+from firmware_sim.meters import battery_slope_per_30d
 from tests.cloud.lpwa.test_worker import NS, _handled, _Publisher
 from tests.servers import Influx, Mosquitto, wait_for
 
@@ -78,6 +82,13 @@ def test_report_nrw_matches_the_simulators_truth(
     assert dead and all(meters[d]["read_rate"] < 1.0 for d in dead)
     assert all(meters[d]["read_rate"] == 1.0 for d in alive)
     assert report["read_success_rate"] < 1.0
+    # through the codec: a dead meter's battery falls and its last uplinks say so
+    assert all(meters[d]["battery_slope"] < -20 for d in dead), [meters[d] for d in dead]
+    (low,) = influx_store.query(
+        'SELECT last("low_battery") FROM "water_meter" WHERE "low_battery" = true '
+        f'AND time > {start}s GROUP BY "device"'
+    )
+    assert {s["tags"]["device"] for s in low.get("series", [])} == set(dead)
     assert report["leak_alerts"] == 0  # no alerts table rows: no detection ran here
     with (out / "pilot-meters.csv").open() as f:
         assert len(list(csv.DictReader(f))) == BLOCKS * PER_BLOCK
@@ -168,6 +179,59 @@ def test_first_and_last_from_their_day_are_the_whole_periods(influx_store: Influ
     assert rows[names["g-never"]].hours_stored == 0 and rows[names["g-never"]].use_m3 is None
     late = rows[names["b-late-2-days"]]
     assert late.use_m3 == pytest.approx(whole[names["b-late-2-days"]].over(to_ms - from_ms))
+
+
+def test_battery_trend_shows_the_simulated_drain(influx_store: InfluxStore) -> None:
+    """30 days of the simulator's batteries (integer %, +-0.5 % noise, each meter its own
+    drain; dead meters collapse and set the low-battery bit), stored as the worker stores
+    them: the report's slopes are the simulated ones, the dead meters' fall steeply."""
+    days = 30
+    start = (int(time.time()) // HOUR - days * 24 - 1) * HOUR
+    pilot = meter_blocks.blocks(2, 100, seed=3, start_s=start, days=days, dead=0.05)
+    registry = Registry(None)
+    provision(registry, pilot, NS)
+    encoder = Encoder(registry)
+    meters = [m for b in pilot for m in b.meters]
+    lines = [line for m in meters for line in meter_lines(encoder, m, NS, start, days, 3)]
+    influx_store.write_lines("\n".join(lines))
+    report = build(influx_store, registry.devices(), {}, _utc(start),
+                   _utc(start + days * 86_400))  # fmt: skip
+    rows = {m.device: m for m in report.meters}
+
+    live = [m for m in meters if m.label != "dead"]
+    dead = [m for m in meters if m.label == "dead"]
+    assert len(dead) >= 3
+    simulated = [battery_slope_per_30d(m) for m in live]
+    got = [rows[m.dev_eui].battery_slope for m in live]
+    assert all(g is not None for g in got)
+    errors = [abs(g - s) for g, s in zip(got, simulated, strict=True) if g is not None]
+    print(f"slope % per 30 days: simulated median {statistics.median(simulated):.3f}, "
+          f"report {report.battery_slopes}, per-meter error median "
+          f"{statistics.median(errors):.3f} max {max(errors):.3f}")  # fmt: skip
+    # a few % a year is -0.08..-0.5 % per 30 days: the report tells the meters apart
+    assert min(simulated) < -0.4 and max(simulated) > -0.1
+    assert statistics.median(errors) < 0.1 and max(errors) < 0.4
+    assert statistics.correlation(got, simulated) > 0.5  # type: ignore[arg-type]
+    live_median = statistics.median(g for g in got if g is not None)
+    assert abs(live_median - statistics.median(simulated)) < 0.03
+    assert report.battery_slopes is not None
+    assert report.battery_slopes["max"] > -1.0  # the live meters' slopes
+    for m in dead:  # they fall to a few % before they fall silent
+        row = rows[m.dev_eui]
+        if row.battery_slope is not None:
+            assert row.battery_slope < -20, (m.dev_eui, row.battery_slope)
+            assert row.battery is not None and row.battery < 70
+    assert report.battery_slopes["min"] < -20
+    (low,) = influx_store.query(
+        'SELECT last("low_battery") FROM "water_meter" WHERE "low_battery" = true '
+        f'AND time > {start}s GROUP BY "device"'
+    )
+    flagged = {s["tags"]["device"] for s in low.get("series", [])}
+    assert flagged == {m.dev_eui for m in dead if rows[m.dev_eui].hours_stored >= 6}
+
+
+def _utc(t: int) -> datetime:
+    return datetime.fromtimestamp(t, UTC)
 
 
 def _iso(t: int) -> str:
