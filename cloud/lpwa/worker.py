@@ -1,19 +1,21 @@
 """The LPWA worker: a network server's integration events (MQTT) -> readings -> store.
 
 One thread runs paho's loop and, between its turns, handles what arrived
-(:mod:`cloud.lpwa.handling`) and writes it in chunks. A message is acknowledged only
-after its chunk is written (manual acks, MQTT 5, a persistent session), so a killed
-worker loses nothing: the broker redelivers, and the writes are idempotent (a reading's
-key is the meter and its hour). While the store is down nothing is acknowledged, the
-broker stops sending at ``receive_maximum`` and queues the rest. A refused message is
-published to ``akita/v1/deadletter/<network server>`` with its reason and acknowledged
-(it can never succeed); a flagged one is stored *and* published there, its reason
-starting with ``flagged``.
+(:mod:`cloud.lpwa.handling`) and gathers the lines in chunks; a writer thread posts one
+chunk at a time while the network thread reads and handles the next. A message is
+acknowledged only after its chunk is written (manual acks, MQTT 5, a persistent
+session), so a killed worker loses nothing: the broker redelivers, and the writes are
+idempotent (a reading's key is the meter and its hour). While the store is down nothing
+is acknowledged, the broker stops sending at ``receive_maximum`` and queues the rest. A
+refused message is published to ``akita/v1/deadletter/<network server>`` with its reason
+and acknowledged (it can never succeed); a flagged one is stored *and* published there,
+its reason starting with ``flagged``.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import struct
 import threading
 import time
@@ -51,6 +53,17 @@ class Received(NamedTuple):
     mid: int
 
 
+class _Chunk:
+    """Lines handed to the writer thread; ``acks``: how many of the worker's oldest
+    unacknowledged messages the chunk holds."""
+
+    def __init__(self, lines: list[bytes], acks: int,
+                 readings: list[tuple[str, str, datetime, Any]]) -> None:  # fmt: skip
+        self.lines, self.acks, self.readings = lines, acks, readings
+        self.error: StoreError | None = None
+        self.done = threading.Event()
+
+
 @dataclass(frozen=True)
 class LpwaSettings:
     broker_host: str = "127.0.0.1"
@@ -81,7 +94,10 @@ class LpwaWorker:
         self._inbox: list[Received] = []
         self._lines: list[bytes] = []
         self._readings: list[tuple[str, str, datetime, Any]] = []
-        self._acks: list[int] = []
+        self._acks: list[int] = []  # every message not acknowledged yet, in arrival order
+        self._writing: _Chunk | None = None  # the chunk the writer thread is posting
+        self._to_write: queue.SimpleQueue[_Chunk | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
         self._first_at = 0.0
         self._retry_at = 0.0
         self._stop = threading.Event()
@@ -109,6 +125,8 @@ class LpwaWorker:
         props.SessionExpiryInterval = s.session_expiry_s
         props.ReceiveMaximum = s.receive_maximum
         self.client.connect(s.broker_host, s.broker_port, 30, clean_start=False, properties=props)
+        self._writer = threading.Thread(target=self._write_loop, name="lpwa-writer", daemon=True)
+        self._writer.start()
         self._thread = threading.Thread(target=self._run, name="lpwa-network", daemon=True)
         self._thread.start()
         log.info("lpwa_start client=%s broker=%s:%d", self.client._client_id.decode(),
@@ -122,6 +140,9 @@ class LpwaWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._to_write.put(None)
+        if self._writer is not None:
+            self._writer.join(timeout)
         self.client.disconnect()
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
@@ -133,7 +154,9 @@ class LpwaWorker:
     def _run(self) -> None:
         client = self.client
         while not self._stop.is_set():
-            rc = client.loop(0.05)
+            # a chunk being written: look back soon to acknowledge it (no message may come:
+            # the broker stops at receive_maximum unacknowledged)
+            rc = client.loop(0.05 if self._writing is None else 0.005)
             if rc == mqtt.MQTT_ERR_SUCCESS:
                 rc = self._read_more()
             if rc != mqtt.MQTT_ERR_SUCCESS:
@@ -146,7 +169,21 @@ class LpwaWorker:
                 continue
             self._process()
             self._tick()
+        self._drain()
+
+    def _drain(self, timeout: float = 10.0) -> None:
+        """On stop: write and acknowledge what is held (one try per chunk: what fails
+        stays unacknowledged, and the broker redelivers it)."""
+        end = time.monotonic() + timeout
         self._process(force=True)
+        while (self._writing is not None or self._lines) and time.monotonic() < end:
+            chunk = self._writing
+            if chunk is not None and not chunk.done.wait(max(0.0, end - time.monotonic())):
+                break
+            failed = chunk is not None and chunk.error is not None
+            self._flush(force=True)
+            if failed:
+                break
 
     def _read_more(self) -> MQTTErrorCode:
         """Read the messages already waiting in the socket. ``Client.loop`` reads one
@@ -177,12 +214,7 @@ class LpwaWorker:
         now = datetime.now(UTC)
         for msg in inbox:
             self._take(msg, self.handler.handle(msg.topic, msg.payload, now))
-        s = self.settings
-        full = len(self._lines) >= s.batch_lines
-        old = time.monotonic() - self._first_at >= s.batch_time_s
-        due = bool(self._lines) and (force or full or old)
-        if (due or (self._acks and not self._lines)) and time.monotonic() >= self._retry_at:
-            self._flush()
+        self._flush(force=force)
 
     def _take(self, msg: Received, out: Outcome) -> None:
         self.counts[out.verdict] = self.counts.get(out.verdict, 0) + 1
@@ -196,21 +228,57 @@ class LpwaWorker:
         self._readings.extend(out.readings)
         self._acks.append(msg.mid)
 
-    def _flush(self) -> None:
-        if self._lines:
-            try:
-                self.store.write_lines(b"\n".join(self._lines))
-            except StoreError as exc:
-                # hold the acks: nothing is lost, the broker stops sending at its limit
-                log.warning("lpwa_store_write_failed lines=%d reason=%s", len(self._lines), exc)
-                self._retry_at = time.monotonic() + 1.0
+    def _flush(self, *, force: bool = False) -> None:
+        """Acknowledge a written chunk; hand the next one to the writer when it is full,
+        old or forced; acknowledge at once what has nothing to write (duplicates,
+        dead letters) when nothing is waiting to be written before it."""
+        chunk = self._writing
+        if chunk is not None:
+            if not chunk.done.is_set():
                 return
-        ack_all(self.client, self._acks)
-        stored = self._readings
-        self.counts["lines"] = self.counts.get("lines", 0) + len(self._lines)
-        self._lines, self._readings, self._acks = [], [], []
-        if stored and self.on_readings is not None:
-            self.on_readings(stored)
+            self._writing = None
+            if chunk.error is not None:
+                # hold the acks: nothing is lost, the broker stops sending at its limit
+                log.warning("lpwa_store_write_failed lines=%d reason=%s", len(chunk.lines),
+                            chunk.error)  # fmt: skip
+                self._retry_at = time.monotonic() + 1.0
+                self._lines[:0] = chunk.lines  # written again with the next chunk
+                self._readings[:0] = chunk.readings
+                self._first_at = time.monotonic() - self.settings.batch_time_s
+            else:
+                ack_all(self.client, self._acks[: chunk.acks])
+                del self._acks[: chunk.acks]
+                self.counts["lines"] = self.counts.get("lines", 0) + len(chunk.lines)
+                if chunk.readings and self.on_readings is not None:
+                    self.on_readings(chunk.readings)
+        if not self._lines:
+            if self._acks:
+                ack_all(self.client, self._acks)
+                self._acks = []
+            return
+        s = self.settings
+        now = time.monotonic()
+        due = force or len(self._lines) >= s.batch_lines or now - self._first_at >= s.batch_time_s
+        if due and now >= self._retry_at:
+            self._writing = _Chunk(self._lines, len(self._acks), self._readings)
+            self._lines, self._readings = [], []
+            self._to_write.put(self._writing)
+
+    def _write_loop(self) -> None:
+        """The writer thread: post each chunk handed over; the network thread acks it."""
+        while True:
+            chunk = self._to_write.get()
+            if chunk is None:
+                return
+            try:
+                self.store.write_lines(b"\n".join(chunk.lines))
+            except StoreError as exc:
+                chunk.error = exc
+            except Exception as exc:  # a bug must not leave the chunk unfinished forever
+                log.exception("lpwa_writer_failed")
+                chunk.error = StoreError(f"writer: {exc!r}", retryable=True)
+            finally:
+                chunk.done.set()
 
     def _dead_letter(self, msg: Received, reason: str) -> None:
         record = DeadLetter(received_at=datetime.now(UTC), topic=msg.topic[:300],

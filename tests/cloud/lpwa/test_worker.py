@@ -19,6 +19,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import Field, ValidationError, field_validator
 
+from cloud.errors import StoreError
 from cloud.ingest.encode import Encoder
 from cloud.lpwa import chirpstack
 from cloud.lpwa.codecs import ALARM_BITS, decode_hourly_v1
@@ -431,3 +432,55 @@ def test_every_message_is_acknowledged_once_written(
     finally:
         again.stop()
     assert _handled(again) == 1, again.counts
+
+
+class _FailingStore:
+    """The real store behind a switch: while ``down``, every write fails as a store
+    that is down does (retryable StoreError)."""
+
+    def __init__(self, store: InfluxStore) -> None:
+        self.store, self.down, self.failed = store, True, 0
+
+    def write_lines(self, body: bytes) -> None:
+        if self.down:
+            self.failed += 1
+            raise StoreError("influxdb /write: connection refused", retryable=True)
+        self.store.write_lines(body)
+
+
+def test_nothing_is_acknowledged_while_the_store_is_down(
+    mosquitto: Mosquitto, influx: Influx, influx_store: InfluxStore, influx_db: str,
+    publisher: _Publisher,
+) -> None:  # fmt: skip
+    """A worker stopped while its writes fail leaves every message unacknowledged: the
+    next one on the session gets them again and stores them; a write that failed is
+    retried with what came meanwhile."""
+    start = _start_s(1)
+    fleet = sim.fleet(10, 1, seed=9, start_s=start, days=1, dead=0)
+    events = sim.all_events(fleet, NS, start, 1, seed=9)
+    registry = _registry(fleet)
+    store = _FailingStore(influx_store)
+    worker = _worker(mosquitto, store, registry)  # type: ignore[arg-type]
+    try:
+        for e in events[:20]:
+            publisher.publish(e.topic, e.payload)
+        wait_for("handled", lambda: _handled(worker) == 20, 20)
+        wait_for("a write failed", lambda: store.failed >= 1, 10)
+    finally:
+        worker.stop()
+    assert worker._acks and "lines" not in worker.counts
+    assert _count(influx, influx_db) == 0
+    again = _worker(mosquitto, store, registry)  # type: ignore[arg-type]
+    try:
+        wait_for("redelivered", lambda: _handled(again) >= 20, 20)
+        failed = store.failed
+        wait_for("retried", lambda: store.failed > failed, 10)
+        for e in events[20:]:
+            publisher.publish(e.topic, e.payload)
+        wait_for("all handled", lambda: _handled(again) == len(events), 30)
+        store.down = False
+        wait_for("written", lambda: not again._lines and not again._acks, 20)
+    finally:
+        again.stop()
+    assert again.counts["new"] == len(events) and again.counts["lines"] == len(events) * 6
+    assert _count(influx, influx_db) == len(events) * 6
