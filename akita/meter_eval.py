@@ -9,6 +9,7 @@ sets them from the truth, so scoring with them would measure the simulator, not 
 consumption rules. The tamper bit stays: a magnet or an opened case is seen only by the
 meter, so that bit is what ``meter_tamper`` judges. Each detector is scored per meter:
 a labelled meter with its alert is found, an alert on a meter without the label is false.
+For the found leaks it also gives the delay: the first ``meter_leak`` after the leak began.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,14 +76,24 @@ class MeterScore:
     detectors: dict[str, DetectorScore]  # by alert kind
     heavy: int  # labelled heavy users (three times the use, no leak)
     heavy_alerts: int  # meter_leak on one of them
+    # hours from each found leak's start to its meter's first meter_leak, sorted
+    leak_delays_h: tuple[float, ...] = ()
 
     @property
     def leak(self) -> DetectorScore:
         return self.detectors["meter_leak"]
 
+    @property
+    def leak_delay_h(self) -> tuple[float, float]:
+        """Median and longest delay of the found leaks in hours (NaN when none)."""
+        d = self.leak_delays_h
+        return (statistics.median(d), d[-1]) if d else (math.nan, math.nan)
+
     def to_json(self) -> dict[str, Any]:
+        med, worst = self.leak_delay_h
         return {"meters": self.meters, "days": self.days, "seed": self.seed,
                 "heavy": self.heavy, "heavy_alerts": self.heavy_alerts,
+                "leak_delay_h": {"median": _num(med), "max": _num(worst)},
                 "detectors": {k: d.to_json() for k, d in self.detectors.items()}}  # fmt: skip
 
 
@@ -108,10 +120,16 @@ def _readings(payload: bytes, keep_bits: bool) -> list[Any]:
     return [reading_adapter.validate_python(r) for r in out]
 
 
-def scenario_fleet(n: int, seed: int, days: float) -> list[Meter]:
+EVAL_SHARES = {"burst": 0.01, "reverse": 0.01, "tamper": 0.01}
+
+
+def scenario_fleet(
+    n: int, seed: int, days: float, shares: dict[str, float] | None = None
+) -> list[Meter]:
     """The eval's households: the pilot's shares plus 1 % each of burst, reverse flow
-    and tamper (the pilot fleets have none of those)."""
-    return fleet(n, 10, seed, start_s=START_S, days=days, burst=0.01, reverse=0.01, tamper=0.01)
+    and tamper (the pilot fleets have none of those); ``shares`` replaces any of them
+    (``fleet``'s keywords: leaks, heavy, dead, burst, reverse, tamper)."""
+    return fleet(n, 10, seed, start_s=START_S, days=days, **{**EVAL_SHARES, **(shares or {})})
 
 
 def run(
@@ -122,16 +140,19 @@ def run(
     keep_bits: bool = False,
     config: DetectConfig | None = None,
     progress: Callable[[int], None] | None = None,
+    shares: dict[str, float] | None = None,
 ) -> MeterScore:
     """Simulate ``n`` households for ``days`` and score the detections per meter;
-    ``progress`` is called with the number of uplinks judged so far."""
+    ``progress`` is called with the number of uplinks judged so far; ``shares`` changes
+    the fleet's label shares (see :func:`scenario_fleet`)."""
     if n < 1:
         raise ValueError(f"meters: {n}, need at least 1")
     if days < 4:
         raise ValueError(f"days: {days}, need at least 4 (a meter is silent after 3 days)")
-    meters = scenario_fleet(n, seed, days)
+    meters = scenario_fleet(n, seed, days, shares)
     engine = DetectorEngine(config)
     raised: dict[str, set[str]] = {}
+    first: dict[tuple[str, str], float] = {}  # (meter, alert) -> first onset, Unix s
     last: dict[str, float] = {}
     for done, event in enumerate(all_events(meters, NS, START_S, days, seed), 1):
         readings = _readings(event.payload, keep_bits)
@@ -140,6 +161,7 @@ def run(
         for d in engine.feed(readings, {}):
             if d.active:
                 raised.setdefault(d.device_id, set()).add(d.kind)
+                first.setdefault((d.device_id, d.kind), d.ts.timestamp())
         if progress is not None and done % 5000 == 0:
             progress(done)
     end_s = START_S + days * 86_400
@@ -147,11 +169,17 @@ def run(
         if d.active:
             raised.setdefault(d.device_id, set()).add(d.kind)
     silent_s = engine.config.meter.silent_s
-    return _score(meters, raised, last, end_s, silent_s, days, seed)
+    delays = sorted(
+        (first[m.dev_eui, "meter_leak"] - m.leak_start_s) / 3600
+        for m in meters
+        if m.label == "leak" and (m.dev_eui, "meter_leak") in first
+    )
+    return _score(meters, raised, last, end_s, silent_s, days, seed, tuple(delays))
 
 
 def _score(meters: list[Meter], raised: dict[str, set[str]], last: dict[str, float],
-           end_s: float, silent_s: float, days: float, seed: int) -> MeterScore:  # fmt: skip
+           end_s: float, silent_s: float, days: float, seed: int,
+           delays: tuple[float, ...] = ()) -> MeterScore:  # fmt: skip
     def labelled(m: Meter, label: str) -> bool:
         if label == "dead":  # only a meter silent long enough can be found silent
             return m.label == "dead" and last.get(m.dev_eui, 0.0) + silent_s < end_s
@@ -175,4 +203,5 @@ def _score(meters: list[Meter], raised: dict[str, set[str]], last: dict[str, flo
         detectors=scores,
         heavy=len(heavy),
         heavy_alerts=sum("meter_leak" in raised.get(m.dev_eui, ()) for m in heavy),
+        leak_delays_h=delays,
     )

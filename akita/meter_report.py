@@ -27,6 +27,10 @@ def _fmt(x: float) -> str:
     return "—" if math.isnan(x) else f"{x:.2f}"
 
 
+def _fmt_h(x: float) -> str:
+    return "—" if math.isnan(x) else f"{x:.0f} h"
+
+
 def table(s: meter_eval.MeterScore) -> Table:
     t = Table(title=f"Household meters: {s.meters} simulated for {s.days:g} days, seed {s.seed}")
     for col in ("detector", "label", "labelled", "found", "false", "recall", "precision"):
@@ -65,6 +69,8 @@ def evaluate_meters(n: int, seed: int, days: float, config: DetectConfig) -> dic
         except ValueError as exc:  # the simulator names the bad value
             raise SystemExit(f"akita eval --meters: {exc}") from exc
     console.print(table(score))
+    med, worst = score.leak_delay_h
+    console.print(f"meter_leak after the leak began: median {_fmt_h(med)}, longest {_fmt_h(worst)}")
     met = goals_met(score)
     console.print(
         f"heavy users (3x the use, no leak): {score.heavy}, with meter_leak: "
