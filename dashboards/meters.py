@@ -73,6 +73,43 @@ SELECT sum("inflow") AS "inflow", sum("billed") AS "billed"
 FROM ({_INFLOW}), ({_BILLED}) WHERE {INSTANTS} GROUP BY "district"
 """
 
+# The figures InfluxQL cannot compute (a share across two measurements, a least-squares
+# slope) as the pilot report computed them: `akita pilot report --store-figures` writes
+# them as `pilot_report` points stamped with the period's end (cloud/pilot/points.py).
+# One row per report whose period ends in the range (a point per period and row).
+REPORT = '"raw"."pilot_report"'  # the default policy, where the store writes
+REPORT_RANGE = "time >= ${__from}ms AND time <= ${__to}ms"
+REPORT_NRW = f"""
+SELECT last("nrw_share") AS "NRW share", last("inflow_m3") AS "inflow m³",
+       last("metered_m3") AS "metered m³", last("meters") AS "meters",
+       last("read_rate") AS "read rate"
+FROM {REPORT} WHERE "scope" = 'block' AND {BLOCK_FILTER} AND {REPORT_RANGE}
+GROUP BY "period", "district"
+"""
+REPORT_LEAKS = f"""
+SELECT last("leaks_per_1000_meters") AS "leak alerts per 1,000 meters",
+       last("leak_alerts") AS "leak alerts", last("meters") AS "meters",
+       last("read_rate") AS "read rate"
+FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period"
+"""
+REPORT_LEAKS_PER_BLOCK = f"""
+SELECT last("leaks_per_1000_meters") AS "leak alerts per 1,000 meters",
+       last("leak_alerts") AS "leak alerts", last("meters") AS "meters"
+FROM {REPORT} WHERE "scope" = 'block' AND {BLOCK_FILTER} AND {REPORT_RANGE}
+GROUP BY "period", "district"
+"""
+REPORT_BATTERY = f"""
+SELECT last("battery_slope_min") AS "min", last("battery_slope_p10") AS "p10",
+       last("battery_slope_median") AS "median", last("battery_slope_p90") AS "p90",
+       last("battery_slope_max") AS "max"
+FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period"
+"""
+REPORT_BATTERY_PER_METER = f"""
+SELECT last("battery_slope") AS "battery slope", last("battery") AS "battery"
+FROM {REPORT} WHERE "scope" = 'meter' AND {F} AND {REPORT_RANGE}
+GROUP BY "period", "district", "device"
+"""
+
 
 def build() -> d.Dashboard:
     dash = new_dashboard(
@@ -116,8 +153,8 @@ def build() -> d.Dashboard:
                 InfluxQL(BATTERY).alias("$col"),
                 unit="percent",
                 description="Each meter's daily mean battery, then the fleet's distribution "
-                "per day. The report's per-meter slope (% per 30 days, least squares) "
-                "cannot be computed in InfluxQL: it is in the report.",
+                "per day. The per-meter slope (% per 30 days, least squares) cannot be "
+                "computed in InfluxQL: see the pilot report panels below.",
             )
         )
         .with_panel(
@@ -128,7 +165,7 @@ def build() -> d.Dashboard:
                 description="meter_leak alerts opened in the range (alert measurement) "
                 "and the meters that stored readings. InfluxQL cannot divide across "
                 "measurements: leak alerts per 1,000 meters = alerts x 1000 / meters, in "
-                "the pilot report.",
+                "the pilot report panel below.",
             )
         )
         .with_panel(
@@ -138,8 +175,46 @@ def build() -> d.Dashboard:
                 width=24,
                 description="inflow: the block inlet's (water_block) totaliser growth; "
                 "billed: the sum of the block's meters' use, each scaled to the range. "
-                "NRW share = (inflow - billed) / inflow, in the pilot report (InfluxQL "
-                "cannot combine two measurements' sums in one expression).",
+                "NRW share = (inflow - billed) / inflow: next panel, from the pilot report "
+                "(InfluxQL cannot combine two measurements' sums in one expression).",
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Pilot report: non-revenue water share per block",
+                InfluxQL(REPORT_NRW),
+                width=24,
+                description="The NRW share per block as `akita pilot report --store-figures` "
+                "computed it, for each report whose period ends in the range (period "
+                "column): (inflow - sum of the block's meters' use) / inflow.",
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Pilot report: leak alerts per 1,000 meters",
+                InfluxQL(REPORT_LEAKS),
+                InfluxQL(REPORT_LEAKS_PER_BLOCK),
+                description="meter_leak alerts opened in the report's period per 1,000 "
+                "registered meters: the fleet (A) and per block (B), from the stored "
+                "pilot report.",
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Pilot report: battery slope, % per 30 days (fleet)",
+                InfluxQL(REPORT_BATTERY),
+                description="Each meter's least-squares slope of its daily mean battery, "
+                "% per 30 days; the fleet's min / p10 / median / p90 / max, from the "
+                "stored pilot report.",
+            )
+        )
+        .with_panel(
+            table_panel(
+                "Pilot report: battery slope per meter",
+                InfluxQL(REPORT_BATTERY_PER_METER),
+                width=24,
+                description="Per meter: battery slope (% per 30 days) and last daily mean "
+                "battery (%), from the stored pilot report.",
             )
         )
     )

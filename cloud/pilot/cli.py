@@ -47,6 +47,14 @@ def report(
         Path,
         typer.Option(help="Directory for pilot-report.json, pilot-meters.csv, pilot-blocks.csv"),
     ] = Path("."),
+    store_figures: Annotated[
+        bool,
+        typer.Option(
+            "--store-figures",
+            help="Also write the figures to InfluxDB (measurement pilot_report) for the "
+            "Water meters dashboard",
+        ),
+    ] = False,
 ) -> None:
     """Print the pilot's figures for a period and write them as JSON and CSV.
 
@@ -56,7 +64,9 @@ def report(
     - non-revenue water per block: (block inflow - sum of its meters' use) / inflow.
 
     A meter's block is its registry district; the block's inflow is the totaliser of the
-    water_block device with the same district. See docs/lpwa.md.
+    water_block device with the same district. With --store-figures the figures are also
+    written as pilot_report points, which the Water meters dashboard shows. See
+    docs/lpwa.md.
 
     Example: akita pilot report --from 2026-06-01T00:00+09:00 --to 2026-06-08T00:00+09:00
     --config cloud.toml --out report/
@@ -81,6 +91,16 @@ def report(
     output.show(result, console)
     for path in output.write(result, out):
         console.print(f"wrote {path}")
+    if store_figures:
+        from cloud.pilot.points import MEASUREMENT, points
+
+        figures = points(result)
+        try:
+            store_.write(figures)
+        except CloudError as exc:
+            typer.echo(f"error: writing the figures: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        console.print(f"wrote {len(figures)} {MEASUREMENT} points to {store_!r}")
 
 
 def _open(config: Path | None, store: str | None, db: str | None) -> tuple[Any, Any, Any]:

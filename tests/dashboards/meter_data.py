@@ -3,7 +3,8 @@ blocks (``firmware_sim/meter_blocks.py``) provisioned and their inlets stored by
 ``akita/pilot_sim.py``, the meters' uplinks published as a network server would through
 a real Mosquitto into the LPWA worker, whose stored hours go through the cloud service's
 detectors and alert lifecycle (as ``akita cloud lpwa`` runs it), so meter_leak alerts
-are in the alerts table and the ``alert`` measurement."""
+are in the alerts table and the ``alert`` measurement; the report built over the period
+is stored as ``pilot_report`` points (``akita pilot report --store-figures``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from akita.pilot_sim import provision, store_inlets
 from cloud.lpwa.detection import MeterDetection
 from cloud.lpwa.worker import LpwaSettings, LpwaWorker
 from cloud.pilot import report
+from cloud.pilot.points import points
 from cloud.service import CloudService
 from cloud.settings import CloudSettings
 from firmware_sim import meter_blocks
@@ -75,6 +77,8 @@ def load_meters(influx: Influx, tmp: Path, db: str) -> MeterRun:
         t0, t1 = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
         leaks = report.leak_alerts(service.sessionmaker, t0, t1)
         built = report.build(service.store, service.registry.devices(), leaks, t0, t1)
+        # what `akita pilot report --store-figures` writes, for the report panels
+        service.store.write(points(built))
     finally:
         service.stop()
     return MeterRun(db, start * 1000, end * 1000, built)

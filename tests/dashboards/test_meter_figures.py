@@ -85,3 +85,48 @@ def test_battery_panel_has_a_day_per_day_of_data(influx: Influx, run: MeterRun) 
     assert rows and levels is not None
     # the last day's distribution covers the live meters' last daily means
     assert rows[-1]["max"] == pytest.approx(levels["max"])
+
+
+def test_report_panels_show_the_reports_nrw_leaks_and_battery_slope(
+    influx: Influx, run: MeterRun
+) -> None:
+    """The figures InfluxQL cannot compute, as the stored report has them: NRW share per
+    block, leak alerts per 1,000 meters (fleet and block), battery slope (fleet, meter)."""
+    report = run.report
+    period = f"{report.start.isoformat()}/{report.end.isoformat()}"
+    nrw = _rows(influx, run, "Pilot report: non-revenue water share per block")
+    assert {r["period"] for r in nrw} == {period}
+    shares = {r["district"]: r["NRW share"] for r in nrw}
+    assert report.blocks and shares.keys() == {b.block for b in report.blocks}
+    for b in report.blocks:
+        assert b.nrw_share is not None and 0.02 < b.nrw_share < 0.5
+        assert shares[b.block] == pytest.approx(b.nrw_share, rel=1e-12)
+
+    title = "Pilot report: leak alerts per 1,000 meters"
+    (fleet,) = _rows(influx, run, title, "A")
+    assert report.leaks_per_1000 > 0
+    assert fleet["leak alerts per 1,000 meters"] == pytest.approx(report.leaks_per_1000)
+    assert fleet["leak alerts"] == report.leak_alerts and fleet["meters"] == len(report.meters)
+    assert fleet["read rate"] == pytest.approx(report.read_rate)
+    per_block = {r["district"]: r for r in _rows(influx, run, title, "B")}
+    for b in report.blocks:
+        members = [m for m in report.meters if m.block == b.block]
+        leaks = sum(m.leak_alerts for m in members)
+        got = per_block[b.block]["leak alerts per 1,000 meters"]
+        assert got == pytest.approx(leaks * 1000 / len(members))
+    assert sum(r["leak alerts"] for r in per_block.values()) == report.leak_alerts
+
+    (battery,) = _rows(influx, run, "Pilot report: battery slope, % per 30 days (fleet)")
+    assert report.battery_slopes is not None
+    for k in ("min", "p10", "median", "p90", "max"):
+        assert battery[k] == pytest.approx(report.battery_slopes[k], rel=1e-12)
+    assert report.battery_slopes["min"] < -5  # a dead meter's battery collapsed
+    per_meter = {
+        r["device"]: r for r in _rows(influx, run, "Pilot report: battery slope per meter")
+    }
+    for m in report.meters:
+        if m.battery_slope is None:
+            assert per_meter.get(m.device, {}).get("battery slope") is None
+        else:
+            assert per_meter[m.device]["battery slope"] == pytest.approx(m.battery_slope)
+            assert per_meter[m.device]["battery"] == pytest.approx(m.battery)

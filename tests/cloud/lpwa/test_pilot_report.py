@@ -63,12 +63,20 @@ def test_report_nrw_matches_the_simulators_truth(
     out = tmp_path / "report"
     args = ["pilot", "report", "--from", _iso(start), "--to", _iso(start + DAYS * 86_400),
             "--store", f"influx+http://127.0.0.1:{influx.port}/{influx_db}", "--db", db_url,
-            "--out", str(out)]  # fmt: skip
+            "--out", str(out), "--store-figures"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Non-revenue water by block" in result.output
+    assert f"wrote {1 + BLOCKS + BLOCKS * PER_BLOCK} pilot_report points" in result.output
     report = json.loads((out / "pilot-report.json").read_text())
     blocks = {b["block"]: b for b in report["blocks"]}
+    # --store-figures: the dashboard's copy of the figures
+    (stored,) = influx_store.query(
+        'SELECT last("nrw_share") FROM "pilot_report" WHERE "scope" = \'block\' '
+        f'AND "period" = \'{report["from"]}/{report["to"]}\' GROUP BY "district"'
+    )
+    nrw = {s["tags"]["district"]: s["values"][0][1] for s in stored["series"]}
+    assert nrw == {b: blocks[b]["nrw_share"] for b in blocks}
     for b in pilot:
         truth = b.truth(start, start + DAYS * 86_400)
         got = blocks[b.name]["nrw_share"]
