@@ -177,13 +177,19 @@ class MeterConfig(_Cfg):
     # A leak is a steady floor under the household's use; a busy household's night is
     # irregular. The lowest floor_hours hours of the window must lie within the spread.
     floor_hours: int = Field(
-        default=4, ge=1, description="Lowest hours of the window that must be steady (1 = off)"
+        default=2, ge=1, description="Lowest hours of the window that must be steady (1 = off)"
     )
     floor_spread_m3: float = Field(
         default=0.0005, ge=0, description="Steady: lowest hours within this (+0.5 L) ..."
     )
     floor_spread_frac: float = Field(
         default=0.1, ge=0, description="... or within this share of the lowest hour"
+    )
+    # A leak's floor persists night after night; a household busy through one night is
+    # quiet again the next. The floor must be seen on floor_days separate (disjoint)
+    # windows of leak_hours at one level (same spread), with no quiet hour in between.
+    floor_days: int = Field(
+        default=2, ge=1, description="Separate windows with the same steady floor (1 = one)"
     )
     burst_m3_per_h: float = Field(default=0.8, gt=0, description="One hour above = burst")
     reverse_min_m3: float = Field(default=0.005, gt=0, description="Reverse volume growth")

@@ -10,9 +10,17 @@ the chain (its use is unknown, so it can prove neither continuous use nor a quie
   night, a running cistern or a leaking pipe has none. And the window's lowest
   ``floor_hours`` (4) hours are steady (within ``floor_spread_m3`` or
   ``floor_spread_frac`` of the lowest): a leak is a constant floor under the household's
-  use, while a household busy through one night draws irregular amounts (without this,
-  precision was 0.6-0.7 on the simulator, see docs/lpwa.md). The meter's own leak bit
-  raises it too. Clears at the first quiet hour (and the bit off).
+  use, while a household busy through one night mostly draws irregular amounts (without
+  this, precision was 0.6-0.7 on the simulator, see docs/lpwa.md). And that floor
+  persists: ``floor_days`` (2) separate windows (ending ``leak_hours`` or more apart, so
+  no hour is in both) were steady at the same level (the same spread), with no quiet hour
+  in between. A leak draws the same floor night after night; a household busy through a
+  night, whose small night draws can be as even as a drip, is quiet again the next. An
+  hour not received does not break that persistence (a late uplink is not a quiet hour),
+  but every window is 24 received hours in a row. The alert's value is the floor (the
+  median of the lowest hours), the leak's estimated flow in m³/h. The meter's own leak
+  bit raises it too. Clears at the first quiet hour (and the bit off); an hour not
+  received neither confirms nor clears it.
 - ``meter_burst``: one hour above ``burst_m3_per_h``, or the meter's burst bit.
 - ``meter_reverse_flow``: the reverse volume grew by ``reverse_min_m3`` or more since the
   previous value (back-siphonage or a meter fitted backwards); clears when it stops.
@@ -29,6 +37,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from statistics import median
 from typing import Any
 
 from cloud.detect.base import Detection
@@ -49,6 +58,9 @@ class _Meter:
     busy_hours: int = 0  # consecutive hours with use >= leak_min_m3_per_h
     # the last leak_hours known uses; None in checkpoints taken before the floor rule
     recent: deque[float] | None = None
+    # steady windows since the last quiet hour: (end of the window, its floor in m³/h);
+    # None in checkpoints taken before the persistence rule
+    floors: deque[tuple[float, float]] | None = None
     leak_bit: bool = False
     burst_bit: bool = False
 
@@ -102,6 +114,8 @@ class MeterDetector:
             m.recent = deque(m.recent or (), maxlen=self.cfg.leak_hours)
         if m.busy_hours == 0:
             m.recent.clear()  # only the current busy run is a candidate leak window
+        if use is not None and not m.busy_hours:
+            m.floors = None  # a quiet hour: whatever floor was seen is gone
         if use is not None and m.busy_hours:
             m.recent.append(use)
         m.t, m.index = t, index
@@ -114,13 +128,29 @@ class MeterDetector:
     def _leak(
         self, out: list[Detection], dev: str, ts: datetime, m: _Meter, use: float | None
     ) -> None:
-        by_use = m.busy_hours >= self.cfg.leak_hours and (
-            self.flags.active(dev, LEAK) or self._steady_floor(m)
-        )
-        if use is None and not m.leak_bit and self.flags.active(dev, LEAK):
+        active = self.flags.active(dev, LEAK)
+        if use is None and not m.leak_bit and active:
             return  # an unknown hour neither confirms nor clears a leak found by use
+        # an open leak holds through busy hours until a quiet one, also when an hour
+        # not received restarted the count of busy hours
+        held = active and m.busy_hours > 0
+        floor = None
+        if m.busy_hours >= self.cfg.leak_hours and not held:
+            floor = self._persistent_floor(m, ts.timestamp())
+        by_use = held or floor is not None
         on = by_use or m.leak_bit
-        why = f"use in each of the last {m.busy_hours} h" if by_use else "the meter's leak alarm"
+        if floor is not None:
+            why = (
+                f"use in each of the last {m.busy_hours} h, a steady floor of "
+                f"{floor * 1000:.0f} L/h on {self.cfg.floor_days} separate days"
+            )
+        elif by_use:
+            why = f"use in each of the last {m.busy_hours} h"
+        else:
+            why = "the meter's leak alarm"
+        extra: dict[str, Any] = {"hours": m.busy_hours}
+        if floor is not None:
+            extra.update(leak_lph=round(floor * 1000, 1), days=self.cfg.floor_days)
         self.flags.set(
             out,
             dev,
@@ -129,20 +159,45 @@ class MeterDetector:
             on,
             severity=Severity.MINOR,
             title="Household leak suspected",
-            value=use,
+            value=floor if floor is not None else use,
             message=f"continuous use: {why}",
-            extra={"hours": m.busy_hours},
+            extra=extra,
         )
 
-    def _steady_floor(self, m: _Meter) -> bool:
-        """The lowest ``floor_hours`` hours of the window lie close together."""
-        k = self.cfg.floor_hours
-        if k <= 1 or m.recent is None:
-            return True
-        low = sorted(m.recent)[:k]
+    def _window_floor(self, m: _Meter) -> float | None:
+        """The window's floor (median of its lowest ``floor_hours`` hours) if those lie
+        close together, else None."""
+        if m.recent is None or not m.recent:
+            return None
+        low = sorted(m.recent)[: max(1, self.cfg.floor_hours)]
+        if low[-1] - low[0] > self._spread(low[0]):
+            return None
+        return median(low)
+
+    def _spread(self, low: float) -> float:
         # half a litre of slack for the index's whole litres, as in _busy
-        allowed = max(self.cfg.floor_spread_m3, self.cfg.floor_spread_frac * low[0]) + 0.0005
-        return low[-1] - low[0] <= allowed
+        return max(self.cfg.floor_spread_m3, self.cfg.floor_spread_frac * low) + 0.0005
+
+    def _persistent_floor(self, m: _Meter, t: float) -> float | None:
+        """This window's floor, if steady and seen at the same level in ``floor_days``
+        - 1 earlier windows, each ending ``leak_hours`` or more before the next."""
+        floor = self._window_floor(m)
+        if floor is None:
+            return None
+        window = self.cfg.leak_hours * HOUR_S
+        if m.floors is None:
+            m.floors = deque()
+        # a day of slack for hours not received (a late uplink restarts the 24 h count)
+        while m.floors and m.floors[0][0] < t - (self.cfg.floor_days + 1) * window:
+            m.floors.popleft()
+        m.floors.append((t, floor))
+        need, last = self.cfg.floor_days - 1, t
+        for t_i, f_i in reversed(m.floors):
+            if need == 0:
+                break
+            if last - t_i >= window and abs(f_i - floor) <= self._spread(min(f_i, floor)):
+                need, last = need - 1, t_i
+        return floor if need == 0 else None
 
     def _burst(
         self, out: list[Detection], dev: str, ts: datetime, m: _Meter, use: float | None

@@ -1,5 +1,6 @@
-"""water_meter: household leak (24 busy hours in a row), burst, reverse flow, tamper and a
-meter silent for 3 days, on hourly readings fed through the engine as the cloud does."""
+"""water_meter: household leak (24 busy hours in a row with a steady floor, seen on two
+separate days), burst, reverse flow, tamper and a meter silent for 3 days, on hourly
+readings fed through the engine as the cloud does."""
 
 from __future__ import annotations
 
@@ -25,15 +26,26 @@ def hour(h: int, index_l: int, dev: str = "m-1", **values: object) -> object:
     )
 
 
-def run(uses_l: list[int], dev: str = "m-1", e: DetectorEngine | None = None) -> list:
-    """Feed one meter's hourly uses (litres) from a 100 m³ index; the detections."""
+def run(
+    uses_l: list[int],
+    dev: str = "m-1",
+    e: DetectorEngine | None = None,
+    missing: frozenset[int] = frozenset(),
+) -> list:
+    """Feed one meter's hourly uses (litres) from a 100 m³ index; the detections. The
+    hours in ``missing`` (1 = the first use) are never received."""
     e = e or DetectorEngine()
     index, out = 100_000, []
     out += e.feed([hour(0, index, dev)], {})
     for h, use in enumerate(uses_l, start=1):
         index += use
-        out += e.feed([hour(h, index, dev)], {})
+        if h not in missing:
+            out += e.feed([hour(h, index, dev)], {})
     return out
+
+
+def engine(**meter: object) -> DetectorEngine:
+    return DetectorEngine(DetectConfig.model_validate({"meter": meter}))
 
 
 def of(kind: str, detections: list) -> list:
@@ -46,13 +58,59 @@ def household(days: int, scale: int) -> list[int]:
     return [u * scale for u in day] * days
 
 
-def test_continuous_use_for_24_hours_is_a_leak_and_a_quiet_hour_clears_it() -> None:
-    leak = [u + 3 for u in household(2, 1)]  # a running cistern: 3 L every hour
+def test_a_steady_floor_on_two_separate_days_is_a_leak_and_a_quiet_hour_clears_it() -> None:
+    leak = [u + 3 for u in household(3, 1)]  # a running cistern: 3 L every hour
     out = run(leak)
     (raised,) = of("leak", out)
-    assert raised.active and raised.ts == T0 + timedelta(hours=24)
-    assert raised.extra["hours"] == 24
+    # the first 24 h show the floor once; the window ending 24 h later shows it again
+    assert raised.active and raised.ts == T0 + timedelta(hours=48)
+    assert raised.extra == {"hours": 48, "leak_lph": 3.0, "days": 2}
+    assert raised.value == pytest.approx(0.003)  # the estimated leak, m³/h
+    assert "continuous use" in raised.message and "3 L/h" in raised.message
     assert of("leak", run([*leak, 0]))[-1].active is False
+
+
+def test_one_day_is_enough_with_floor_days_1() -> None:
+    leak = [u + 3 for u in household(2, 1)]
+    (raised,) = of("leak", run(leak, e=engine(floor_days=1)))
+    assert raised.ts == T0 + timedelta(hours=24) and raised.extra["hours"] == 24
+
+
+def busy_nights(floors_l: list[int]) -> list[int]:
+    """A household at three times the use whose nights after the first draw the given
+    litres in each of their five quiet hours, then a quiet night."""
+    days = [household(1, 3)]
+    for f in floors_l:
+        days.append([f] * 5 + household(1, 3)[5:])
+    return [u for d in days for u in d] + household(1, 3)
+
+
+def test_a_household_busy_through_one_night_raises_nothing() -> None:
+    # even, small night draws look like a drip for a day: the next night is quiet again
+    uses = busy_nights([2])
+    assert of("leak", run(uses)) == []
+    assert of("leak", run(uses, e=engine(floor_days=1)))  # the one-day rule fires on it
+
+
+@pytest.mark.parametrize(("floors", "leak"), [([2, 6], False), ([2, 2], True)])
+def test_two_busy_nights_are_a_leak_only_at_one_level(floors: list[int], leak: bool) -> None:
+    assert bool(of("leak", run(busy_nights(floors)))) is leak
+
+
+def test_an_hour_not_received_neither_breaks_the_floor_nor_clears_the_leak() -> None:
+    leak = [u + 3 for u in household(4, 1)]
+    # hour 30 lost (so hour 31's use is unknown too): 24 known hours in a row again from
+    # 32 to 55, a window that ends 24 h or more after one before the gap (up to hour 29);
+    # hour 70 lost after the alert opened: it stays open, no second onset
+    out = of("leak", run(leak, missing=frozenset({30, 70})))
+    assert [(d.active, d.ts) for d in out] == [(True, T0 + timedelta(hours=55))]
+
+
+def test_a_quiet_hour_forgets_the_floor_seen_before_it() -> None:
+    leak = [u + 3 for u in household(4, 1)]
+    leak[29] = 0  # hour 30 quiet (the cistern fixed for an hour): start again
+    (raised,) = of("leak", run(leak))
+    assert raised.ts == T0 + timedelta(hours=30 + 48)
 
 
 @pytest.mark.parametrize("scale", [1, 4, 10])
