@@ -8,19 +8,20 @@ the chain (its use is unknown, so it can prove neither continuous use nor a quie
 - ``meter_leak``: every hour of the last ``leak_hours`` (24) used at least
   ``leak_min_m3_per_h``: a household that uses more water still has quiet hours at
   night, a running cistern or a leaking pipe has none. And the window's lowest
-  ``floor_hours`` (4) hours are steady (within ``floor_spread_m3`` or
+  ``floor_hours`` (2) hours are steady (within ``floor_spread_m3`` or
   ``floor_spread_frac`` of the lowest): a leak is a constant floor under the household's
-  use, while a household busy through one night mostly draws irregular amounts (without
-  this, precision was 0.6-0.7 on the simulator, see docs/lpwa.md). And that floor
-  persists: ``floor_days`` (2) separate windows (ending ``leak_hours`` or more apart, so
-  no hour is in both) were steady at the same level (the same spread), with no quiet hour
-  in between. A leak draws the same floor night after night; a household busy through a
+  use, while a household busy through one night mostly draws irregular amounts (the
+  24 h rule alone had precision 0.6-0.7 on the simulator). And that floor persists:
+  ``floor_days`` (2) separate windows (ending ``leak_hours`` or more apart, so no hour
+  is in both) were steady at the same level (the same spread), with no quiet hour in
+  between. A leak draws the same floor night after night; a household busy through a
   night, whose small night draws can be as even as a drip, is quiet again the next. An
-  hour not received does not break that persistence (a late uplink is not a quiet hour),
-  but every window is 24 received hours in a row. The alert's value is the floor (the
-  median of the lowest hours), the leak's estimated flow in m³/h. The meter's own leak
-  bit raises it too. Clears at the first quiet hour (and the bit off); an hour not
-  received neither confirms nor clears it.
+  hour not received does not break that persistence (a late uplink is not a quiet
+  hour), but every window is 24 received hours in a row. Figures, and what each part
+  removes: docs/lpwa.md, "The household leak rule and its scores". The alert's value is
+  the floor (the median of the lowest hours), the leak's estimated flow in m³/h. The
+  meter's own leak bit raises it too. Clears at the first quiet hour (and the bit off);
+  an hour not received neither confirms nor clears it.
 - ``meter_burst``: one hour above ``burst_m3_per_h``, or the meter's burst bit.
 - ``meter_reverse_flow``: the reverse volume grew by ``reverse_min_m3`` or more since the
   previous value (back-siphonage or a meter fitted backwards); clears when it stops.
