@@ -212,6 +212,7 @@ def _print_fleet(fleet: object, scale: str) -> None:
     from firmware_sim.fleet import RunningFleet
 
     assert isinstance(fleet, RunningFleet)
+    out = Console()  # the terminal's width now (the module's console fixed it at import)
     table = Table(title=f"{fleet.scenario}: devices and where they listen")
     for col in ("gateway", "device", "kind", "endpoint"):
         table.add_column(col)
@@ -228,17 +229,18 @@ def _print_fleet(fleet: object, scale: str) -> None:
             eps = sorted(where[(gw, kind)])
             shown = eps[0] if len(eps) == 1 else f"{len(eps)} endpoints ({eps[0]} ...)"
             table.add_row(gw, f"{n} devices", kind, shown)
-    console.print(table)
+    out.print(table)
     c = fleet.clock
-    console.print(
-        f"clock file   {fleet.clock_path}  (speed {c.speed:g}, starts {c.now().isoformat()})"
+    out.print(
+        f"clock file   {fleet.clock_path}  (speed {c.speed:g}, starts {c.now().isoformat()})",
+        soft_wrap=True,  # a path cut by a newline cannot be copied
     )
-    console.print(f"labels       {fleet.labels_path}")
-    console.print(f"devices      {fleet.devices_path}")
+    out.print(f"labels       {fleet.labels_path}", soft_wrap=True)
+    out.print(f"devices      {fleet.devices_path}", soft_wrap=True)
     for p in fleet.edge_configs:
-        console.print(f"edge config  {p}")
-    console.print(f"[dim]{attribution()}[/dim]")
-    console.print("Ctrl-C stops the simulators.")
+        out.print(f"edge config  {p}", soft_wrap=True)
+    out.print(f"[dim]{attribution()}[/dim]")
+    out.print("Ctrl-C stops the simulators.")
 
 
 @app.command("export")

@@ -65,7 +65,9 @@ def test_bad_input_names_the_parameter(tmp_path: Path) -> None:
 
 def test_run_prints_endpoints_and_stops(tmp_path: Path) -> None:
     args = ["sim", "run", "demo", "--speed", "60", "--workdir", str(tmp_path), "--duration", "0.5"]
-    result = runner.invoke(app, args, terminal_width=200)
+    # rich takes the width from COLUMNS when the output is no terminal: wide enough
+    # that the table keeps each endpoint on one line
+    result = runner.invoke(app, args, terminal_width=200, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "modbus_tcp 127.0.0.1:" in result.output and "clock.json" in result.output
     assert (tmp_path / "edge" / "gw-small-01.toml").exists()
