@@ -484,3 +484,58 @@ def test_nothing_is_acknowledged_while_the_store_is_down(
         again.stop()
     assert again.counts["new"] == len(events) and again.counts["lines"] == len(events) * 6
     assert _count(influx, influx_db) == len(events) * 6
+
+
+def _publish_packet(topic: bytes, mid: int, payload: bytes, props: bytes = b"",
+                    qos: int = 1) -> tuple[int, bytearray]:  # fmt: skip
+    """(fixed header byte, variable header + payload) of an MQTT 5 PUBLISH."""
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    n, varint = len(props), b""
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        varint += bytes([byte | (0x80 if n else 0)])
+        if not n:
+            break
+    return 0x30 | qos << 1, bytearray(body + varint + props + payload)
+
+
+def test_the_lean_publish_path_gives_what_paho_gives() -> None:
+    """_LeanClient takes topic, payload and packet id from the packet paho has read;
+    every packet gives the worker the same (topic, payload, mid) as paho's own path,
+    and what the lean path does not handle (properties, QoS 0) still arrives."""
+    from cloud.lpwa.worker import Received, _LeanClient
+
+    def received(lean: bool, header: int, packet: bytearray) -> tuple[list[Received], int]:
+        """What arrives, and how much of it through the lean path."""
+        got: list[Received] = []
+        fast: list[Received] = []
+        cls = _LeanClient if lean else mqtt.Client
+        client = cls(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, manual_ack=True)
+        client.on_message = lambda _c, _u, m: got.append(Received(m.topic, bytes(m.payload),
+                                                                  m.mid))  # fmt: skip
+        if lean:
+            client.deliver = fast.append  # type: ignore[attr-defined]
+        client._in_packet = {**client._in_packet, "command": header, "packet": bytearray(packet)}
+        assert client._handle_publish() == mqtt.MQTT_ERR_SUCCESS
+        return got + fast, len(fast)
+
+    rng = random.Random(5)
+    expiry = bytes([0x02]) + (3600).to_bytes(4, "big")  # message expiry interval
+    user = bytes([0x26, 0, 1]) + b"k" + bytes([0, 2]) + b"v1"  # user property k=v1
+    cases = []
+    for k in range(300):
+        topic = sim_topic(f"{rng.getrandbits(64):016x}").encode()
+        if k % 7 == 0:
+            topic = "lpwa/ns-秋田/x".encode() + bytes(rng.randrange(0, 200))
+        payload = rng.randbytes(rng.choice([0, 1, 27, 700, 5000]))
+        props = rng.choice([b"", b"", expiry, user, expiry + user])
+        qos = rng.choice([1, 1, 1, 0])
+        lean = not props and qos == 1
+        cases.append((*_publish_packet(topic, rng.randint(1, 65535), payload, props, qos), lean))
+    assert 50 < sum(lean for *_, lean in cases) < 250
+    for header, packet, lean in cases:
+        stock, _ = received(False, header, packet)
+        assert len(stock) == 1
+        assert received(True, header, packet) == (stock, 1 if lean else 0)
