@@ -119,7 +119,9 @@ def test_a_block_without_inlet_says_why(influx_store: InfluxStore) -> None:
     assert report.read_rate == 0.0
 
 
-def test_first_and_last_from_their_day_are_the_whole_periods(influx_store: InfluxStore) -> None:
+def test_first_and_last_from_their_day_are_the_whole_periods(
+    influx_store: InfluxStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The report takes a meter's first/last index from the one day that holds it: for
     meters that are late, have gaps of days, die, read only once or never, over a period
     that does not start at midnight UTC, the spans and hours are what first/last/count
@@ -175,12 +177,8 @@ def test_first_and_last_from_their_day_are_the_whole_periods(influx_store: Influ
     # a day's statement that names its meters and one that reads them all agree
     report = build(influx_store, registry.devices(), {}, datetime.fromtimestamp(start, UTC),
                    datetime.fromtimestamp(start + hours * HOUR, UTC))  # fmt: skip
-    old_filter = queries.FILTER_BELOW
-    try:
-        queries.FILTER_BELOW = 2.0  # every day's statement names its meters
-        named = build(influx_store, registry.devices(), {}, report.start, report.end)
-    finally:
-        queries.FILTER_BELOW = old_filter
+    monkeypatch.setattr(queries, "FILTER_BELOW", 2.0)  # every day's statement names its meters
+    named = build(influx_store, registry.devices(), {}, report.start, report.end)
     assert named == report
     rows = {m.device: m for m in report.meters}
     assert rows[names["e-one-hour"]].use_m3 is None  # one reading spans no time
