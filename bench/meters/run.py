@@ -41,6 +41,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -270,6 +271,17 @@ def report(args: argparse.Namespace, influx: Influx, db_url: str, registry: Any,
         output.show(result, Console(file=io.StringIO()))
         output.write(result, work / "report")
         times.append(time.monotonic() - t)
+    # the battery trend against the simulator's drain (meters that do not die)
+    from firmware_sim.meters import battery_slope_per_30d
+
+    rows = {m.device: m for m in result.meters}
+    live = [m for b in pilot for m in b.meters if m.label != "dead"]
+    simulated = statistics.median(battery_slope_per_30d(m) for m in live)
+    slopes = [s for m in live if (s := rows[m.dev_eui].battery_slope) is not None]
+    got = statistics.median(slopes) if slopes else None
+    print(f"battery slope, % per 30 days, median of {len(live):,} live meters: report "
+          f"{got if got is None else round(got, 3)}, simulated {simulated:.3f}; fleet "
+          f"(all meters) {result.battery_slopes}", flush=True)  # fmt: skip
     return {
         "meters": len(result.meters),
         "days": args.report_days,
@@ -277,6 +289,8 @@ def report(args: argparse.Namespace, influx: Influx, db_url: str, registry: Any,
         "store_s": round(write_s, 1),
         "report_s": [round(x, 2) for x in times],
         "read_success_rate": round(result.read_rate, 4),
+        "battery_slope_median_live": got,
+        "battery_slope_median_simulated": simulated,
     }
 
 
