@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 ReadingsCallback = Callable[[list[tuple[str, str, datetime, Any]]], None]
 TICK_S = 1.0  # how often on_tick runs: silence is judged in days, a second is plenty
 READ_MOST = 1000  # messages read from the socket per turn of the loop, at most
+REFRESH_S = 2.0  # how often the registry is re-read when another process changed it
 
 
 class Received(NamedTuple):
@@ -132,6 +133,7 @@ class LpwaWorker:
         self._writing: _Chunk | None = None  # the chunk the writer thread is posting
         self._to_write: queue.SimpleQueue[_Chunk | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None
         self._first_at = 0.0
         self._retry_at = 0.0
         self._stop = threading.Event()
@@ -165,6 +167,9 @@ class LpwaWorker:
         self.client.connect(s.broker_host, s.broker_port, 30, clean_start=False, properties=props)
         self._writer = threading.Thread(target=self._write_loop, name="lpwa-writer", daemon=True)
         self._writer.start()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="lpwa-registry",
+                                           daemon=True)  # fmt: skip
+        self._refresher.start()
         self._thread = threading.Thread(target=self._run, name="lpwa-network", daemon=True)
         self._thread.start()
         log.info("lpwa_start client=%s broker=%s:%d", self.client._client_id.decode(),
@@ -179,9 +184,23 @@ class LpwaWorker:
         if self._thread is not None:
             self._thread.join(timeout)
         self._to_write.put(None)
-        if self._writer is not None:
-            self._writer.join(timeout)
+        for thread in (self._writer, self._refresher):
+            if thread is not None:
+                thread.join(timeout)
         self.client.disconnect()
+
+    def _refresh_loop(self) -> None:
+        """Provisioning done elsewhere (``akita cloud device add``, a meter moved to
+        another network server) reaches this worker within REFRESH_S, without a
+        restart: the registry reloads when its version row moved (as the gateway
+        ingest's housekeeping). Off the network thread: a slow database must not hold
+        the stream back. The handler's cached line prefixes follow the registry's
+        version."""
+        while not self._stop.wait(REFRESH_S):
+            try:
+                self.registry.refresh()
+            except Exception:  # the next round retries; ingest goes on
+                log.exception("lpwa_registry_refresh_failed")
 
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -539,3 +540,43 @@ def test_the_lean_publish_path_gives_what_paho_gives() -> None:
         stock, _ = received(False, header, packet)
         assert len(stock) == 1
         assert received(True, header, packet) == (stock, 1 if lean else 0)
+
+
+def test_provisioning_by_another_process_reaches_a_running_worker(
+    mosquitto: Mosquitto, influx: Influx, influx_store: InfluxStore, influx_db: str,
+    publisher: _Publisher, tmp_path: Path,
+) -> None:  # fmt: skip
+    """A meter added, and one moved to another network server, through another process's
+    registry (akita cloud device add): the running worker takes both without a restart."""
+    from cloud.db.base import create_all, make_engine, make_sessionmaker
+
+    engine = make_engine(f"sqlite:///{tmp_path}/akita.db")
+    create_all(engine)
+    start = _start_s(1)
+    fleet = sim.fleet(3, 1, seed=4, start_s=start, days=1, leaks=0, heavy=0, dead=0)
+    meter = DeviceKind("water_meter")
+    mine = Registry(make_sessionmaker(engine))
+    mine.provision(NS, [DeviceInfo(device_id=m.dev_eui, kind=meter) for m in fleet[:2]])
+    worker = _worker(mosquitto, influx_store, mine)
+    added, moved = fleet[2], fleet[1]
+    try:
+        other = Registry(make_sessionmaker(engine))  # the CLI's, in another process
+        other.provision(NS, [DeviceInfo(device_id=added.dev_eui, kind=meter)])
+        other.provision("ns-b", [DeviceInfo(device_id=moved.dev_eui, kind=meter)])
+        wait_for("reloaded", lambda: added.dev_eui in mine.owned(NS), 20)
+        up_added = next(iter(sim.uplinks(added, NS, start, 1, seed=4)))
+        up_moved = next(iter(sim.uplinks(moved, NS, start, 1, seed=4)))
+        publisher.publish(up_added.topic, up_added.payload)
+        publisher.publish(up_moved.topic, up_moved.payload)  # from its former owner
+        publisher.publish(up_moved.topic.replace(f"lpwa/{NS}/", "lpwa/ns-b/"), up_moved.payload)
+        wait_for("handled", lambda: _handled(worker) == 3, 20)
+        wait_for("written", lambda: not worker._lines and not worker._acks, 10)
+        wait_for("the dead letter", lambda: len(publisher.reasons()) == 1, 10)
+    finally:
+        worker.stop()
+    assert worker.counts == {"new": 2, "dead": 1, "lines": 12}
+    (reason,) = publisher.reasons()
+    assert reason.startswith(f"not_owner: devEui {moved.dev_eui} is registered to network "
+                             "server 'ns-b'")  # fmt: skip
+    assert _count(influx, influx_db, f"WHERE device = '{added.dev_eui}'") == 6
+    assert _count(influx, influx_db, f"WHERE device = '{moved.dev_eui}' AND gateway = 'ns-b'") == 6
