@@ -15,7 +15,11 @@ echo "==> ruff"
 "$VENV/bin/ruff" format --check .
 echo "==> pytest"
 set +e
-"$VENV/bin/python" -m pytest "$@"
+# Two workers (pytest-xdist), one test file each at a time so a file's module fixtures
+# (servers) are started once: most tests wait on real servers, so even 2 cores finish in
+# about two thirds of the serial time. AKITA_TEST_WORKERS=0 runs serially; the slowest
+# tests are listed at the end so a growing one is seen.
+"$VENV/bin/python" -m pytest -n "${AKITA_TEST_WORKERS:-2}" --dist loadfile --durations=20 "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
