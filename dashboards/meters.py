@@ -5,6 +5,9 @@ panel says how its InfluxQL relates to the report's figure. The period is the da
 time range (``${__from}`` .. ``${__to}``; the report needs whole hours, so pick a range
 that starts on the hour to compare). A meter reading is one hour stamped with the hour's
 end, so a range counts readings with ``time > from AND time <= to``, as the report does.
+What InfluxQL cannot compute (the NRW share, leak alerts per 1,000 meters, the battery
+slope) the "Pilot report" panels read from the ``pilot_report`` points the report
+writes with ``--store-figures``.
 """
 
 from __future__ import annotations
