@@ -47,6 +47,10 @@ REFINE_LAST = 3  # the size is the median excess of this many recent periods
 # a size update is reported as "grown" only past noise and by a quarter of the leak
 GROWN_SIGMAS = 2.0
 GROWN_FRAC = 0.25
+# ... and as another leak (an alarm) when it at least doubled by this many sigmas: a leak
+# found while another (or a false onset) is open would otherwise pass as growth
+NEW_LEAK_SIGMAS = 3.0
+NEW_LEAK_FACTOR = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,7 @@ class LeakVerdict:
     event: str | None = None
     mode: str | None = None  # step | trend | young
     excess: float = 0.0  # estimated leak flow (m³/h) above the no-leak reference
+    statistic: str | None = None  # the judged statistic when not the block's own
 
 
 def _mad_sigma(x: np.ndarray) -> float:
@@ -72,6 +77,7 @@ class LeakJudge:
 
     __slots__ = (
         "_f",
+        "adopted",
         "below",
         "cfg",
         "cusum",
@@ -86,6 +92,7 @@ class LeakJudge:
         "reported",
         "run_n",
         "run_sum",
+        "subtracted",
     )
 
     def __init__(self, cfg: LeakConfig) -> None:
@@ -103,6 +110,43 @@ class LeakJudge:
         self.below = 0
         self.cusum = self.cusum_down = 0.0
         self.run_sum, self.run_n = 0.0, 0
+        self.adopted = False  # the open leak was found by another statistic of the block
+        self.subtracted: list[float] = []  # leak taken off each period's demand since it opened
+
+    # ---- another statistic of the same block ------------------------------------------
+    def adopt(self, size: float) -> None:
+        """Another statistic of this block found a leak (open leaks now ``size`` m³/h in
+        all): hold it open here too, with no alarm of this judge's own, and re-size it
+        over the next periods against the reference of now. The first of those periods
+        may show more of it than ``size`` (the other statistic saw part of a day): that
+        is the same leak, not a new one."""
+        f = self._f = self.factors()
+        self.frozen = self.level(f)
+        self.leak = self.peak = self.reported = max(size, 0.0)
+        self.excesses = []
+        self.last_rise = self.n - 1.0
+        self.below = 0
+        self.adopted = True
+        self._reset_run()
+
+    def drop(self, restore: bool = False) -> None:
+        """No leak open any more. ``restore``: another statistic of this block decided it,
+        so the leak this judge took off its periods since the leak opened is put back: if
+        that statistic's alarm was noise, this judge's reference would otherwise stay
+        below the demand and see a leak in every later period (a repaired real leak put
+        back lifts the reference instead, which the fall rule below rebases)."""
+        if restore:
+            n = len(self.demand)
+            for k, leak in enumerate(reversed(self.subtracted[-n:])):
+                w, v = self.demand[n - 1 - k]
+                self.demand[n - 1 - k] = (w, v + leak)
+        self.subtracted = []
+        self.leak = self.peak = self.reported = 0.0
+        self.frozen = None
+        self.excesses = []
+        self.below = 0
+        self.adopted = False
+        self._reset_run()
 
     # ---- the reference ----------------------------------------------------------------
     def seed(self, history: list[tuple[Weekdays, float]], leak: float) -> None:
@@ -176,6 +220,10 @@ class LeakJudge:
         else:
             v = self._cusum(t, value, w, lvl, night)
         self.demand.append((week, value - self.leak))
+        if self.leak > 0.0:
+            self.subtracted.append(self.leak)
+        else:
+            self.subtracted = []
         return v
 
     def _refine(self, t: float, value: float, w: float, ref: float) -> LeakVerdict:
@@ -187,7 +235,8 @@ class LeakJudge:
         # a repair: a few periods nearer no leak, or one far below the leak level
         if self.below >= REPAIR_NIGHTS or (self.below and self.leak - excess > self.cfg.k_step * s):
             return self._clear(t, value, base, excess, s)
-        if excess - self.leak > self.cfg.k_step * s:
+        adopted, self.adopted = self.adopted, False
+        if excess - self.leak > self.cfg.k_step * s and not adopted:
             # one period far above the open leak: another leak, not this one growing
             self.excesses = [excess]
             self.leak = self.peak = self.reported = excess
@@ -198,6 +247,9 @@ class LeakJudge:
         event = None
         if size > self.reported + max(GROWN_SIGMAS * s, GROWN_FRAC * self.reported):
             event = "grown"
+            doubled = size >= NEW_LEAK_FACTOR * self.reported
+            if doubled and size - self.reported > NEW_LEAK_SIGMAS * s and not adopted:
+                event = "step"
             self.reported = size
             self.last_rise = self.n - 1.0
         self.leak = size
@@ -206,11 +258,7 @@ class LeakJudge:
                            "step" if event else None, self.leak)  # fmt: skip
 
     def _clear(self, t: float, value: float, exp: float, r: float, s: float) -> LeakVerdict:
-        self.leak = self.peak = self.reported = 0.0
-        self.frozen = None
-        self.excesses = []
-        self.below = 0
-        self._reset_run()
+        self.drop()
         return LeakVerdict(t, value, exp, r, s, "clear", None, 0.0)
 
     def _cusum(self, t: float, value: float, w: float, lvl: float, night: float) -> LeakVerdict:

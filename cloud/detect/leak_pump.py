@@ -11,24 +11,37 @@ Each cycle is one period for :class:`~cloud.detect.leak_judge.LeakJudge`, with i
 of each local weekday (a cycle spans about a day, and weekend demand differs). A leak
 shows first partly, in the cycle it started in, then fully in the next. A gap in the data
 longer than ``MAX_GAP_S`` drops the cycle it falls in.
+
+A pump that runs far longer than usual is itself the sign, before its cycle ends (and a
+leak larger than the pump's spare capacity keeps it running for ever, so no cycle would
+ever end): the tank swings by a fixed volume between the pump's start and stop levels
+(learnt per cycle as demand × off time), so a pump still running after ``tau`` hours at
+mean rate ``Q`` means the zone draws at least ``Q - swing / tau``. Checked hourly while
+it runs; that lower bound ``k_step`` sigmas above the expected demand is an alarm (the
+judge then holds the leak open, and the cycle's own verdict re-sizes it when it ends).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
+import numpy as np
+
 from cloud.detect.config import LeakConfig
-from cloud.detect.leak_judge import WEEK, LeakJudge, LeakVerdict, Weekdays
+from cloud.detect.leak_judge import GROWN_NIGHTS, WEEK, LeakJudge, LeakVerdict, Weekdays
 
 DAY_S = 86400.0
 MAX_GAP_S = 3600.0  # a longer gap in the data breaks the cycle: its volume is unknown
+OVERRUN_CHECK_S = 3600.0  # how often a running pump's lower bound is checked
+MIN_SWINGS = 3  # full cycles needed before the tank's swing volume is trusted
 
 
 class PumpCycleTracker:
     """Feed (epoch s, pump flow) in time order; a verdict at each pump start."""
 
-    __slots__ = ("_last_flow", "_last_t", "_on", "_phase_t", "_phase_vol", "cfg", "judge",
-                 "phases")  # fmt: skip
+    __slots__ = ("_checked", "_last_flow", "_last_t", "_on", "_phase_t", "_phase_vol", "cfg",
+                 "judge", "phases", "swings")  # fmt: skip
 
     def __init__(self, cfg: LeakConfig) -> None:
         self.cfg = cfg
@@ -39,6 +52,8 @@ class PumpCycleTracker:
         self._phase_t: float | None = None  # start of the current phase (None: partial)
         self._phase_vol = 0.0
         self.phases: deque[tuple[float, float]] = deque(maxlen=2)  # (seconds, m³)
+        self.swings: deque[float] = deque(maxlen=cfg.history_nights)  # m³ per cycle
+        self._checked = -math.inf  # last overrun check (epoch s); +inf: alarmed this phase
 
     def spoil(self) -> None:
         """Nothing to skip: a cycle's volume is the zone's demand whatever happened in it."""
@@ -58,8 +73,34 @@ class PumpCycleTracker:
             self._on = on
             return None
         if on == self._on:
-            return None
+            return self._overrun(t) if on else None
         return self._switch(t, on)
+
+    def _overrun(self, t: float) -> LeakVerdict | None:
+        """The pump still runs: is it running longer than the zone's demand allows?"""
+        start, judge = self._phase_t, self.judge
+        if start is None or t - self._checked < OVERRUN_CHECK_S or len(self.swings) < MIN_SWINGS:
+            return None
+        if len(judge.demand) < self.cfg.learn_nights:
+            return None
+        self._checked = t
+        tau_h = (t - start) / 3600.0
+        least = self._phase_vol / tau_h - float(np.median(self.swings)) / tau_h
+        f = judge.factors()
+        w = float(np.dot(weekday_shares(start, t, self.cfg.utc_offset_h), f))
+        expected = judge.level(f) * w + judge.leak
+        s = judge.sigma(expected, w, f)
+        if least - expected <= self.cfg.k_step * s:
+            return None
+        self._checked = math.inf  # one alarm per pump run
+        event = "onset"
+        if judge.leak > 0.0:
+            # a leak found in the last cycles: the pump running on is that leak showing
+            # in full (its first cycle held only part of it), not another one
+            event = "grown" if judge.n - judge.last_rise <= GROWN_NIGHTS else "step"
+        size = judge.leak + least - expected
+        judge.adopt(size)
+        return LeakVerdict(t, least, expected, least - expected, s, event, "overrun", size)
 
     def _switch(self, t: float, on: bool) -> LeakVerdict | None:
         start = self._phase_t
@@ -67,12 +108,15 @@ class PumpCycleTracker:
         if start is not None:
             self.phases.append((t - start, self._phase_vol))
         self._phase_t, self._phase_vol = t, 0.0
+        self._checked = -math.inf
         # judged at each start (start to start: the tank back at its start level); judging
         # at stops too would give overlapping cycles whose shared phase fakes agreement
         if start is None or len(self.phases) < 2 or not on:
             return None
         seconds = sum(s for s, _ in self.phases)
         volume = sum(v for _, v in self.phases)
+        # the tank's swing: what the zone drew while the pump was off
+        self.swings.append(volume / seconds * self.phases[-1][0])
         week = weekday_shares(t - seconds, t, self.cfg.utc_offset_h)
         return self._judge(t, week, volume / (seconds / 3600.0))
 

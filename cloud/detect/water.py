@@ -201,13 +201,13 @@ class WaterDetector:
                     on,
                     severity=Severity.MODERATE,
                     title="Night flow above the block's baseline (leak)",
-                    message=_leak_message(v, b.leak.cfg.statistic),
+                    message=_leak_message(v, v.statistic or b.leak.cfg.statistic),
                     value=round(v.excess, 3),
                     extra={
                         "mode": v.mode,
                         "event": v.event,
                         "night_flow": round(v.value, 3),
-                        "statistic": b.leak.cfg.statistic,
+                        "statistic": v.statistic or b.leak.cfg.statistic,
                     },
                     force=on,
                 )

@@ -79,3 +79,63 @@ def test_tank_zone_leak_found_from_pump_cycles() -> None:
     day, _, size = events[0]
     assert 50.0 <= day <= 52.0  # within 2 days of the leak's start
     assert size == pytest.approx(5.0, abs=2.5)
+
+
+def test_a_leak_that_more_than_doubles_while_settling_is_a_new_alarm() -> None:
+    # an onset of 4, then 8 m³/h more the next nights (under the one-night step of 5
+    # sigmas above the open leak): another leak, not growth
+    events = _judge([0.0] * 5 + [4.0] + [12.0] * 6, noise=1.0)
+    alarms = [(n, e) for n, e, _ in events if e in ("onset", "step")]
+    assert alarms[0] == (5, "onset")
+    assert len(alarms) == 2 and alarms[1][1] == "step" and alarms[1][0] <= 8
+
+
+def test_adopted_leak_is_held_without_an_alarm_and_dropped_with_its_periods_restored() -> None:
+    rnd = random.Random(5)
+    j = LeakJudge(LeakConfig(min_sigma_abs=0.5, min_sigma_frac=0.0))
+    for _ in range(28):
+        j.learn(MONDAY, 100.0 + rnd.gauss(0, 0.5))
+    j.adopt(3.0)  # another statistic saw part of a day of a 6 m³/h leak
+    events = [j.judge(float(i), MONDAY, 106.0 + rnd.gauss(0, 0.5)).event for i in range(3)]
+    assert "onset" not in events and "step" not in events  # the same leak, re-sized
+    assert j.leak == pytest.approx(6.0, abs=1.0)
+    before = [v for _, v in j.demand][-3:]
+    j.drop(restore=True)  # the other statistic says it was never there
+    assert j.leak == 0.0
+    assert [v for _, v in j.demand][-3:] == pytest.approx([b + 6.0 for b in before], abs=1.0)
+
+
+def test_pump_that_cannot_keep_up_is_an_alarm_before_its_cycle_ends() -> None:
+    # 25 m³/h demand + a 22 m³/h leak exceeds the 44 m³/h pump: it never stops again
+    events = _tank(70, 50.0, 22.0)
+    assert events and events[0][1] == "onset"
+    assert 50.0 <= events[0][0] <= 52.0
+    # the size is a lower bound (the pump's spare capacity shrinking as it runs on)
+    assert 2.0 < events[0][2] < 22.0
+    assert len([e for e in events if e[1] in ("onset", "step")]) == 1
+
+
+def test_day_mean_and_night_are_one_detector() -> None:
+    """A block whose nights are noisy but whose days are steady: the daily mean finds the
+    leak, and the night, holding it open, raises no second alarm; the repair clears it."""
+    from cloud.detect.leak import LeakTracker
+
+    rnd = random.Random(3)
+    tr = LeakTracker(LeakConfig(utc_offset_h=0.0))
+    day_noise = 0.0
+    out = []
+    for i in range(90 * 288):
+        t = i * 300.0
+        hour = (t % 86400) / 3600
+        if i % 288 == 0:
+            day_noise = rnd.gauss(0, 6.0)  # nights vary by 6 m³/h, the day's mean hardly
+        night = 2 <= hour < 5
+        flow = (60.0 + day_noise if night else 150.0 - day_noise / 7) + rnd.gauss(0, 1.0)
+        flow += 6.0 if 60 * 86400 + 8 * 3600 <= t < 75 * 86400 else 0.0
+        v = tr.add(t, flow)
+        if v is not None and v.event:
+            out.append((t / 86400.0, v.event, v.statistic))
+    alarms = [e for e in out if e[1] in ("onset", "step")]
+    assert len(alarms) == 1 and alarms[0][2] == "daily_mean"
+    assert 60.0 < alarms[0][0] <= 62.4  # within 2 days of the leak's start
+    assert any(e[1] == "clear" and 75.0 <= e[0] <= 78.0 for e in out)
