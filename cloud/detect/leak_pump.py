@@ -16,8 +16,10 @@ A pump that runs far longer than usual is itself the sign, before its cycle ends
 leak larger than the pump's spare capacity keeps it running for ever, so no cycle would
 ever end): the tank swings by a fixed volume between the pump's start and stop levels
 (learnt per cycle as demand × off time), so a pump still running after ``tau`` hours at
-mean rate ``Q`` means the zone draws at least ``Q - swing / tau``. Checked hourly while
-it runs; that lower bound ``k_step`` sigmas above the expected demand is an alarm (the
+mean rate ``Q`` means the zone draws at least ``Q - swing / tau``. The demand while the
+pump runs is not the cycle's mean (a run spans the day's peak), so it is learnt too, as
+a ratio to the cycle's demand; checked hourly while the pump runs, the lower bound
+``OVERRUN_SIGMAS`` of that ratio's spread above the expected run demand is an alarm (the
 judge then holds the leak open, and the cycle's own verdict re-sizes it when it ends).
 """
 
@@ -29,19 +31,27 @@ from collections import deque
 import numpy as np
 
 from cloud.detect.config import LeakConfig
-from cloud.detect.leak_judge import GROWN_NIGHTS, WEEK, LeakJudge, LeakVerdict, Weekdays
+from cloud.detect.leak_judge import (
+    GROWN_NIGHTS,
+    MAD_TO_SIGMA,
+    WEEK,
+    LeakJudge,
+    LeakVerdict,
+    Weekdays,
+)
 
 DAY_S = 86400.0
 MAX_GAP_S = 3600.0  # a longer gap in the data breaks the cycle: its volume is unknown
 OVERRUN_CHECK_S = 3600.0  # how often a running pump's lower bound is checked
-MIN_SWINGS = 3  # full cycles needed before the tank's swing volume is trusted
+MIN_SWINGS = 7  # full cycles needed before the swing and the run demand are trusted
+OVERRUN_SIGMAS = 5.0  # lower bound above the expected run demand, in its own sigmas
 
 
 class PumpCycleTracker:
     """Feed (epoch s, pump flow) in time order; a verdict at each pump start."""
 
     __slots__ = ("_checked", "_last_flow", "_last_t", "_on", "_phase_t", "_phase_vol", "cfg",
-                 "judge", "phases", "swings")  # fmt: skip
+                 "judge", "on_ratios", "phases", "swings")  # fmt: skip
 
     def __init__(self, cfg: LeakConfig) -> None:
         self.cfg = cfg
@@ -53,6 +63,8 @@ class PumpCycleTracker:
         self._phase_vol = 0.0
         self.phases: deque[tuple[float, float]] = deque(maxlen=2)  # (seconds, m³)
         self.swings: deque[float] = deque(maxlen=cfg.history_nights)  # m³ per cycle
+        # demand while the pump ran / the cycle's demand, per cycle
+        self.on_ratios: deque[float] = deque(maxlen=cfg.history_nights)
         self._checked = -math.inf  # last overrun check (epoch s); +inf: alarmed this phase
 
     def spoil(self) -> None:
@@ -88,9 +100,13 @@ class PumpCycleTracker:
         least = self._phase_vol / tau_h - float(np.median(self.swings)) / tau_h
         f = judge.factors()
         w = float(np.dot(weekday_shares(start, t, self.cfg.utc_offset_h), f))
-        expected = judge.level(f) * w + judge.leak
-        s = judge.sigma(expected, w, f)
-        if least - expected <= self.cfg.k_step * s:
+        ratios = np.array(self.on_ratios)
+        ratio = float(np.median(ratios))
+        cycle = judge.level(f) * w
+        expected = ratio * cycle + judge.leak
+        spread = MAD_TO_SIGMA * float(np.median(np.abs(ratios - ratio))) * cycle
+        s = max(spread, self.cfg.min_sigma_abs, self.cfg.min_sigma_frac * cycle)
+        if least - expected <= OVERRUN_SIGMAS * s:
             return None
         self._checked = math.inf  # one alarm per pump run
         event = "onset"
@@ -115,8 +131,14 @@ class PumpCycleTracker:
             return None
         seconds = sum(s for s, _ in self.phases)
         volume = sum(v for _, v in self.phases)
-        # the tank's swing: what the zone drew while the pump was off
-        self.swings.append(volume / seconds * self.phases[-1][0])
+        # the tank's swing: what the zone drew while the pump was off; and what it drew
+        # while the pump ran, against the whole cycle
+        demand = volume / seconds
+        (on_s, on_vol), (off_s, _) = self.phases
+        swing = demand * off_s
+        self.swings.append(swing)
+        if on_s > 0.0 and demand > 0.0:
+            self.on_ratios.append((on_vol - swing) / on_s / demand)
         week = weekday_shares(t - seconds, t, self.cfg.utc_offset_h)
         return self._judge(t, week, volume / (seconds / 3600.0))
 
