@@ -233,14 +233,13 @@ class LpwaWorker:
         stays unacknowledged, and the broker redelivers it)."""
         end = time.monotonic() + timeout
         self._process(force=True)
-        while (self._writing is not None or self._lines) and time.monotonic() < end:
+        while self._writing is not None:
             chunk = self._writing
-            if chunk is not None and not chunk.done.wait(max(0.0, end - time.monotonic())):
-                break
-            failed = chunk is not None and chunk.error is not None
+            if not chunk.done.wait(max(0.0, end - time.monotonic())):
+                break  # still writing: it stays unacknowledged
+            # acknowledges it and hands over what is left (none after a failure: the
+            # retry waits, and the broker redelivers)
             self._flush(force=True)
-            if failed:
-                break
 
     def _read_more(self) -> MQTTErrorCode:
         """Read the messages already waiting in the socket. ``Client.loop`` reads one
