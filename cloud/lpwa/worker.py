@@ -363,9 +363,9 @@ def ack_all(client: mqtt.Client, mids: list[int]) -> None:
     whatever it has queued before. Falls back to ``Client.ack`` if paho has no
     ``_packet_queue`` (its private API; ``tests/cloud/lpwa/test_worker.py`` checks the
     bytes against paho's own acks)."""
-    queue = getattr(client, "_packet_queue", None)
-    if queue is None:
+    enqueue = getattr(client, "_packet_queue", None)
+    if enqueue is None:
         for mid in mids:
             client.ack(mid, 1)
     elif mids:
-        queue(mqtt.PUBACK, puback_packets(mids), 0, 0)
+        enqueue(mqtt.PUBACK, puback_packets(mids), 0, 0)
