@@ -26,8 +26,10 @@ in a temp dir (the shipped broker queue limits, influxd's shipped GOGC/GOMEMLIMI
    ``InfluxStore.write_lines`` (``akita.pilot_sim.meter_lines``): hourly use from the
    simulator's households (``firmware_sim.meters.hour_use``), battery (the simulator's
    draining model, ``battery_pct``), alarm bits and radio on every 6th hour as the codec
-   gives them; inlets as ``akita.pilot_sim.store_inlets``. Then what ``akita pilot report`` does
-   (open store and registry, ``build``, print, write JSON/CSV) is timed.
+   gives them; inlets as ``akita.pilot_sim.store_inlets``. Then what ``akita pilot
+   report`` does (open store and registry, ``build``, print, write JSON/CSV) is timed:
+   once right after the bulk write (influxd snapshotting and compacting meanwhile),
+   then once influxd has been idle 15 s (the wait is printed).
 
 The load average is printed with the figures: the machine's 2 cores are shared, so the
 figures are noisy. Every wait is bounded; ``--max-s`` bounds the whole run.
