@@ -13,6 +13,10 @@ retained ``offline`` Last Will when the gateway vanishes; a graceful stop publis
 With ``on_command`` the gateway subscribes to its own ``cmd`` topic (QoS 1) in a
 persistent session, so the broker keeps commands while the link is down, and acknowledges
 each command only when told (:meth:`Uplink.ack`, after the command is committed to disk).
+The birth then waits for the broker's SUBACK of that subscription: the cloud publishes
+what waits for a gateway the moment it reads its birth, and a broker drops a command for
+a topic nobody is subscribed to yet (a first connect, a session the broker lost), which
+would leave it to the cloud's next retry (``commands.retry_s``, 30 s).
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class Uplink:
         self._on_command = on_command
         self._result_acks: dict[int, Callable[[], None]] = {}  # mid -> result's PUBACK
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._cmd_sub_mid: int | None = None  # the cmd SUBSCRIBE the birth waits for
         self.connected = False
         m = config.mqtt
         # the shipped broker makes every client id its username (deploy/mosquitto)
@@ -121,6 +126,7 @@ class Uplink:
         c.on_disconnect = self._disconnected
         c.on_publish = self._published
         c.on_message = self._message
+        c.on_subscribe = self._subscribed
         self._client = c
 
     # -- paho thread -> asyncio loop ---------------------------------------------------------
@@ -133,6 +139,31 @@ class Uplink:
         if rc.is_failure:
             log.warning("mqtt_refused gateway=%s reason=%s", self.gateway_id, rc)
             return
+        if self._on_command is None:
+            self._announce(client)
+            return
+        # the birth only once the subscription is in place (module docstring); the SUBACK
+        # comes on this same network thread, after this callback has returned
+        _rc, self._cmd_sub_mid = client.subscribe(topics.command(self.gateway_id), qos=1)
+
+    def _subscribed(
+        self, client: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any = None
+    ) -> None:
+        if mid != self._cmd_sub_mid:
+            return
+        self._cmd_sub_mid = None
+        refused = [c for c in codes if getattr(c, "is_failure", False)]
+        if refused:  # online all the same: the readings must flow; say why commands cannot
+            log.error(
+                "commands_subscribe_refused gateway=%s codes=%s reason=the broker account "
+                "may not read its cmd topic; commands will not arrive",
+                self.gateway_id,
+                refused,
+            )
+        self._announce(client)
+
+    def _announce(self, client: mqtt.Client) -> None:
+        """Birth, device registry, then the session counts as up (batches may flow)."""
         birth = GatewayStatus(
             gateway_id=self.gateway_id,
             state=GatewayState.ONLINE,
@@ -143,8 +174,6 @@ class Uplink:
         client.publish(topics.status(self.gateway_id), encode_model(birth), qos=1, retain=True)
         meta = encode_model(gateway_meta(self.config))
         client.publish(topics.meta(self.gateway_id), meta, qos=1, retain=True)
-        if self._on_command is not None:
-            client.subscribe(topics.command(self.gateway_id), qos=1)
         self._post(self._set_state, True)
 
     def _disconnected(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
