@@ -51,7 +51,7 @@ class PumpCycleTracker:
     """Feed (epoch s, pump flow) in time order; a verdict at each pump start."""
 
     __slots__ = ("_checked", "_last_flow", "_last_t", "_on", "_phase_t", "_phase_vol", "cfg",
-                 "judge", "on_ratios", "phases", "swings")  # fmt: skip
+                 "judge", "on_ratios", "phases", "ref", "swings")  # fmt: skip
 
     def __init__(self, cfg: LeakConfig) -> None:
         self.cfg = cfg
@@ -66,6 +66,8 @@ class PumpCycleTracker:
         # demand while the pump ran / the cycle's demand, per cycle
         self.on_ratios: deque[float] = deque(maxlen=cfg.history_nights)
         self._checked = -math.inf  # last overrun check (epoch s); +inf: alarmed this phase
+        # the judge's weekday factors and reference level, fixed during a pump run
+        self.ref: tuple[np.ndarray, float] | None = None
 
     def spoil(self) -> None:
         """Nothing to skip: a cycle's volume is the zone's demand whatever happened in it."""
@@ -98,11 +100,14 @@ class PumpCycleTracker:
         self._checked = t
         tau_h = (t - start) / 3600.0
         least = self._phase_vol / tau_h - float(np.median(self.swings)) / tau_h
-        f = judge.factors()
+        if self.ref is None:
+            f = judge.factors()
+            self.ref = (f, judge.level(f))
+        f, level = self.ref
         w = float(np.dot(weekday_shares(start, t, self.cfg.utc_offset_h), f))
         ratios = np.array(self.on_ratios)
         ratio = float(np.median(ratios))
-        cycle = judge.level(f) * w
+        cycle = level * w
         expected = ratio * cycle + judge.leak
         spread = MAD_TO_SIGMA * float(np.median(np.abs(ratios - ratio))) * cycle
         s = max(spread, self.cfg.min_sigma_abs, self.cfg.min_sigma_frac * cycle)
@@ -125,6 +130,7 @@ class PumpCycleTracker:
             self.phases.append((t - start, self._phase_vol))
         self._phase_t, self._phase_vol = t, 0.0
         self._checked = -math.inf
+        self.ref = None
         # judged at each start (start to start: the tank back at its start level); judging
         # at stops too would give overlapping cycles whose shared phase fakes agreement
         if start is None or len(self.phases) < 2 or not on:
