@@ -21,6 +21,7 @@ def test_init_db_is_idempotent_and_sets_up_contract_i(influx: Influx, influx_db:
     policies = influx.query(f'SHOW RETENTION POLICIES ON "{influx_db}"')["results"][0]
     by_name = {row[0]: row for row in policies["series"][0]["values"]}
     assert by_name["raw"][1] == "2160h0m0s" and by_name["raw"][4] is True
+    assert by_name["raw"][2] == "168h0m0s"  # 7-day shard groups, not the 1-day default
     assert by_name["agg_1m"][1] == "87600h0m0s" and by_name["agg_1m"][4] is False
     cqs = influx.query("SHOW CONTINUOUS QUERIES")["results"][0]["series"]
     mine = {row[0]: row[1] for s in cqs if s["name"] == influx_db for row in s.get("values", [])}
@@ -29,7 +30,31 @@ def test_init_db_is_idempotent_and_sets_up_contract_i(influx: Influx, influx_db:
     # a changed duration is corrected, not refused
     changed = init_db(url, raw_duration="30d")
     assert changed == [
-        f'ALTER RETENTION POLICY "raw" ON "{influx_db}" DURATION 30d REPLICATION 1 DEFAULT'
+        f'ALTER RETENTION POLICY "raw" ON "{influx_db}" DURATION 30d REPLICATION 1 '
+        "SHARD DURATION 7d DEFAULT"
+    ]
+
+
+def test_init_db_moves_an_older_database_to_7_day_raw_shards(
+    influx: Influx, influx_db: str
+) -> None:
+    # databases made before the shard duration was set have InfluxDB's 1-day groups
+    influx.query(f'CREATE DATABASE "{influx_db}"')
+    influx.query(
+        f'CREATE RETENTION POLICY "raw" ON "{influx_db}" DURATION 90d REPLICATION 1 DEFAULT'
+    )
+    url = f"influx+http://127.0.0.1:{influx.port}/{influx_db}"
+    ran = init_db(url)
+    assert (
+        f'ALTER RETENTION POLICY "raw" ON "{influx_db}" DURATION 90d REPLICATION 1 '
+        "SHARD DURATION 7d DEFAULT" in ran
+    )
+    policies = influx.query(f'SHOW RETENTION POLICIES ON "{influx_db}"')["results"][0]
+    assert {row[0]: row[2] for row in policies["series"][0]["values"]}["raw"] == "168h0m0s"
+    # a raw retention shorter than 7 days keeps one shard group per retention period
+    assert init_db(url, raw_duration="2d") == [
+        f'ALTER RETENTION POLICY "raw" ON "{influx_db}" DURATION 2d REPLICATION 1 '
+        "SHARD DURATION 2d DEFAULT"
     ]
 
 
