@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -16,25 +17,113 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
+MAX_DAYS = 366
+# where the city's zone comes from: the day the commands' "once per day" means
+ZONE_SETTING = "commands.timezone"
+
 
 def _when(value: str, name: str) -> datetime:
     try:
         return datetime.fromisoformat(value)
     except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not an ISO 8601 time, e.g. 2026-06-01T00:00+09:00", param_hint=name
+        raise ValueError(
+            f"{name} {value!r} is not an ISO 8601 time, e.g. 2026-06-01T00:00+09:00"
         ) from None
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The day's local midnight with its fixed UTC offset: aware datetimes that share a
+    ZoneInfo subtract as wall times (a DST day would count 24 h), fixed offsets do not."""
+    local = datetime.combine(day, time(), zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    return local.astimezone(timezone(offset))
+
+
+def last_days(days: int, zone: str, now: datetime) -> tuple[datetime, datetime]:
+    """The ``days`` whole days in ``zone`` that end at the most recent midnight there
+    (``now`` itself at midnight); raises ValueError naming the option or setting."""
+    from cloud.pilot.report import period_hours
+
+    if not 1 <= days <= MAX_DAYS:
+        raise ValueError(f"--days {days}: give 1 to {MAX_DAYS} whole days")
+    if now.tzinfo is None:
+        raise ValueError(f"now {now.isoformat()} has no time zone")
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"setting {ZONE_SETTING} {zone!r} is not a time zone: give an IANA name "
+            "such as Asia/Tokyo"
+        ) from None
+    today = now.astimezone(tz).date()
+    start, end = _midnight(today - timedelta(days=days), tz), _midnight(today, tz)
+    try:
+        period_hours(start, end)
+    except ValueError:
+        raise ValueError(
+            f"--days {days}: midnight in {zone} ({start.isoformat()}) is not on the hour "
+            "in UTC and readings are hourly: give --from and --to"
+        ) from None
+    return start, end
+
+
+def check_options(start: str | None, end: str | None, days: int | None) -> None:
+    """Either --days or both --from and --to; raises ValueError naming the options."""
+    if days is not None:
+        if start is not None or end is not None:
+            raise ValueError(
+                "--days cannot be combined with --from/--to: give --days N alone, "
+                "or --from and --to"
+            )
+    elif start is None and end is None:
+        raise ValueError(
+            "give the period: --days N (the N days up to the last midnight) or --from and --to"
+        )
+    elif start is None or end is None:
+        given, missing = ("--from", "--to") if end is None else ("--to", "--from")
+        raise ValueError(f"{given} needs {missing}: give both, or --days N alone")
+
+
+def period(
+    start: str | None, end: str | None, days: int | None, zone: str, now: datetime
+) -> tuple[datetime, datetime]:
+    """The report's period from --from/--to or from --days (see :func:`last_days`);
+    raises ValueError naming the options when they are mixed, missing or wrong."""
+    from cloud.pilot.report import period_hours
+
+    check_options(start, end, days)
+    if days is not None:
+        return last_days(days, zone, now)
+    assert start is not None and end is not None
+    t0, t1 = _when(start, "--from"), _when(end, "--to")
+    period_hours(t0, t1)
+    return t0, t1
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @app.command()
 def report(
     start: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--from", help="Period start, ISO 8601 with zone, on the hour: 2026-06-01T00:00+09:00"
         ),
-    ],
-    end: Annotated[str, typer.Option("--to", help="Period end (exclusive of later hours)")],
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="Period end (exclusive of later hours)")
+    ] = None,
+    days: Annotated[
+        int | None,
+        typer.Option(
+            "--days",
+            help="Instead of --from/--to: the N whole days that end at the last midnight in "
+            f"the city's time zone (setting {ZONE_SETTING}, Asia/Tokyo), as a timer runs it",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(help="The cloud's settings TOML (store, database), as `akita cloud run`"),
@@ -70,19 +159,30 @@ def report(
 
     Example: akita pilot report --from 2026-06-01T00:00+09:00 --to 2026-06-08T00:00+09:00
     --config cloud.toml --out report/
+
+    Scheduled (deploy/systemd/akita-pilot-report.timer, daily): akita pilot report
+    --days 30 --store-figures --config cloud.toml --out report/
     """
     from rich.console import Console
 
     from cloud.pilot import output
-    from cloud.pilot.report import build, leak_alerts, period_hours
+    from cloud.pilot.report import build, leak_alerts
 
-    t0, t1 = _when(start, "--from"), _when(end, "--to")
     try:
-        period_hours(t0, t1)
+        check_options(start, end, days)  # before the settings are read
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
-        store_, sm, devices = _open(config, store, db)
+        settings = _settings(config, store, db)
+    except CloudError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        t0, t1 = period(start, end, days, settings.commands.timezone, _now())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    try:
+        store_, sm, devices = _open_settings(settings)
         result = build(store_, devices, leak_alerts(sm, t0, t1), t0, t1)
     except CloudError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -103,15 +203,23 @@ def report(
         console.print(f"wrote {len(figures)} {MEASUREMENT} points to {store_!r}")
 
 
+def _settings(config: Path | None, store: str | None, db: str | None) -> Any:
+    from cloud.lpwa.cli import _overridden
+    from cloud.settings import CloudSettings
+
+    return _overridden(CloudSettings.load(config), store, db)
+
+
 def _open(config: Path | None, store: str | None, db: str | None) -> tuple[Any, Any, Any]:
     """The store (InfluxDB), a sessionmaker and the registry's devices."""
+    return _open_settings(_settings(config, store, db))
+
+
+def _open_settings(settings: Any) -> tuple[Any, Any, Any]:
     from cloud.db.base import create_all, make_engine, make_sessionmaker
-    from cloud.lpwa.cli import _overridden
     from cloud.registry import Registry
-    from cloud.settings import CloudSettings
     from cloud.store import open_store
 
-    settings = _overridden(CloudSettings.load(config), store, db)
     series = open_store(settings.store.url)
     if not hasattr(series, "query"):
         raise CloudError(
