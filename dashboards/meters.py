@@ -79,38 +79,39 @@ FROM ({_INFLOW}), ({_BILLED}) WHERE {INSTANTS} GROUP BY "district"
 # The figures InfluxQL cannot compute (a share across two measurements, a least-squares
 # slope) as the pilot report computed them: `akita pilot report --store-figures` writes
 # them as `pilot_report` points stamped with the period's end (cloud/pilot/points.py).
-# One row per report whose period ends in the range (a point per period and row).
+# One row per report whose period ends in the range (its time is the period's end; the
+# period_hours tag tells a 30-day report from a 7-day one ending the same day).
 REPORT = '"raw"."pilot_report"'  # the default policy, where the store writes
 REPORT_RANGE = "time >= ${__from}ms AND time <= ${__to}ms"
 REPORT_NRW = f"""
-SELECT last("nrw_share") AS "NRW share", last("inflow_m3") AS "inflow m³",
-       last("metered_m3") AS "metered m³", last("meters") AS "meters",
-       last("read_rate") AS "read rate"
+SELECT "nrw_share" AS "NRW share", "inflow_m3" AS "inflow m³",
+       "metered_m3" AS "metered m³", "meters" AS "meters",
+       "read_rate" AS "read rate"
 FROM {REPORT} WHERE "scope" = 'block' AND {BLOCK_FILTER} AND {REPORT_RANGE}
-GROUP BY "period", "district"
+GROUP BY "period_hours", "district"
 """
 REPORT_LEAKS = f"""
-SELECT last("leaks_per_1000_meters") AS "leak alerts per 1,000 meters",
-       last("leak_alerts") AS "leak alerts", last("meters") AS "meters",
-       last("read_rate") AS "read rate"
-FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period"
+SELECT "leaks_per_1000_meters" AS "leak alerts per 1,000 meters",
+       "leak_alerts" AS "leak alerts", "meters" AS "meters",
+       "read_rate" AS "read rate"
+FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period_hours"
 """
 REPORT_LEAKS_PER_BLOCK = f"""
-SELECT last("leaks_per_1000_meters") AS "leak alerts per 1,000 meters",
-       last("leak_alerts") AS "leak alerts", last("meters") AS "meters"
+SELECT "leaks_per_1000_meters" AS "leak alerts per 1,000 meters",
+       "leak_alerts" AS "leak alerts", "meters" AS "meters"
 FROM {REPORT} WHERE "scope" = 'block' AND {BLOCK_FILTER} AND {REPORT_RANGE}
-GROUP BY "period", "district"
+GROUP BY "period_hours", "district"
 """
 REPORT_BATTERY = f"""
-SELECT last("battery_slope_min") AS "min", last("battery_slope_p10") AS "p10",
-       last("battery_slope_median") AS "median", last("battery_slope_p90") AS "p90",
-       last("battery_slope_max") AS "max"
-FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period"
+SELECT "battery_slope_min" AS "min", "battery_slope_p10" AS "p10",
+       "battery_slope_median" AS "median", "battery_slope_p90" AS "p90",
+       "battery_slope_max" AS "max"
+FROM {REPORT} WHERE "scope" = 'overall' AND {REPORT_RANGE} GROUP BY "period_hours"
 """
 REPORT_BATTERY_PER_METER = f"""
-SELECT last("battery_slope") AS "battery slope", last("battery") AS "battery"
+SELECT "battery_slope" AS "battery slope", "battery" AS "battery"
 FROM {REPORT} WHERE "scope" = 'meter' AND {F} AND {REPORT_RANGE}
-GROUP BY "period", "district", "device"
+GROUP BY "period_hours", "district", "device"
 """
 
 
@@ -188,8 +189,9 @@ def build() -> d.Dashboard:
                 InfluxQL(REPORT_NRW),
                 width=24,
                 description="The NRW share per block as `akita pilot report --store-figures` "
-                "computed it, for each report whose period ends in the range (period "
-                "column): (inflow - sum of the block's meters' use) / inflow.",
+                "computed it, for each report whose period ends in the range (time: "
+                "the period's end; period_hours: its length): (inflow - sum of the "
+                "block's meters' use) / inflow.",
             )
         )
         .with_panel(

@@ -6,10 +6,14 @@ shows these figures as the report computed them.
 Measurement ``pilot_report``, in the store's default retention policy (``raw``, 90 days:
 the JSON and CSV files are the record; the dashboard reads ``"raw"``), one point per
 figure row, stamped with the period's end (a report of the same period again
-overwrites its points). Tags: ``period`` (``<from>/<to>``, ISO 8601), ``scope``
-(``overall``, ``block``, ``meter``), ``district`` (block and meter rows), ``device``
-(meter rows). Every number is a float field; a figure the report has not (a block
-without inlet has no NRW share) is left out.
+overwrites its points). Tags: ``period_hours`` (the period's length: a daily 30-day
+report and a weekly one ending together stay apart), ``scope`` (``overall``, ``block``,
+``meter``), ``district`` (block and meter rows), ``device`` (meter rows). The period's
+start is a field (``period_start_s``), not a tag: a tag per period would make every
+report's per-meter rows new series (a daily report of 10,000 meters kept 90 days is
+about 900,000 series, near influxd's default limit of 1,000,000 per database); this
+way a meter has one series per report length. Every number is a float field; a figure
+the report has not (a block without inlet has no NRW share) is left out.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ def _num(**values: float | int | None) -> dict[str, FieldValue]:
 
 
 def points(report: Report) -> list[Point]:
-    period = f"{report.start.isoformat()}/{report.end.isoformat()}"
+    period = str(report.hours_expected)
     ts = report.end.astimezone(UTC)
+    start_s = report.start.timestamp()
     overall = _num(
+        period_start_s=start_s,
         hours_expected=report.hours_expected,
         meters=len(report.meters),
         hours_stored=sum(m.hours_stored for m in report.meters),
@@ -43,12 +49,13 @@ def points(report: Report) -> list[Point]:
         for k in DIST:
             if dist is not None:
                 overall[f"{name}_{k}"] = float(dist[k])
-    out = [Point(MEASUREMENT, {"period": period, "scope": "overall"}, overall, ts)]
+    out = [Point(MEASUREMENT, {"period_hours": period, "scope": "overall"}, overall, ts)]
     for b in report.blocks:
         members = [m for m in report.meters if m.block == b.block]
         stored = sum(m.hours_stored for m in members)
         leaks = sum(m.leak_alerts for m in members)
         fields = _num(
+            period_start_s=start_s,
             meters=b.meters,
             hours_stored=stored,
             read_rate=stored / (report.hours_expected * len(members)) if members else None,
@@ -58,10 +65,11 @@ def points(report: Report) -> list[Point]:
             metered_m3=b.metered_m3,
             nrw_share=b.nrw_share,
         )
-        tags = {"period": period, "scope": "block", "district": b.block}
+        tags = {"period_hours": period, "scope": "block", "district": b.block}
         out.append(Point(MEASUREMENT, tags, fields, ts))
     for m in report.meters:
         fields = _num(
+            period_start_s=start_s,
             hours_stored=m.hours_stored,
             read_rate=m.read_rate,
             use_m3=m.use_m3,
@@ -69,6 +77,11 @@ def points(report: Report) -> list[Point]:
             battery_slope=m.battery_slope,
             leak_alerts=m.leak_alerts,
         )
-        tags = {"period": period, "scope": "meter", "district": m.block, "device": m.device}
+        tags = {
+            "period_hours": period,
+            "scope": "meter",
+            "district": m.block,
+            "device": m.device,
+        }
         out.append(Point(MEASUREMENT, tags, fields, ts))
     return out

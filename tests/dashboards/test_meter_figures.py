@@ -93,9 +93,10 @@ def test_report_panels_show_the_reports_nrw_leaks_and_battery_slope(
     """The figures InfluxQL cannot compute, as the stored report has them: NRW share per
     block, leak alerts per 1,000 meters (fleet and block), battery slope (fleet, meter)."""
     report = run.report
-    period = f"{report.start.isoformat()}/{report.end.isoformat()}"
     nrw = _rows(influx, run, "Pilot report: non-revenue water share per block")
-    assert {r["period"] for r in nrw} == {period}
+    # one row per block of the one stored report: its end, its length
+    assert {r["period_hours"] for r in nrw} == {str(report.hours_expected)}
+    assert {r["time"] for r in nrw} == {int(report.end.timestamp() * 1000)}
     shares = {r["district"]: r["NRW share"] for r in nrw}
     assert report.blocks and shares.keys() == {b.block for b in report.blocks}
     for b in report.blocks:

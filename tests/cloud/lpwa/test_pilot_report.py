@@ -73,7 +73,7 @@ def test_report_nrw_matches_the_simulators_truth(
     # --store-figures: the dashboard's copy of the figures
     (stored,) = influx_store.query(
         'SELECT last("nrw_share") FROM "pilot_report" WHERE "scope" = \'block\' '
-        f'AND "period" = \'{report["from"]}/{report["to"]}\' GROUP BY "district"'
+        f'AND "period_hours" = \'{DAYS * 24}\' GROUP BY "district"'
     )
     nrw = {s["tags"]["district"]: s["values"][0][1] for s in stored["series"]}
     assert nrw == {b: blocks[b]["nrw_share"] for b in blocks}
