@@ -107,6 +107,7 @@ class CommandService:
         self.clock = clock
         self._lock = threading.RLock()
         self._online: dict[str, bool] = {}  # from births / Last Wills on our connection
+        self._births: dict[str, datetime] = {}  # each gateway's session (its birth's ts)
         self._link: Any | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -423,12 +424,21 @@ class CommandService:
             return
         online = status.state.value == "online"
         was = self.online(gateway_id)
+        # a birth with a new connect time is a new session even when no offline was seen
+        # (a Last Will lost with a broker restart without persistence): what was sent to
+        # the old session may never have arrived. The same retained birth read again
+        # (our own reconnect) is not.
+        new_session = online and (
+            not was or (status.ts is not None and status.ts != self._births.get(gateway_id))
+        )
+        if online and status.ts is not None:
+            self._births[gateway_id] = status.ts
         self._online[gateway_id] = online
         for listener in self.status_listeners:
             listener(gateway_id, online)  # queue only (cloud/commands/rule_push.py)
-        if online and not was:
+        if new_session:
             log.info("commands_gateway_back gateway=%s", gateway_id)
-            self.deliver(gateway_id, force=True)  # the same ids, at once
+            self.deliver(gateway_id, force=True)  # the same ids, at once (run at most once)
 
     def handle_result_payload(self, gateway_id: str, payload: bytes) -> None:
         try:

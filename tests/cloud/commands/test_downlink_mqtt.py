@@ -18,7 +18,9 @@ from cloud.api.auth import Role, create_token
 from cloud.commands.states import CloudState
 from cloud.ingest.settings import IngestSettings
 from cloud.service import CloudService
+from schemas.codec import encode_model
 from schemas.commands import CommandState
+from schemas.wire import GatewayState, GatewayStatus
 from tests.cloud.api.conftest import bearer, make_service
 from tests.cloud.commands.conftest import RULES, Rig, make_rig, provision
 from tests.cloud.commands.gateway import GatewayPlayer
@@ -80,6 +82,30 @@ def test_offline_gateway_waits_expires_and_retries_with_the_same_id(
         ]
         assert live.service.get(first.id).readback == {"acked": True}
         assert live.service.get(first.id).attempts == 2
+    finally:
+        gw.close()
+
+
+def test_a_new_birth_without_an_offline_between_sends_the_unanswered_again_at_once(
+    live: Rig, mosquitto: Mosquitto
+) -> None:
+    # the cloud never saw this gateway go offline (a Last Will lost with a broker restart
+    # without persistence): its new session may never have had the command
+    gw = GatewayPlayer(mosquitto.port, "gw-cu-b")
+    try:
+        gw.birth()
+        wait_for("gateway online", lambda: live.service.online("gw-cu-b"))
+        sent = live.service.issue("cu-4", "notice", {"text": "a"}, issuer="token:ops", ttl_s=600)
+        gw.wait_commands(1)
+        gw.birth()  # a new connect time; the clock does not move, so no retry is due
+        again = gw.wait_commands(2)
+        assert [str(c.id) for c in again] == [sent.id, sent.id]
+        assert live.service.get(sent.id).attempts == 2
+        # the same birth read again (the cloud's own reconnect) sends nothing more
+        ts = live.service._births["gw-cu-b"]
+        same = GatewayStatus(gateway_id="gw-cu-b", state=GatewayState.ONLINE, ts=ts)
+        live.service.handle_status_payload("gw-cu-b", encode_model(same))
+        assert live.service.get(sent.id).attempts == 2
     finally:
         gw.close()
 
