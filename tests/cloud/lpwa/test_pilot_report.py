@@ -214,12 +214,17 @@ def test_battery_trend_shows_the_simulated_drain(influx_store: InfluxStore) -> N
     print(f"slope % per 30 days: simulated median {statistics.median(simulated):.3f}, "
           f"report {report.battery_slopes}, per-meter error median "
           f"{statistics.median(errors):.3f} max {max(errors):.3f}")  # fmt: skip
-    # a few % a year is -0.08..-0.5 % per 30 days: the report tells the meters apart
+    # a few % a year is -0.08..-0.5 % per 30 days. One meter's slope from 30 days of
+    # integer % (4 a day, +-0.5 % noise) is good to about 0.15 % per 30 days, and the
+    # rounding depends on where the period starts (``start`` follows the wall clock):
+    # over 8 start times the per-meter error's median was 0.077-0.128, its max
+    # 0.28-0.46, the correlation 0.54-0.75, the fleet median within 0.018. The bounds
+    # below leave room for that spread; the fleet's median is the figure to trust.
     assert min(simulated) < -0.4 and max(simulated) > -0.1
-    assert statistics.median(errors) < 0.1 and max(errors) < 0.4
-    assert statistics.correlation(got, simulated) > 0.5  # type: ignore[arg-type]
+    assert statistics.median(errors) < 0.2 and max(errors) < 0.7
+    assert statistics.correlation(got, simulated) > 0.3  # type: ignore[arg-type]
     live_median = statistics.median(g for g in got if g is not None)
-    assert abs(live_median - statistics.median(simulated)) < 0.03
+    assert abs(live_median - statistics.median(simulated)) < 0.05
     assert report.battery_slopes is not None
     assert report.battery_slopes["max"] > -1.0  # the live meters' slopes
     for m in dead:  # they fall to a few % before they fall silent
