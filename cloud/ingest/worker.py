@@ -62,6 +62,7 @@ from cloud.ingest.encode import Encoder
 from cloud.ingest.handling import Entry, MessageHandler
 from cloud.ingest.late import LATE_MS, LateAggregates, Reaggregating
 from cloud.ingest.settings import IngestSettings
+from cloud.ingest.socket_read import read_waiting
 from cloud.metrics import Metrics
 from cloud.registry import Registry
 from cloud.seq_accounting import SeqVerdict
@@ -470,19 +471,7 @@ class IngestWorker:
                 self._finish_processing()
 
     def _read_more(self, most: int = 64) -> MQTTErrorCode:
-        """Read the messages already waiting in the socket. ``Client.loop`` reads one
-        packet per call, after a select(); under load that select() per message cost
-        more than reading it."""
-        inbox = self._inbox
-        before = len(inbox)
-        for _ in range(most):
-            rc = self.client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
-            if len(inbox) == before:  # nothing waiting (or an ack, not a message)
-                break
-            before = len(inbox)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return read_waiting(self.client, self._inbox, most)
 
     def _turn_timeout(self) -> float:
         # zero while there is work; else short, so that acks the writers queue meanwhile

@@ -30,6 +30,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cloud.errors import StoreError
+from cloud.ingest.socket_read import read_waiting
 from cloud.lpwa import chirpstack
 from cloud.lpwa.handling import Handler, Outcome
 from cloud.registry import Registry
@@ -242,19 +243,7 @@ class LpwaWorker:
             self._flush(force=True)
 
     def _read_more(self) -> MQTTErrorCode:
-        """Read the messages already waiting in the socket. ``Client.loop`` reads one
-        packet per call, after a select(): per message, that cost more than handling
-        it (as in the gateway ingest's worker)."""
-        inbox = self._inbox
-        before = len(inbox)
-        for _ in range(READ_MOST):
-            rc = self.client.loop_read()
-            if rc != mqtt.MQTT_ERR_SUCCESS:
-                return rc
-            if len(inbox) == before:  # nothing waiting (or an ack, not a message)
-                break
-            before = len(inbox)
-        return MQTTErrorCode.MQTT_ERR_SUCCESS
+        return read_waiting(self.client, self._inbox, READ_MOST)
 
     def _tick(self) -> None:
         if self.on_tick is None or time.monotonic() < self._tick_at:
