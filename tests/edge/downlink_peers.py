@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,21 @@ from schemas import topics
 from tests.edge.peers import StrictBlock
 
 
+def subscribed_client(
+    port: int, subs: list[tuple[str, int]], on_message: Callable[..., None]
+) -> mqtt.Client:
+    """A running client plays the cloud's side, once the broker acknowledged ``subs``."""
+    ready = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2)
+    c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(subs)
+    c.on_subscribe = lambda *a: ready.set()
+    c.on_message = on_message
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    assert ready.wait(10), f"subscription to {subs}"
+    return c
+
+
 class Cloud:
     """Publishes commands (QoS 1) and records every result and reading of one gateway."""
 
@@ -27,17 +43,8 @@ class Cloud:
         self.results: list[dict[str, Any]] = []
         self.events: list[tuple[str, Any]] = []  # ("result", r) / ("reading", r), arrival order
         self.lock = threading.Lock()
-        ready = threading.Event()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2)
-        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(
-            [(topics.command_result(gateway), 1), (topics.telemetry(gateway), 1)]
-        )
-        c.on_subscribe = lambda *a: ready.set()
-        c.on_message = self._on
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        assert ready.wait(10)
-        self.client = c
+        subs = [(topics.command_result(gateway), 1), (topics.telemetry(gateway), 1)]
+        self.client = subscribed_client(port, subs, self._on)
 
     def _on(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         body = json.loads(msg.payload)

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.datastore import ModbusServerContext
 
 from edge.agent import Agent
 from edge.config import parse_config
 from schemas import topics
-from tests.edge.downlink_peers import RecordingSlave, command
+from tests.edge.downlink_peers import RecordingSlave, command, subscribed_client
 from tests.edge.peers import tcp_server
 from tests.edge.test_commands import GW, PUMP, pump_config, until
 from tests.servers import Mosquitto
@@ -160,17 +159,8 @@ class BirthCloud:
     def __init__(self, port: int) -> None:
         self.online = threading.Event()
         self.results: list[dict[str, Any]] = []
-        ready = threading.Event()
-        c = mqtt.Client(CallbackAPIVersion.VERSION2)
-        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(
-            [(topics.status(GW), 1), (topics.command_result(GW), 1)]
-        )
-        c.on_subscribe = lambda *a: ready.set()
-        c.on_message = self._on
-        c.connect("127.0.0.1", port)
-        c.loop_start()
-        assert ready.wait(10)
-        self.client = c
+        subs = [(topics.status(GW), 1), (topics.command_result(GW), 1)]
+        self.client = subscribed_client(port, subs, self._on)
 
     def _on(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         body = json.loads(msg.payload)
