@@ -27,6 +27,7 @@ import numpy as np
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError
 from cloud.detect.engine import DetectorEngine
+from cloud.detect.leak_judge import UPDATE_EVENTS
 from cloud.detect.leak_scoring import Alarm, Leak, RuleScore, both_rules
 from schemas.devices import WaterBlockValues
 from schemas.wire import WaterBlockReading
@@ -228,7 +229,8 @@ def replay(
     """Feed each series as a water block through the detector engine; return leak alarms.
 
     An alarm is a ``leak`` detection that raises an alert: a new leak (``event`` onset or
-    step); a ``grown`` update of an open leak is the same alert and is not an alarm.
+    step); a ``grown`` or ``reduced`` update of an open leak is the same alert and is not
+    an alarm.
     """
     engine = DetectorEngine(replay_config(config))
     names = list(flows)
@@ -244,7 +246,7 @@ def replay(
             for name, col in zip(names, cols, strict=True)
         ]
         for d in engine.feed(batch, {}):
-            if d.kind == "leak" and d.active and d.extra.get("event") != "grown":
+            if d.kind == "leak" and d.active and d.extra.get("event") not in UPDATE_EVENTS:
                 alarms.append(Alarm(d.ts, d.device_id, d.value, d.message))
     return alarms
 

@@ -57,7 +57,7 @@ class LeakConfig(_Cfg):
     ref_nights: int = Field(default=28, ge=3, description="Periods in the moving reference")
     k_step: float = Field(default=5.0, gt=0, description="One-period residual alarm (sigmas)")
     cusum_k: float = Field(default=1.0, ge=0, description="CUSUM slack (sigmas per period)")
-    cusum_h: float = Field(default=3.0, gt=0, description="CUSUM change level (sigmas)")
+    cusum_h: float = Field(default=3.5, gt=0, description="CUSUM change level (sigmas)")
     min_sigma_frac: float = Field(
         default=0.03, ge=0, description="Sigma floor as a fraction of the expected value"
     )

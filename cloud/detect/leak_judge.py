@@ -20,7 +20,12 @@ differences, which a missed leak barely touches.
   followed (``grown``: the alert is updated, no second alarm); one period ``k_step``
   sigmas above the open leak is another leak (``step``, an alarm). Afterwards the CUSUM runs
   on the residual against reference + leak: a rise is another leak (``step``, an alarm).
-* Repair: ``REPAIR_NIGHTS`` periods nearer the no-leak level than the leak level clear it.
+* Repair: ``REPAIR_NIGHTS`` periods nearer the no-leak level than the leak level clear it,
+  unless they still stand ``REMAIN_SIGMAS`` above the no-leak level: then one of several
+  open leaks was repaired and the rest stays open, re-sized (``reduced``: the alert is
+  updated, no clear and no new alarm). Clearing all of them there made the other
+  statistic's next period raise the remaining leak as a new alarm, every day (2018
+  January–June: five night alarms in five days after p673's repair while p461 ran on).
 """
 
 from __future__ import annotations
@@ -51,6 +56,11 @@ GROWN_FRAC = 0.25
 # found while another (or a false onset) is open would otherwise pass as growth
 NEW_LEAK_SIGMAS = 3.0
 NEW_LEAK_FACTOR = 2.0
+# a repair that leaves the flow this many sigmas above the no-leak level (and a quarter
+# below the open leak) repaired one of several leaks: the rest stays open, smaller
+REMAIN_SIGMAS = 3.0
+# events that update the open leak's alert instead of raising an alarm
+UPDATE_EVENTS = frozenset({"grown", "reduced"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +89,18 @@ class LeakJudge:
         "_f",
         "adopted",
         "below",
+        "below_excess",
         "cfg",
         "cusum",
         "cusum_down",
         "demand",
         "excesses",
         "frozen",
+        "last",
         "last_rise",
         "leak",
         "n",
+        "partial_first",
         "peak",
         "reported",
         "run_n",
@@ -95,8 +108,16 @@ class LeakJudge:
         "subtracted",
     )
 
-    def __init__(self, cfg: LeakConfig) -> None:
+    def __init__(self, cfg: LeakConfig, partial_first: bool | None = None) -> None:
         self.cfg = cfg
+        # a leak's first period usually holds only part of it (a day's mean, a pump cycle:
+        # it starts mid-period), so the next one showing more is the same leak; a night
+        # window is short, so more the next night is more likely another leak
+        self.partial_first = (
+            cfg.statistic in ("daily_mean", "pump_cycle")
+            if partial_first is None
+            else partial_first
+        )
         # (weekday shares, demand = value minus the leak estimate of its time)
         self.demand: deque[tuple[Weekdays, float]] = deque(maxlen=cfg.history_nights)
         self.n = 0  # periods judged
@@ -107,7 +128,11 @@ class LeakJudge:
         self.frozen: float | None = None  # reference level at the open leak's last rise
         self.excesses: list[float] = []
         self.last_rise = -math.inf
+        # (flow above the no-leak level, sigma) of the last judged period, for the other
+        # statistic of the block to check its own alarm against
+        self.last: tuple[float, float] | None = None
         self.below = 0
+        self.below_excess: list[float] = []  # excess over no leak in those periods
         self.cusum = self.cusum_down = 0.0
         self.run_sum, self.run_n = 0.0, 0
         self.adopted = False  # the open leak was found by another statistic of the block
@@ -125,7 +150,7 @@ class LeakJudge:
         self.leak = self.peak = self.reported = max(size, 0.0)
         self.excesses = []
         self.last_rise = self.n - 1.0
-        self.below = 0
+        self.below, self.below_excess = 0, []
         self.adopted = True
         self._reset_run()
 
@@ -144,7 +169,7 @@ class LeakJudge:
         self.leak = self.peak = self.reported = 0.0
         self.frozen = None
         self.excesses = []
-        self.below = 0
+        self.below, self.below_excess = 0, []
         self.adopted = False
         self._reset_run()
 
@@ -231,16 +256,25 @@ class LeakJudge:
         base = ref * w
         excess = value - base
         s = self.sigma(base, w, self._f)
-        self.below = self.below + 1 if excess < 0.5 * self.leak else 0
+        self.last = (excess, s)
+        self._count_below(excess < 0.5 * self.leak, excess)
         # a repair: a few periods nearer no leak, or one far below the leak level
         if self.below >= REPAIR_NIGHTS or (self.below and self.leak - excess > self.cfg.k_step * s):
-            return self._clear(t, value, base, excess, s)
+            return self._repaired(t, value, base, s, ref)
         adopted, self.adopted = self.adopted, False
-        if excess - self.leak > self.cfg.k_step * s and not adopted:
+        # how far this period jumped beyond the open leak's own growth: a new leak jumps,
+        # a growing one climbs period by period (2018: p628 grew ~5 m³/h a day to its peak,
+        # and each day was raised as another leak)
+        ex = self.excesses
+        prev = ex[-1] if ex else self.leak
+        climb = max(ex[-1] - ex[-2], 0.0) if len(ex) >= 2 else 0.0
+        jump = excess - prev - climb
+        if excess - self.leak > self.cfg.k_step * s and jump > self.cfg.k_step * s and not adopted:
             # one period far above the open leak: another leak, not this one growing
             self.excesses = [excess]
             self.leak = self.peak = self.reported = excess
             self.last_rise = self.n - 1.0
+            self.adopted = self.partial_first  # its next period may show more (see _rise)
             return LeakVerdict(t, value, base, excess, s, "step", "step", excess)
         self.excesses.append(excess)
         size = max(float(np.median(self.excesses[-REFINE_LAST:])), 0.0)
@@ -248,7 +282,8 @@ class LeakJudge:
         if size > self.reported + max(GROWN_SIGMAS * s, GROWN_FRAC * self.reported):
             event = "grown"
             doubled = size >= NEW_LEAK_FACTOR * self.reported
-            if doubled and size - self.reported > NEW_LEAK_SIGMAS * s and not adopted:
+            big = size - self.reported > NEW_LEAK_SIGMAS * s and jump > NEW_LEAK_SIGMAS * s
+            if doubled and big and not adopted:
                 event = "step"
             self.reported = size
             self.last_rise = self.n - 1.0
@@ -256,6 +291,24 @@ class LeakJudge:
         self.peak = max(self.peak, size)
         return LeakVerdict(t, value, base + self.leak, value - base - self.leak, s, event,
                            "step" if event else None, self.leak)  # fmt: skip
+
+    def _count_below(self, below: bool, excess: float) -> None:
+        self.below = self.below + 1 if below else 0
+        self.below_excess = [*self.below_excess, excess] if below else []
+
+    def _repaired(self, t: float, value: float, base: float, s: float, ref: float) -> LeakVerdict:
+        """The flow fell towards the no-leak level ``base``: clear, unless what is left
+        (the mean excess of the periods that fell) is still a leak (see the module doc)."""
+        left = float(np.mean(self.below_excess)) if self.below_excess else value - base
+        if left <= REMAIN_SIGMAS * s or left > (1.0 - GROWN_FRAC) * self.peak:
+            return self._clear(t, value, base, value - base, s)
+        self.frozen = ref
+        self.leak = self.peak = self.reported = left
+        self.excesses = [left]
+        self.last_rise = self.n - 1.0
+        self.below, self.below_excess = 0, []
+        self._reset_run()
+        return LeakVerdict(t, value, base + left, value - base - left, s, "reduced", None, left)
 
     def _clear(self, t: float, value: float, exp: float, r: float, s: float) -> LeakVerdict:
         self.drop()
@@ -267,9 +320,10 @@ class LeakJudge:
         r = value - expected
         s = self.sigma(expected, w, self._f)
         z = r / s
-        self.below = self.below + 1 if self.leak > 0.0 and r < -0.5 * self.leak else 0
+        self.last = (r + self.leak, s)
+        self._count_below(self.leak > 0.0 and r < -0.5 * self.leak, r + self.leak)
         if self.below >= REPAIR_NIGHTS:
-            return self._clear(t, value, expected, r, s)
+            return self._repaired(t, value, lvl * w, s, lvl)
         if self.cusum == 0.0 and self.cusum_down == 0.0:
             self.run_sum, self.run_n = 0.0, 0
         self.run_sum += r
@@ -283,7 +337,8 @@ class LeakJudge:
             if self.leak > 0.0:
                 self.leak = max(0.0, self.leak + min(r, self.run_sum / self.run_n))
                 if self.leak < c.clear_frac * self.peak:
-                    return self._clear(t, value, expected, r, s)
+                    self.below_excess = [self.leak]
+                    return self._repaired(t, value, lvl * w, s, lvl)
             else:
                 # demand fell (a leak the reference had absorbed was repaired, say): move
                 # the periods before the fall to the new level at once
@@ -313,7 +368,9 @@ class LeakJudge:
         mean = self.run_sum / self.run_n
         size = r if jump or mean <= 0.0 else mean
         mode = "step" if jump or self.run_n <= STEP_NIGHTS else "trend"
-        event = "step" if self.leak > 0.0 else "onset"
+        # on top of an open leak, a slow rise is that leak growing (the alert is updated);
+        # a quick one is another leak (an alarm)
+        event = "onset" if self.leak <= 0.0 else ("step" if mode == "step" else "grown")
         # the no-leak level the leak is sized against while it settles (excess = all leaks)
         self.frozen = lvl
         self.excesses = [self.leak + size]
@@ -321,6 +378,9 @@ class LeakJudge:
         self.peak = max(self.peak, self.leak)
         self.reported = self.leak
         self.last_rise = night
+        # the next period may show more of this leak than a partial first one did (a leak
+        # starting mid-day): that is the same leak, as after another statistic's alarm
+        self.adopted = self.partial_first
         self._reset_run()
         return LeakVerdict(t, value, expected, r, s, event, mode, self.leak)
 

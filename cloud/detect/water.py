@@ -91,7 +91,7 @@ _STATISTIC_NAMES = {
 def _leak_message(v: LeakVerdict, statistic: str) -> str:
     if v.event == "clear":
         return "Flow back near the baseline"
-    head = "Leak has grown: " if v.event == "grown" else ""
+    head = {"grown": "Leak has grown: ", "reduced": "Leak partly repaired: "}.get(v.event or "", "")
     expected = f", expected {v.expected:.1f}" if v.expected is not None else ""
     name = _STATISTIC_NAMES.get(statistic, statistic)
     return f"{head}{name} {v.value:.1f} m³/h{expected}; estimated leak {v.excess:.1f} m³/h"

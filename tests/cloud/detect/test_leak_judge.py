@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
 from cloud.detect.config import LeakConfig
+from cloud.detect.leak import LeakTracker
 from cloud.detect.leak_judge import LeakJudge
 from cloud.detect.leak_pump import PumpCycleTracker, weekday_shares
 
@@ -139,3 +141,76 @@ def test_day_mean_and_night_are_one_detector() -> None:
     assert len(alarms) == 1 and alarms[0][2] == "daily_mean"
     assert 60.0 < alarms[0][0] <= 62.4  # within 2 days of the leak's start
     assert any(e[1] == "clear" and 75.0 <= e[0] <= 78.0 for e in out)
+
+
+def test_repair_of_one_of_two_open_leaks_keeps_the_other_open() -> None:
+    # 2018 January-June: clearing both when one was repaired made the other statistic
+    # raise the one still running as a new alarm, day after day
+    events = _judge([0.0] * 5 + [6.0] * 10 + [26.0] * 10 + [6.0] * 8)
+    assert [(n, e) for n, e, _ in events][:2] == [(5, "onset"), (15, "step")]
+    after = [(n, e, x) for n, e, x in events if n >= 25]
+    assert [e for _, e, _ in after] == ["reduced"]
+    assert after[0][2] == pytest.approx(6.0, abs=1.5)
+
+
+def test_a_leak_that_keeps_growing_past_the_settling_nights_raises_no_second_alarm() -> None:
+    # growth of 2 sigmas a night for 30 nights (2018: p628 grew ~5 m³/h a day): each
+    # night a little more is the same leak growing, not another leak (this was raised as
+    # 5 more alarms)
+    events = _judge([0.0] * 5 + [2.0 * k for k in range(1, 31)], noise=1.0)
+    alarms = [e for e in events if e[1] in ("onset", "step")]
+    assert len(alarms) == 1 and alarms[0][1] == "onset"
+    assert [e for e in events if e[1] == "grown"]
+
+
+def _block(
+    days: int,
+    extra: Callable[[int, float], float],
+    night_noise: float = 3.0,
+    weekend_night: float = 1.0,
+) -> list[tuple[float, str | None, str, float]]:
+    """A block's 5-minute flows through a LeakTracker (local time = UTC): nights
+    (02:00-05:00) at 60 m³/h with a per-night offset of ``night_noise``, days at 160 with
+    little day-to-day noise, Friday and Saturday nights times ``weekend_night``, plus
+    ``extra(day, hour)``. Returns (hour since start, event, statistic, size) per event."""
+    rnd = random.Random(11)
+    tr = LeakTracker(LeakConfig(utc_offset_h=0.0))
+    out = []
+    monday = 4 * 86400.0  # 1970-01-05
+    for d in range(days):
+        night_off = rnd.gauss(0.0, night_noise)
+        day_off = rnd.gauss(0.0, 0.3)
+        weekend = weekend_night if d % 7 in (4, 5) else 1.0
+        for k in range(288):
+            h = k / 12.0
+            base = 60.0 * weekend + night_off if h < 6.0 else 160.0 + day_off
+            v = tr.add(monday + d * 86400.0 + k * 300.0, base + extra(d, h) + rnd.gauss(0, 1))
+            if v is not None and v.event:
+                out.append((d * 24 + h, v.event, v.statistic or "night", v.excess))
+    return out
+
+
+def test_a_day_that_rises_while_its_nights_do_not_is_demand_not_a_leak() -> None:
+    # watering on warm days: +12 m³/h from 07:00, the day's mean up about 8.5
+    warm = _block(45, lambda d, h: 12.0 if d >= 35 and h >= 7.0 else 0.0, night_noise=1.0)
+    assert not [e for e in warm if e[1] in ("onset", "step")]
+
+
+def test_a_leak_the_daily_mean_finds_is_raised_when_the_next_night_confirms_it() -> None:
+    # nights too noisy to find it alone (3 m³/h night to night); it starts after midnight,
+    # so day 35 holds all of it and the night of day 36 confirms it at 05:00
+    start = 35 * 24 + 0.5
+    found = _block(45, lambda d, h: 6.0 if d * 24 + h >= start else 0.0)
+    alarms = [e for e in found if e[1] in ("onset", "step")]
+    assert len(alarms) == 1
+    hour, _, statistic, size = alarms[0]
+    assert statistic == "daily_mean" and hour % 24 == pytest.approx(5.0, abs=0.1)
+    assert 0 < hour - start <= 48 and size == pytest.approx(6.0, abs=2.5)
+
+
+def test_young_block_busy_weekend_nights_are_not_a_leak_but_a_leak_is() -> None:
+    # L-Town's Friday and Saturday nights run 25-35 % above the others (2018)
+    weekend = _block(21, lambda d, h: 0.0, night_noise=0.5, weekend_night=1.35)
+    assert not [e for e in weekend if e[1] == "onset"]
+    leak = _block(21, lambda d, h: 20.0 if d >= 9 else 0.0, night_noise=0.5, weekend_night=1.35)
+    assert [e[1] for e in leak if e[1] == "onset"][:1] == ["onset"]
