@@ -492,9 +492,10 @@ def _synthetic(n: int, seed: int, cfg: DetectConfig) -> synthetic.Curve:
     console.print(t)
     found, of = curve.headline()
     bfound, bof = curve.headline("block")
+    lo, hi = curve.headline_interval()
     console.print(
         f"headline: abrupt ≥ 5 m³/h found within 2 days {found}/{of} = "
-        f"{_pct(found / of if of else math.nan)} "
+        f"{_pct(found / of if of else math.nan)} (95 % interval {_pct(lo)}–{_pct(hi)}) "
         f"(block zone {bfound}/{bof}; goal ≥ 95 %) · false alarms on leak-free runs "
         f"{curve.free_false_alarms} in {curve.free_months:.1f} months = "
         f"{curve.free_per_month:.2f}/month (goal ≤ 1) · in the leak runs: "

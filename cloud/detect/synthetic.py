@@ -455,6 +455,16 @@ def write_run(run: Run, cal: Calibration, seed: int, out_dir: Path, name: str) -
 
 
 # ---- the curve --------------------------------------------------------------------------
+def wilson(found: int, of: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (``z`` = 1.96: 95 %); (nan, nan) for none."""
+    if of <= 0:
+        return math.nan, math.nan
+    p = found / of
+    centre = (p + z * z / (2 * of)) / (1 + z * z / of)
+    half = z * math.sqrt(p * (1 - p) / of + z * z / (4 * of * of)) / (1 + z * z / of)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 @dataclass(frozen=True)
 class Outcome:
     leak: SynthLeak
@@ -492,6 +502,11 @@ class Curve:
         rows = self.band(5.0, SIZE_MAX, "abrupt", zone)
         return sum(o.within(ABRUPT_BUDGET) for o in rows), len(rows)
 
+    def headline_interval(self, zone: str | None = None) -> tuple[float, float]:
+        """95 % Wilson interval of the headline rate: with ~60 leaks a seed, a few leaks
+        either way move it by 5 points, so no single figure should be read alone."""
+        return wilson(*self.headline(zone))
+
     @property
     def free_per_month(self) -> float:
         return self.free_false_alarms / self.free_months if self.free_months else 0.0
@@ -517,6 +532,7 @@ class Curve:
             "bands": list(self.rows()),
             "headline_abrupt_5plus_within_2d": [found, of],
             "headline_block_zone": list(self.headline("block")),
+            "headline_95ci": list(self.headline_interval()),
             "false_alarms_per_month_leak_free": self.free_per_month,
             "false_alarms_leak_runs": self.false_alarms,
             "repeats_leak_runs": self.repeats,

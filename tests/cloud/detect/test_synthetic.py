@@ -79,7 +79,7 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     """Issue 20's acceptance: ``akita eval --synthetic 300 --seed 1`` in CI.
 
     False alarms are asserted outright, and so is a floor under the detection headline
-    (measured 49/60 = 82 %, docs/detectors.md; tuning seeds 2-4: 89 %, 96 %, 82 %; the
+    (measured 47/60 = 78 %, docs/detectors.md; tuning seeds 2-4: 91 %, 98 %, 91 %; the
     floor catches a regression). The goal of 95 % is not met on seed 1: the test reports
     it as an expected failure with the figure instead of hiding it, and becomes a plain
     assertion once the detector meets it.
@@ -94,7 +94,17 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     found, of = curve["headline_abrupt_5plus_within_2d"]
     assert of >= 40
     assert found / of >= 0.75, f"abrupt >= 5 m3/h within 2 days fell to {found}/{of}"
+    lo, hi = curve["headline_95ci"]
+    assert lo < found / of < hi
     block_found, block_of = curve["headline_block_zone"]
     assert block_of < of and found > block_found  # the tank zone is watched (pump cycles)
     if found / of < 0.95:
         pytest.xfail(f"abrupt >= 5 m3/h within 2 days: {found}/{of}, goal 95 % (issue 20)")
+
+
+def test_wilson_interval_of_a_proportion() -> None:
+    # textbook values (Newcombe 1998, table I): 81/263 -> 0.2553-0.3662
+    lo, hi = synthetic.wilson(81, 263)
+    assert lo == pytest.approx(0.2553, abs=5e-4) and hi == pytest.approx(0.3662, abs=5e-4)
+    assert synthetic.wilson(60, 60)[1] == pytest.approx(1.0) and synthetic.wilson(60, 60)[0] < 0.95
+    assert all(np.isnan(synthetic.wilson(0, 0)))
