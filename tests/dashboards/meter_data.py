@@ -8,6 +8,7 @@ is stored as ``pilot_report`` points (``akita pilot report --store-figures``).""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,17 @@ def load_meters(influx: Influx, tmp: Path, db: str) -> MeterRun:
     # alerts open at the wall clock's time: the period runs to the next hour
     end = start + (DAYS * 24 + 2) * HOUR
     pilot = meter_blocks.blocks(BLOCKS, PER_BLOCK, seed=4, start_s=start, days=DAYS, dead=0.05)
+    # the report's battery slope needs a meter's battery on two UTC days (daily means),
+    # and a meter sends it with each 6-hour pack: the seed's dead meters die 19 and 24 h
+    # in, so whether either showed its collapse depended on the hour the test ran (at
+    # 23:00 UTC all their packs fell on one day); dying 50 h in, they span two days
+    for b in pilot:
+        b.meters[:] = [
+            dataclasses.replace(m, dead_at_s=max(m.dead_at_s, start + 50 * HOUR))
+            if m.label == "dead"
+            else m
+            for m in b.meters
+        ]
     events = meter_blocks.events(pilot, NS, start, DAYS, seed=4, triple=0.05, late=0.05)
     data = {
         "store": {"url": f"influx+http://127.0.0.1:{influx.port}/{db}"},
