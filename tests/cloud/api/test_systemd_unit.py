@@ -8,24 +8,13 @@ import sys
 from pathlib import Path
 
 from tests.servers import require_binary
+from tests.systemd_units import unit_section
 
 UNIT = Path(__file__).resolve().parents[3] / "deploy" / "systemd" / "akita-cloud.service"
 
 
 def _service_section() -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    section = None
-    for line in UNIT.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        if section == "Service":
-            key, _, value = line.partition("=")
-            values.setdefault(key, []).append(value)
-    return values
+    return unit_section(UNIT, "Service")
 
 
 def test_the_unit_runs_unprivileged_and_private() -> None:

@@ -12,24 +12,14 @@ from typer.testing import CliRunner
 
 from cloud.cli import app
 from tests.servers import require_binary
+from tests.systemd_units import unit_section
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "systemd"
 UNIT = DEPLOY / "akita-detect.service"
 
 
 def _service(unit: Path) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    section = None
-    for line in unit.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif section == "Service":
-            key, _, value = line.partition("=")
-            values.setdefault(key, []).append(value)
-    return values
+    return unit_section(unit, "Service")
 
 
 def test_the_detect_unit_runs_the_tier_as_sandboxed_as_the_cloud_unit() -> None:

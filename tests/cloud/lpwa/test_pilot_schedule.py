@@ -23,6 +23,7 @@ from cloud.pilot.cli import last_days, period
 from cloud.pilot.report import period_hours
 from tests.docs.examples import parse_only
 from tests.servers import require_binary
+from tests.systemd_units import unit_section
 
 JST = timezone(timedelta(hours=9))
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "systemd"
@@ -181,21 +182,6 @@ def test_the_command_names_the_options_before_reading_settings(
     assert message in result.output and "no-such.toml" not in result.output, result.output
 
 
-def _section(unit: Path, name: str) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    section = None
-    for line in unit.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif section == name:
-            key, _, value = line.partition("=")
-            values.setdefault(key, []).append(value)
-    return values
-
-
 EXEC = (
     "/opt/akita/venv/bin/akita pilot report --days 30 --store-figures "
     "--config /etc/akita/cloud.toml --out /var/lib/akita/pilot"
@@ -218,7 +204,7 @@ def test_the_report_unit_is_a_oneshot_as_sandboxed_as_the_detect_unit() -> None:
 
 
 def _service_section(unit: Path) -> dict[str, list[str]]:
-    return _section(unit, "Service")
+    return unit_section(unit, "Service")
 
 
 def test_the_unit_s_command_parses_as_the_cli_does() -> None:
@@ -229,17 +215,17 @@ def test_the_unit_s_command_parses_as_the_cli_does() -> None:
 
 
 def test_the_timer_starts_the_report_daily_after_tokyo_midnight_and_catches_up() -> None:
-    timer = _section(TIMER, "Timer")
+    timer = unit_section(TIMER, "Timer")
     assert timer["OnCalendar"] == ["*-*-* 01:30 Asia/Tokyo"]
     assert timer["Persistent"] == ["true"]
     assert timer["Unit"] == [SERVICE.name]
-    assert _section(TIMER, "Install")["WantedBy"] == ["timers.target"]
+    assert unit_section(TIMER, "Install")["WantedBy"] == ["timers.target"]
 
 
 def test_systemd_reads_the_timer_s_calendar_as_1630_utc() -> None:
     # fails under CI when missing (scripts/test.sh installs Debian's systemd), skips locally
     analyze = require_binary("systemd-analyze", "systemd")
-    (calendar,) = _section(TIMER, "Timer")["OnCalendar"]
+    (calendar,) = unit_section(TIMER, "Timer")["OnCalendar"]
     r = subprocess.run(
         [analyze, "calendar", "--iterations=2", "--base-time=2026-06-01 00:00:00 UTC", calendar],
         capture_output=True, text=True, timeout=60, env={**os.environ, "TZ": "UTC"},
