@@ -277,10 +277,11 @@ class Agent:
         while not self._stopping:
             await self.clock.sleep_until(next_t)
             try:
+                began = self.clock.now_ts()
                 values = await self._read(dev, drv)
                 ts = self.clock.now_ts()  # the response's arrival, not the poll's start
                 self._missing(dev, drv.missing, ts)
-                self._got(dev, values, ts)
+                self._got(dev, values, ts, began=began)
             except DeviceError as exc:
                 self._failed(dev, exc.reason, self.clock.now_ts())
             except Exception as exc:  # a driver bug must not stop the other devices
@@ -333,7 +334,17 @@ class Agent:
             if st.last_valid < started:
                 self._failed(dev, drv.last_error or "no data", self.clock.now_ts())
 
-    def _got(self, dev: Device, values: dict[str, Any], ts: float, *, stream: bool = False) -> None:
+    def _got(
+        self,
+        dev: Device,
+        values: dict[str, Any],
+        ts: float,
+        *,
+        stream: bool = False,
+        began: float | None = None,
+    ) -> None:
+        """``began``: when the read started. A read of several blocks can hold values from
+        before a local write that landed between its blocks, though it ends after it."""
         st = self._states[dev.id]
         st.last_valid = ts
         if st.online is not True:
@@ -346,7 +357,7 @@ class Agent:
         self._stats.readings_polled += 1
         values = self._trusted(dev, values, ts)
         if self._commands is not None:  # the local flood rule (edge/failsafe.py)
-            self._commands.observe(dev.id, values, ts)
+            self._commands.observe(dev.id, values, ts if began is None else began)
         if self._cameras is not None:
             self._cameras.observe(dev.kind.value, dev.site, dev.id, values)
         if not values:

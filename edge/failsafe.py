@@ -130,8 +130,12 @@ class FailSafe:
     # -- readings ----------------------------------------------------------------------------
 
     def observe(self, device_id: str, values: dict[str, Any], ts: float | None = None) -> None:
-        """Every trusted reading (``ts``: when its response arrived); a depth acts on its
-        signs only while the uplink is down."""
+        """Every trusted reading; a depth acts on its signs only while the uplink is down.
+
+        ``ts``: the earliest its values can date from (when the read began). A coil state
+        read before a local write was read back is stale and must not undo it: that write
+        would be made again on the next depth reading.
+        """
         dev = self._devices.get(device_id)
         if dev is not None and dev.kind.value == SIGN_KIND:
             for act in dev.actions:

@@ -10,18 +10,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+import edge.agent
 from cloud.commands.config import CommandSettings
 from cloud.commands.edge_rules import edge_flood_rules
 from cloud.detect.config import FloodConfig
 from edge.agent import Agent
-from edge.config import parse_config
+from edge.config import Device, EdgeConfig, parse_config
+from edge.drivers import PollDriver, StreamDriver
+from edge.failsafe_store import FailSafeStore
 from firmware_sim.models.warning_sign import WarningSignModel
-from schemas.edge_rules import RULES_UPDATE
+from schemas.edge_rules import RULES_UPDATE, EdgeFloodRule
 from schemas.kinds.warning_sign import LIT_MIN_A
 from tests.edge.downlink_peers import Cloud, Relay, command
 from tests.edge.sign_peers import GW, SENSOR, SIGN, sample_config, underpass_on_a_bus
 from tests.edge.test_warning_sign import until
-from tests.servers import Mosquitto
+from tests.servers import Mosquitto, free_port
 
 
 def _rule_params() -> dict[str, Any]:
@@ -100,6 +103,62 @@ def test_uplink_down_the_gateway_switches_the_sign_itself(
     assert [r["id"] for r in cloud.results if r["id"] != push["id"]] == []  # no command used
     switched = [w for w in site.sign_unit.writes if w[0] == 5]
     assert switched == [(5, 0, [1]), (5, 1, [1])]  # once each, lamp first
+
+
+def test_a_sign_read_that_began_before_the_local_write_does_not_undo_it(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The sign's poll reads its coils, the local rule's write (life-safety rank) goes
+    ahead of the poll's next block, and the poll ends after the write's read-back holding
+    the coil as it was before. Taken as the coil's state, that read made the next depth
+    reading write the lamp again (seen in CI: the lamp coil written twice)."""
+    cfg = sample_config(tmp_path, free_port(), "")  # no broker: the uplink stays down
+    store = FailSafeStore(Path(cfg["gateway"]["spool_path"]))
+    store.save(SIGN, EdgeFloodRule.model_validate(_rule_params()))
+    store.close()
+    hold = {"armed": False, "released": 0.0}
+    sensor_reads: list[float] = []
+    real_create = edge.agent.create
+
+    def create(dev: Device, config: EdgeConfig) -> PollDriver | StreamDriver:
+        drv = real_create(dev, config)
+        real_read = drv.read  # type: ignore[union-attr]
+
+        async def read() -> dict[str, Any]:
+            values: dict[str, Any] = await real_read()
+            if dev.id == SENSOR:
+                sensor_reads.append(time.monotonic())
+            elif hold["armed"] and values.get("lamp_on") is False:
+                hold["armed"] = False  # this poll's coil block was read before the write
+                await until("the local write", lambda: site.sign.lamp)
+                await asyncio.sleep(0.3)  # past the write's read-back
+                hold["released"] = time.monotonic()
+            return values
+
+        drv.read = read  # type: ignore[union-attr]
+        return drv
+
+    monkeypatch.setattr(edge.agent, "create", create)
+    with underpass_on_a_bus() as site:
+        cfg["buses"][0]["port"] = site.path
+
+        async def go() -> None:
+            agent = Agent(parse_config(cfg))
+            stop = asyncio.Event()
+            task = asyncio.create_task(agent.run(stop))
+            await until("the sensor polled", lambda: len(sensor_reads) >= 2)
+            hold["armed"] = True
+            await until("a sign read held", lambda: not hold["armed"])
+            site.sensor.depth_mm = 250  # 25 cm: 警戒, while that read waits
+            await until("the held read returned", lambda: hold["released"] > 0)
+            after = lambda: [t for t in sensor_reads if t > hold["released"]]  # noqa: E731
+            await until("three depth readings after it", lambda: len(after()) >= 3)
+            stop.set()
+            await task
+
+        asyncio.run(go())
+    # (the rule may first write both coils off: at 0 cm, before the sign's first poll)
+    assert [w for w in site.sign_unit.writes if w[0] == 5 and w[2] == [1]] == [(5, 0, [1])]
 
 
 def _last_sensor(cloud: Cloud) -> float | None:
