@@ -8,6 +8,7 @@ around a threshold only drops a stage once it is ``hysteresis_cm`` below it.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -39,13 +40,14 @@ def site_stages(site: Mapping[str, Any], default: tuple[float, float, float]) ->
 
 
 class _Sensor:
-    __slots__ = ("rising", "samples", "stage", "thresholds")
+    __slots__ = ("last_t", "rising", "samples", "stage", "thresholds")
 
     def __init__(self, thresholds: tuple[float, ...]) -> None:
         self.thresholds = thresholds
         self.stage = 0  # 0 = below caution, 1..3 = STAGES[i-1]
         self.samples: deque[tuple[float, float]] = deque()
         self.rising = False
+        self.last_t = float("-inf")  # the newest reading's time
 
 
 def _fit(samples: deque[tuple[float, float]], t_now: float) -> tuple[float, float]:
@@ -90,6 +92,10 @@ class FloodDetector:
         if s is None:
             th = site_stages(self.sites.get(dev, {}), c.stages_cm)
             s = self.sensors[dev] = _Sensor(th)
+        if ts.timestamp() < s.last_t:
+            self._late(s, ts.timestamp(), depth)
+            return
+        s.last_t = ts.timestamp()
         th = s.thresholds
         up = sum(1 for x in th if depth >= x)
         down = sum(1 for x in th if depth >= x - c.hysteresis_cm)
@@ -123,6 +129,15 @@ class FloodDetector:
                     extra={"stage": None, "depth_cm": depth},
                 )
         self._rise(out, s, dev, ts, depth)
+
+    def _late(self, s: _Sensor, t: float, depth: float) -> None:
+        """A reading older than the sensor's newest (its batch was applied after the
+        detector tier stopped waiting for it): newer readings already set the stage, so
+        it must not move it (an older, lower depth would drop the stage and the next
+        reading raise it again: a second message to residents). It joins the rise window
+        in time order, so the next fit has it where it belongs."""
+        if t >= s.last_t - self.cfg.rise_window_s:
+            bisect.insort(s.samples, (t, depth))
 
     def _rise(self, out: list[Detection], s: _Sensor, dev: str, ts: datetime, depth: float) -> None:
         c = self.cfg

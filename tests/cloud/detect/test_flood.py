@@ -68,3 +68,29 @@ def test_rate_of_rise_forecasts_time_to_next_stage() -> None:
     for i in range(6, 30):
         out += engine.feed([reading("flood_sensor", "f1", i * 60, depth=6.5)], {})
     assert [d.active for d in out if d.kind == "flood_rising"] == [True, False]
+
+
+def _feed_times(order: list[int], depths: list[float]) -> list[tuple[str, bool, object]]:
+    engine = DetectorEngine()
+    out = []
+    for i in order:
+        out += engine.feed([reading("flood_sensor", "f1", i * 60, depth=depths[i])], {})
+    return [(d.kind, d.active, d.extra.get("stage")) for d in out]
+
+
+def test_a_late_reading_does_not_move_the_stage_or_message_residents_twice() -> None:
+    """A batch the detector tier applied after it stopped waiting for it (issue 17's
+    reorder time, hit under load) brings a reading older than the sensor's newest. Taken
+    as the depth of now, its lower depth dropped the stage and the next reading raised it
+    again: a second 警戒 message."""
+    depths = [0, 4, 8, 12, 16, 21, 24, 27, 29, 26, 24, 23, 23, 23]
+    in_order = _feed_times(list(range(len(depths))), depths)
+    late = [0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 7, 11, 12, 13]  # 27 cm at 7 min arrives after 10
+    late_low = [0, 1, 2, 3, 4, 6, 7, 8, 5, 9, 10, 11, 12, 13]  # 21 cm after the 29 cm
+    for order in (late, late_low):
+        got = _feed_times(order, depths)
+        stages = [g for g in got if g[0] == "flood_stage"]
+        assert stages == [g for g in in_order if g[0] == "flood_stage"], order
+    depths = [0, 12, 25, 12, 25]  # a late 12 cm between two 25 cm readings
+    got = _feed_times([0, 1, 2, 4, 3], depths)
+    assert [g[2] for g in got if g[0] == "flood_stage"] == ["caution", "warning"]
