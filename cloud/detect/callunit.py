@@ -57,6 +57,9 @@ class CallUnitDetector:
         )
         self.stage: dict[str, int] = {}
         self.climate: dict[str, list[float | None]] = {}
+        # per unit: the newest button press and the newest climate reading (epoch s)
+        self.pressed_at: dict[str, float] = {}
+        self.climate_at: dict[str, float] = {}
 
     def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
         out: list[Detection] = []
@@ -72,7 +75,10 @@ class CallUnitDetector:
         limit = c.heartbeat_missed * (period_s or c.heartbeat_s)
         self.heartbeat.seen(out, dev, ts.timestamp(), ts, period_s, limit_s=limit)
         ev = v.event
+        t = ts.timestamp()
         if ev == "button":
+            # always raised, even late: an emergency call is never dropped
+            self.pressed_at[dev] = max(t, self.pressed_at.get(dev, t))
             self.flags.set(
                 out,
                 dev,
@@ -84,9 +90,15 @@ class CallUnitDetector:
                 message=f"Emergency button pressed on call unit {dev}",
                 force=True,
             )
-        elif ev == "cancel":
+        elif ev == "cancel" and t >= self.pressed_at.get(dev, float("-inf")):
+            # a cancel older than the newest press (its batch was applied late, after the
+            # detector tier stopped waiting for it) must not close that newer call
             self.flags.set(out, dev, "button_press", ts, False, title="Call cancelled by resident")
+        if t < self.climate_at.get(dev, float("-inf")):
+            return  # an older room reading: the newer ones set the heat stage
         cl = self.climate.setdefault(dev, [None, None])
+        if v.temperature is not None or v.humidity is not None:
+            self.climate_at[dev] = t
         if v.temperature is not None:
             cl[0] = v.temperature
         if v.humidity is not None:

@@ -50,3 +50,24 @@ def test_wbgt_formula_and_stages() -> None:
         (True, "warning", Severity.MODERATE),
         (False, None, Severity.MODERATE),
     ]
+
+
+def test_a_late_cancel_does_not_close_a_newer_call_and_a_late_room_reading_no_stage() -> None:
+    """Batches the detector tier applied after it stopped waiting for them (under load)
+    bring readings older than the unit's newest. A cancel older than the newest press
+    closed that newer emergency call; an older, cooler room reading dropped the heat stage
+    and the next reading raised it again (a second heat notice)."""
+    engine = DetectorEngine()
+    for t, ev in ((0, "button"), (60, "button")):
+        engine.feed([reading("call_unit", "c1", t, event=ev)], {})
+    late_cancel = engine.feed([reading("call_unit", "c1", 30, event="cancel")], {})
+    assert [d for d in late_cancel if d.kind == "button_press"] == []  # the call stays open
+    late_press = engine.feed([reading("call_unit", "c1", 20, event="button")], {})
+    assert kinds(late_press) == ["button_press"]  # a press is never dropped, late or not
+    assert kinds(engine.feed([reading("call_unit", "c1", 90, event="cancel")], {}), active=False)
+
+    seen = []
+    for t, temp in ((0, 24.0), (600, 31.5), (1800, 31.6), (1200, 22.0), (2400, 31.5)):
+        out = engine.feed([reading("call_unit", "u9", t, temperature=temp, humidity=60.0)], {})
+        seen += [(d.active, d.extra.get("stage")) for d in out if d.kind == "heat_wbgt"]
+    assert seen == [(True, "severe_warning")]
