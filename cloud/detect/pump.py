@@ -33,6 +33,7 @@ class _Station:
         "rising",
         "run_since",
         "running",
+        "stamps",
         "start_level",
         "starts",
     )
@@ -49,6 +50,12 @@ class _Station:
         self.start_level: float | None = None  # learned: level at which pumps start
         self.rising = 0
         self.hours: deque[tuple[float, float, float]] = deque()
+        self.stamps: dict[str, float] = {}  # field -> time of its newest value
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.stamps = {}  # absent from checkpoints written before it existed
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 def _site_float(site: Mapping[str, Any], *keys: str) -> float | None:
@@ -57,6 +64,23 @@ def _site_float(site: Mapping[str, Any], *keys: str) -> float | None:
         if isinstance(v, int | float) and not isinstance(v, bool):
             return float(v)
     return None
+
+
+def _fresh(s: _Station, v: Any, t: float) -> Any:
+    """The reading without the fields the station already has newer values of (its
+    batch was applied late, after the detector tier stopped waiting for it): a late
+    "pump off" or an old fault code would otherwise overwrite the state of now and raise
+    a fail-to-start or a fault that is over. None when nothing in it is new."""
+    given = {f: x for f, x in v if x is not None}
+    stale = [f for f in given if t < s.stamps.get(f, float("-inf"))]
+    for f in given:
+        if f not in stale:
+            s.stamps[f] = t
+    if not stale:
+        return v
+    if len(stale) == len(given):
+        return None
+    return v.model_copy(update=dict.fromkeys(stale))
 
 
 class PumpDetector:
@@ -83,6 +107,9 @@ class PumpDetector:
             s.start_level = _site_float(site, "start_level_m", "pump_start_m", "start_m")
             s.high = _site_float(site, "high_level_m", "alarm_level_m") or c.level_high_m
         t = ts.timestamp()
+        v = _fresh(s, v, t)
+        if v is None:
+            return
         prev_level = s.level
         for i, (run, cur) in enumerate(
             ((v.pump1_running, v.pump1_current), (v.pump2_running, v.pump2_current))

@@ -85,3 +85,19 @@ def test_runtime_imbalance() -> None:
         out += pump(engine, h, pump1_run_hours=100 + 0.5 * i, pump2_run_hours=100 + 0.1 * i)
     imb = [d for d in out if d.kind == "pump_runtime_imbalance"]
     assert len(imb) == 1 and imb[0].active and imb[0].value == 5.0
+
+
+def test_a_late_reading_does_not_overwrite_the_newer_state() -> None:
+    """A batch the detector tier applied late brings values older than the station's
+    newest: the fault cleared at 30 s must stay cleared when the 15 s reading (fault 11,
+    pump off, well rising) arrives after it; a field the station has nothing newer of
+    (pump 2's current) is still taken."""
+    engine = DetectorEngine()
+    out = pump(engine, 0, level=1.21, pump1_running=False, fault_code=11)
+    out += pump(engine, 30, fault_code=0, level=0.5, pump1_running=True, pump1_current=9.0)
+    assert sorted(kinds(out, active=False)) == ["pump_fail_to_start", "pump_fault"]
+    late = pump(engine, 15, level=1.3, pump1_running=False, fault_code=11, pump2_current=0.0)
+    assert late == []
+    station = engine.pump.stations["p1"]
+    assert station.running == [True, False] and station.level == 0.5 and station.code == 0
+    assert station.current == [9.0, 0.0]
