@@ -61,6 +61,10 @@ class CallUnitDetector:
         self.pressed_at: dict[str, float] = {}
         self.climate_at: dict[str, float] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # checkpoints written before these existed restore without them
+        self.__dict__.update({"pressed_at": {}, "climate_at": {}, **state})
+
     def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
         out: list[Detection] = []
         for r in readings:

@@ -49,6 +49,11 @@ class _Sensor:
         self.rising = False
         self.last_t = float("-inf")  # the newest reading's time
 
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.last_t = float("-inf")  # absent from checkpoints written before it existed
+        for name, value in state[1].items():
+            setattr(self, name, value)
+
 
 def _fit(samples: deque[tuple[float, float]], t_now: float) -> tuple[float, float]:
     """Least-squares line through the samples: (slope cm/h, fitted depth at ``t_now``)."""
