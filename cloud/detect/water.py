@@ -12,7 +12,7 @@ import warnings
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -105,6 +105,7 @@ class _Block:
         "last_flow",
         "last_pressure",
         "leak",
+        "newest",
         "prev_flows",
         "prev_pressures",
         "profile",
@@ -128,6 +129,12 @@ class _Block:
         self.burst_ref: float | None = None
         self.burst_calm = 0
         self.stuck: dict[str, list[float]] = {}  # field -> [last value, repeats]
+        self.newest = float("-inf")  # time of the newest reading taken
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.newest = float("-inf")  # absent from checkpoints written before it existed
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 class WaterDetector:
@@ -162,6 +169,13 @@ class WaterDetector:
         if b is None:
             b = self.blocks[dev] = _Block(c, dev)
         t = ts.timestamp()
+        if t < b.newest:
+            # a late batch (applied after the detector tier stopped waiting for it): one
+            # sample is not worth undoing the stream state for (an older day would close
+            # the current day's night and mean; an older, lower flow before the current
+            # one would look like a burst's jump)
+            return
+        b.newest = t
         bad = []
         if flow is not None and not c.flow_min <= flow <= c.flow_max:
             bad.append(f"flow={flow}")

@@ -143,3 +143,17 @@ def test_profile_anomaly_robust_z_against_learned_day() -> None:
     assert [d.active for _, d in hits] == [True, False]
     assert odd_t <= hits[0][0] <= odd_t + 3 * STEP
     assert hits[0][1].value and hits[0][1].value > 6
+
+
+def test_a_late_reading_from_before_midnight_does_not_reset_the_new_day() -> None:
+    """A batch the detector tier applied late brings a reading older than the block's
+    newest. Taken in, a reading from the day before closed the new day's night and mean
+    (the day then lacked the hours it needs and was not judged for leaks)."""
+    engine = DetectorEngine()
+    midnight = 2 * DAY - 9 * 3600  # local (JST) midnight in the helpers' UTC seconds
+    feed = [midnight - 600, midnight, midnight + 300, midnight - 300, midnight + 600]
+    for t in feed:
+        engine.feed([reading("water_block", "w1", t, flow=50.0, pressure=0.5)], {})
+    tracker = engine.water.blocks["w1"].leak
+    assert isinstance(tracker, LeakTracker)
+    assert tracker._daymean.count == 3  # 00:00, 00:05, 00:10 (not restarted by 23:55)
