@@ -133,7 +133,7 @@ def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 class _Vehicle:
-    __slots__ = ("anchor", "anchor_t", "last_fix_t", "off", "route_id", "seg")
+    __slots__ = ("anchor", "anchor_t", "last_fix_t", "newest", "off", "route_id", "seg")
 
     def __init__(self) -> None:
         self.last_fix_t: float | None = None
@@ -142,6 +142,12 @@ class _Vehicle:
         self.anchor: tuple[float, float] | None = None
         self.anchor_t = 0.0
         self.seg = 0  # nearest route segment last time
+        self.newest = float("-inf")  # time of the newest reading taken
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        self.newest = float("-inf")  # absent from checkpoints written before it existed
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
 
 class VehicleDetector:
@@ -176,6 +182,12 @@ class VehicleDetector:
         if s is None:
             s = self.vehicles[dev] = _Vehicle()
         t = ts.timestamp()
+        if t < s.newest:
+            # a late batch (applied after the detector tier stopped waiting for it): one fix
+            # is not worth undoing the state of now (an older fix time made the position
+            # look stale, an older stop anchor made a stop look long)
+            return
+        s.newest = t
         if v.route_id is not None:
             s.route_id = v.route_id
         has_fix = v.fix is not False and v.lat is not None and v.lon is not None

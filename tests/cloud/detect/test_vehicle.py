@@ -60,3 +60,12 @@ def test_long_stop() -> None:
     out += engine.feed([reading("vehicle", "plow1", 800, lat=39.71, lon=140.1, speed=25.0)], {})
     got = [(d.active, d.ts) for d in out if d.kind == "vehicle_long_stop"]
     assert got == [(True, at(300)), (False, at(800))]
+
+
+def test_a_late_fix_does_not_make_the_position_stale() -> None:
+    """A batch the detector tier applied late brings a fix older than the vehicle's
+    newest; taken as the last fix, it made the next tick call a moving bus stale."""
+    engine = DetectorEngine(DetectConfig(vehicle=VehicleConfig(stale_s=60)))
+    for t in (0, 30, 60, 90, 10):  # the 10 s fix arrives last
+        engine.feed([reading("vehicle", "bus1", t, lat=39.7, lon=140.1, speed=10.0)], {})
+    assert "vehicle_stale" not in kinds(engine.tick(at(100)))
