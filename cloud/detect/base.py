@@ -42,3 +42,12 @@ class Detector(Protocol):
     def feed(self, readings: Sequence[Reading], devices: DeviceContext) -> list[Detection]:
         """Consume readings in time order; return what changed."""
         ...
+
+
+def restore_slots(obj: object, state: tuple[None, dict[str, Any]], **added: Any) -> None:
+    """``__setstate__`` of a slotted per-device state: detector state is pickled into
+    checkpoints (``cloud/detect/checkpoint.py``), and one written before a slot existed
+    restores without it; ``added`` gives each such slot its starting value (else the
+    first reading after an upgrade raises AttributeError)."""
+    for name, value in {**added, **state[1]}.items():
+        setattr(obj, name, value)

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.base import Detection, DeviceContext, restore_slots
 from cloud.detect.config import FloodConfig
 from cloud.detect.flags import Flags
 from schemas.alert import Severity
@@ -50,9 +50,7 @@ class _Sensor:
         self.last_t = float("-inf")  # the newest reading's time
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.last_t = float("-inf")  # absent from checkpoints written before it existed
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore_slots(self, state, last_t=float("-inf"))
 
 
 def _fit(samples: deque[tuple[float, float]], t_now: float) -> tuple[float, float]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.base import Detection, DeviceContext, restore_slots
 from cloud.detect.config import PumpConfig
 from cloud.detect.flags import Flags
 from schemas.alert import Severity
@@ -53,9 +53,7 @@ class _Station:
         self.stamps: dict[str, float] = {}  # field -> time of its newest value
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.stamps = {}  # absent from checkpoints written before it existed
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore_slots(self, state, stamps={})
 
 
 def _site_float(site: Mapping[str, Any], *keys: str) -> float | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.base import Detection, DeviceContext, restore_slots
 from cloud.detect.config import VehicleConfig
 from cloud.detect.flags import Flags
 from schemas.alert import Severity
@@ -145,9 +145,7 @@ class _Vehicle:
         self.newest = float("-inf")  # time of the newest reading taken
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.newest = float("-inf")  # absent from checkpoints written before it existed
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore_slots(self, state, newest=float("-inf"))
 
 
 class VehicleDetector:

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from cloud.detect.base import Detection, DeviceContext
+from cloud.detect.base import Detection, DeviceContext, restore_slots
 from cloud.detect.config import WaterConfig
 from cloud.detect.flags import Flags
 from cloud.detect.leak import DAY_S, MAD_TO_SIGMA, LeakTracker, LeakVerdict
@@ -132,9 +132,7 @@ class _Block:
         self.newest = float("-inf")  # time of the newest reading taken
 
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        self.newest = float("-inf")  # absent from checkpoints written before it existed
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore_slots(self, state, newest=float("-inf"))
 
 
 class WaterDetector:
