@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +15,7 @@ from cloud.detect.tier_cli import run as detect_run
 from cloud.device_cli import app as device_app
 from cloud.errors import CloudError
 from cloud.ingest.cli import run as ingest_run
+from cloud.logs import setup_logging
 from cloud.lpwa.cli import run as lpwa_run
 from cloud.user_cli import app as user_app
 
@@ -67,21 +66,6 @@ ConfigOption = Annotated[
         dir_okay=False,
     ),
 ]
-
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """One event per line, key=value, on stderr (uvicorn's loggers too)."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        lg = logging.getLogger(name)
-        lg.handlers[:] = []
-        lg.propagate = True
 
 
 def _settings(config: Path | None):  # type: ignore[no-untyped-def]

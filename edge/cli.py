@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ from rich.console import Console
 from edge.check_report import DeviceCheck, render, to_json
 from edge.config import Device, EdgeConfig, load_config
 from edge.errors import ConfigError, DeviceError
-from edge.logs import quiet_third_party
+from edge.logs import setup_logging
 from edge.quality import judge, limits
 
 app = typer.Typer(
@@ -30,17 +28,6 @@ app = typer.Typer(
 CONFIG_OPTION = typer.Option(
     Path("/etc/akita/edge.toml"), "--config", "-c", help="Gateway config (TOML)."
 )
-
-
-def _setup_logging(level: str) -> None:
-    # journald stamps time and unit; one key=value event per line is all it needs
-    logging.basicConfig(
-        stream=sys.stdout,
-        level=level.upper(),
-        format="%(levelname)s %(name)s %(message)s",
-        force=True,
-    )
-    quiet_third_party()
 
 
 def _load(path: Path) -> EdgeConfig:
@@ -65,7 +52,7 @@ def run(
     """
     from edge.agent import Agent
 
-    _setup_logging(log_level)
+    setup_logging(log_level)
     cfg = _load(config)
     asyncio.run(Agent(cfg).run())
 
@@ -96,7 +83,7 @@ def check(
 
     Example: akita edge check --config deploy/edge/water_block.toml --json
     """
-    _setup_logging("error")
+    setup_logging("error")
     cfg = _load(config)
     results = asyncio.run(_check_all(cfg, stream_wait))
     if as_json:

@@ -1,4 +1,7 @@
-"""Keep third-party noise out of the gateway's journal.
+"""How the gateway logs, and keeping third-party noise out of its journal.
+
+One event per line, key=value, on stdout: journald stamps the time and the unit, and
+the cloud's processes use the same ``level=… logger=…`` keys (``cloud/logs.py``).
 
 The agent reports device trouble itself, once per outage (see :mod:`edge.agent`).
 pymodbus logs every timeout at error level, and asyncio logs a full traceback each
@@ -8,6 +11,9 @@ time pymodbus's framer chokes on line noise; both would repeat every poll.
 from __future__ import annotations
 
 import logging
+import sys
+
+LOG_FORMAT = "level=%(levelname)s logger=%(name)s %(message)s"
 
 
 class _PymodbusFramerNoise(logging.Filter):
@@ -32,3 +38,9 @@ def quiet_third_party() -> None:
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.CRITICAL)
     logging.getLogger("asyncio").addFilter(_PymodbusFramerNoise())
+
+
+def setup_logging(level: str) -> None:
+    """Replace the root handlers (a second call does not double every line)."""
+    logging.basicConfig(stream=sys.stdout, level=level.upper(), format=LOG_FORMAT, force=True)
+    quiet_third_party()

@@ -144,7 +144,7 @@ def run(
     """
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
     )
     asyncio.run(
         _run(

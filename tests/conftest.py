@@ -9,6 +9,7 @@ SQLite and once on PostgreSQL (the relational store's two engines).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,23 @@ from tests.servers import (
     running_mosquitto,
     running_postgres,
 )
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Put the root logger back after each test. A CLI run in-process sets up logging
+    on the stream of that moment (pytest's capture, CliRunner's buffer); left installed,
+    a background thread of a later test (aiosmtpd's loop) logs into the closed stream
+    and prints "--- Logging error ---" into the run."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    named = {n: logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access")}
+    kept = {n: (lg.handlers[:], lg.propagate) for n, lg in named.items()}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for n, lg in named.items():
+        lg.handlers[:], lg.propagate = kept[n]
 
 
 @pytest.fixture

@@ -51,8 +51,8 @@ def run(
 
       akita cloud detect --config /etc/akita/cloud.toml --name detect-a
     """
-    from cloud.cli import setup_logging
     from cloud.detect.tier import TierSettings, check_accounts
+    from cloud.logs import setup_logging
     from cloud.service import CloudService
     from cloud.settings import CloudSettings
 

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from cloud.errors import CloudError
+from cloud.logs import setup_logging
 
 app = typer.Typer(
     help=(
@@ -81,9 +82,7 @@ def run(
     Settings also come from `AKITA_INGEST_<NAME>` variables, e.g. AKITA_INGEST_PASSWORD
     (keeps the password off the command line), AKITA_INGEST_BATCH_SIZE.
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    setup_logging(log_level)
     from cloud.ingest.settings import IngestSettings
     from cloud.ingest.worker import IngestWorker
     from cloud.metrics import Metrics

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import threading
@@ -12,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from cloud.errors import CloudError
+from cloud.logs import setup_logging
 
 
 def run(
@@ -45,9 +45,7 @@ def run(
     `akita cloud device add a1b2c3d4e5f60708 --gateway ns-akita --kind water_meter`.
     The password comes from AKITA_LPWA_PASSWORD. See docs/lpwa.md.
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    setup_logging(log_level)
     from cloud.lpwa.detection import MeterDetection
     from cloud.lpwa.worker import LpwaSettings, LpwaWorker
     from cloud.service import CloudService
