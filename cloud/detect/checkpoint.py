@@ -10,6 +10,10 @@ failover.
 The state is pickled. The database is trusted like the code (it also holds the tokens'
 hashes and the registry): whoever can write this table can run code in the detector,
 so the detector's database user must be the only writer (``docs/scaling.md``).
+
+A checkpoint this version cannot read (written by a newer version before a rollback, or
+damaged) raises :class:`CheckpointError`; the tier then starts the partition afresh and
+says so (see :meth:`cloud.detect.tier.DetectorTier._own`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cloud.db.detect import CheckpointRow
 from cloud.detect.lease import Lease, still_owner
+from cloud.errors import CloudError
+
+
+class CheckpointError(CloudError):
+    """A partition's checkpoint cannot be read (names the partition and when it was saved)."""
 
 
 @dataclass(frozen=True)
@@ -66,5 +75,11 @@ def load(sm: sessionmaker[Session], partition: int) -> Checkpoint | None:
         row = s.get(CheckpointRow, partition)
         if row is None:
             return None
-        state = pickle.loads(row.state)  # trusted: see the module docstring
+        try:
+            state = pickle.loads(row.state)  # trusted: see the module docstring
+        except Exception as exc:  # a newer version's classes, or damaged bytes
+            raise CheckpointError(
+                f"partition {partition}: the checkpoint saved at {row.saved_at} cannot be "
+                f"read ({type(exc).__name__}: {exc})"
+            ) from exc
         return Checkpoint(row.partition, row.fence, row.saved_at, row.event_time, state)

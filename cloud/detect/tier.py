@@ -429,11 +429,8 @@ class DetectorTier:
                 self._own(p, None)
 
     def _own(self, p: int, got: lease.Lease | None) -> None:
-        part = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
+        part, saved = self._restored(p)
         part.lease = got
-        saved = checkpoint.load(self.sm, p)
-        if saved is not None:
-            part.restore(saved.state)
         log.info(
             "detect_partition_taken name=%s partition=%d fence=%s checkpoint_at=%s event_time=%s",
             self.settings.name,
@@ -449,6 +446,27 @@ class DetectorTier:
         )
         part.worker.start()
         part.client = self._connect(part)
+
+    def _restored(self, p: int) -> tuple[Partition, checkpoint.Checkpoint | None]:
+        """Partition ``p`` from its checkpoint, or afresh when there is none or it cannot
+        be read. Afresh, not refused: a partition nobody owns detects nothing (floods,
+        emergency calls), while a fresh one only has its baselines to learn again."""
+        part = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
+        try:
+            saved = checkpoint.load(self.sm, p)
+            if saved is not None:
+                part.restore(saved.state)
+            return part, saved
+        except Exception as exc:  # CheckpointError, or a state this engine cannot take
+            log.error(
+                "detect_checkpoint_unreadable name=%s partition=%d action=start_fresh "
+                "lost=learnt_baselines error=%s",
+                self.settings.name,
+                p,
+                exc,
+            )
+            fresh = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
+            return fresh, None
 
     def _disown(self, p: int, *, checkpoint_first: bool) -> None:
         with self._lock:
