@@ -22,6 +22,7 @@ from cloud.settings import CloudSettings
 from schemas import topics
 from schemas.codec import encode_batch
 from schemas.wire import Batch, DeviceInfo, FloodSensorReading
+from tests.cloud.local import local_settings
 from tests.servers import Mosquitto, wait_for
 
 SAVED = datetime(2026, 12, 1, 9, tzinfo=UTC)
@@ -62,16 +63,8 @@ def test_the_detector_starts_that_partition_afresh_and_still_detects(
 ) -> None:
     _write(sm, 0, NEWER)
     settings = CloudSettings.from_mapping(
-        {
-            "environment": "test",
-            "ingest": {"broker_host": "127.0.0.1", "broker_port": mosquitto.port,
-                       "client_id": f"ingest-{unique}", "group": f"g{unique}"},
-            "store": {"url": f"sqlite:///{tmp_path / 'ts.db'}"},
-            "database": {"url": f"sqlite:///{tmp_path / 'akita.db'}"},
-            "alerts": {"hold_off_s": 600, "min_open_s": 0},
-        },
-        source="test",
-    )  # fmt: skip
+        local_settings(tmp_path, mosquitto.port, unique), source="test"
+    )
     caplog.set_level(logging.ERROR, logger="cloud.detect.tier")
     svc = CloudService(settings)
     svc.start()  # raised CheckpointError (the cloud would not start) before

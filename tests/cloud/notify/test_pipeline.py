@@ -19,6 +19,7 @@ from cloud.settings import CloudSettings
 from schemas import topics
 from schemas.codec import encode_batch, encode_model
 from schemas.wire import Batch, CallUnitReading, DeviceInfo, FloodSensorReading, GatewayMeta
+from tests.cloud.local import local_settings
 from tests.cloud.notify.conftest import HttpSink, SmtpSink
 from tests.servers import Mosquitto, wait_for
 
@@ -30,17 +31,14 @@ def service(
     tmp_path: Path, mosquitto: Mosquitto, smtp_server: SmtpSink, http_sink: HttpSink, unique: str
 ) -> Iterator[CloudService]:
     settings = CloudSettings.from_mapping(
-        {
-            "environment": "test",
-            "ingest": {"broker_host": "127.0.0.1", "broker_port": mosquitto.port,
-                       "client_id": f"ingest-{unique}", "group": f"g{unique}"},
-            "store": {"url": f"sqlite:///{tmp_path / 'ts.db'}"},
-            "database": {"url": f"sqlite:///{tmp_path / 'akita.db'}"},
-            "alerts": {"hold_off_s": 600, "min_open_s": 0},
-            "sms": {"provider": "twilio", "url": http_sink.url, "sender": "+15005550006",
-                    "username": "AC0000000000000000000000000000beef",
-                    "password": "tw-token-for-tests"},
-            "notify": {
+        local_settings(
+            tmp_path,
+            mosquitto.port,
+            unique,
+            sms={"provider": "twilio", "url": http_sink.url, "sender": "+15005550006",
+                 "username": "AC0000000000000000000000000000beef",
+                 "password": "tw-token-for-tests"},
+            notify={
                 "public_base_url": "https://alerts.city.akita.example",
                 "recipient_salt": f"salt-{unique}",
                 "groups": [{"name": "care", "members": [
@@ -49,7 +47,7 @@ def service(
                 "routes": [{"domain": "care", "groups": ["care"]}],
                 "retry": {"attempts": 2, "backoff_s": 0.01},
             },
-        },
+        ),
         source="test",
     )  # fmt: skip
     # the e-mail channel is injected: the test SMTP server's certificate is self-signed
