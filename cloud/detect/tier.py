@@ -452,12 +452,15 @@ class DetectorTier:
         be read. Afresh, not refused: a partition nobody owns detects nothing (floods,
         emergency calls), while a fresh one only has its baselines to learn again."""
         part = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
+        # a database error is not caught: taking the partition fails and the coordinator's
+        # next round tries again, so a good checkpoint is not thrown away for a blip
         try:
             saved = checkpoint.load(self.sm, p)
             if saved is not None:
                 part.restore(saved.state)
             return part, saved
-        except Exception as exc:  # CheckpointError, or a state this engine cannot take
+        except (checkpoint.CheckpointError, AttributeError, KeyError, TypeError) as exc:
+            # unpickled, but not a state this engine takes (a slot or key it lacks)
             log.error(
                 "detect_checkpoint_unreadable name=%s partition=%d action=start_fresh "
                 "lost=learnt_baselines error=%s",
