@@ -463,10 +463,10 @@ class DetectorTier:
             # unpickled, but not a state this engine takes (a slot or key it lacks)
             log.error(
                 "detect_checkpoint_unreadable name=%s partition=%d action=start_fresh "
-                "lost=learnt_baselines error=%s",
+                "lost=learnt_baselines error=%r",  # quoted: the message has spaces
                 self.settings.name,
                 p,
-                exc,
+                str(exc),
             )
             fresh = Partition(p, self._engine_factory(), SeqOrder(self.settings.reorder_s))
             return fresh, None

@@ -1,10 +1,15 @@
 """A checkpoint this version cannot read (a newer version's, before a rollback, or damaged
 bytes): the error names the partition, and the detector starts that partition afresh and
-says so, instead of refusing to start (a partition nobody owns detects no flood)."""
+says so, instead of refusing to start (a partition nobody owns detects no flood).
+
+A checkpoint carries its format: a newer format is refused by it, even when its state would
+unpickle, and one written before formats existed is read as format 0."""
 
 from __future__ import annotations
 
 import logging
+import pickle
+import shlex
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cloud.db.base import create_all, make_engine, make_sessionmaker
 from cloud.db.detect import CheckpointRow
 from cloud.detect import checkpoint
+from cloud.detect.lease import Lease
 from cloud.service import CloudService
 from cloud.settings import CloudSettings
 from schemas import topics
@@ -28,6 +34,9 @@ from tests.servers import Mosquitto, wait_for
 SAVED = datetime(2026, 12, 1, 9, tzinfo=UTC)
 # what an unpickler meets after a rollback: a class the older code does not have
 NEWER = b"ccloud.detect.future_state\nPartitionState\n."
+
+# a newer version's envelope: its format is read before its state's classes are needed
+FUTURE = pickle.dumps({"format": 99, "state": NEWER})
 
 
 def _write(sm: sessionmaker[Session], partition: int, blob: bytes) -> None:
@@ -52,6 +61,63 @@ def test_an_unreadable_checkpoint_names_its_partition(
     with pytest.raises(checkpoint.CheckpointError) as err:
         checkpoint.load(sm, 2)
     assert "partition 2" in str(err.value) and "2026-12-01 09:00" in str(err.value)
+
+
+def test_a_checkpoint_round_trips_as_the_current_format(sm: sessionmaker[Session]) -> None:
+    state = {"engine": {"baseline": 41.5}, "applied": {"gw-1": 7}}
+    assert checkpoint.save(sm, Lease(4, "detect-a", 3), state, event_time=None, now=SAVED,
+                           fenced=False)  # fmt: skip
+    with sm() as s:
+        row = s.get(CheckpointRow, 4)
+        assert row is not None and pickle.loads(row.state)["format"] == 1
+    saved = checkpoint.load(sm, 4)
+    assert saved is not None and saved.format == checkpoint.CHECKPOINT_FORMAT == 1
+    assert saved.state == state and saved.fence == 3
+
+
+def test_a_checkpoint_from_before_formats_reads_as_format_0(sm: sessionmaker[Session]) -> None:
+    state = {"engine": {"baseline": 41.5}, "order": {}, "applied": {"gw-1": 7}}
+    _write(sm, 5, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    saved = checkpoint.load(sm, 5)
+    assert saved is not None and saved.format == 0 and saved.state == state
+
+
+def test_a_newer_format_names_its_partition_and_both_formats(
+    sm: sessionmaker[Session],
+) -> None:
+    _write(sm, 3, FUTURE)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        checkpoint.load(sm, 3)
+    msg = str(err.value)
+    assert msg.startswith("partition 3:") and "2026-12-01 09:00" in msg
+    assert "is format 99" in msg and "reads up to format 1" in msg, msg
+
+
+def test_the_detector_starts_a_partition_with_a_newer_format_afresh(
+    tmp_path: Path,
+    sm: sessionmaker[Session],
+    mosquitto: Mosquitto,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _write(sm, 0, FUTURE)
+    settings = CloudSettings.from_mapping(
+        local_settings(tmp_path, mosquitto.port, unique), source="test"
+    )
+    caplog.set_level(logging.ERROR, logger="cloud.detect.tier")
+    svc = CloudService(settings)
+    svc.start()
+    svc.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    lines = [m for m in messages if m.startswith("detect_checkpoint_unreadable")]
+    assert len(lines) == 1, lines
+    event, *pairs = shlex.split(lines[0])  # key=value, the error quoted
+    fields = dict(pair.split("=", 1) for pair in pairs)
+    assert event == "detect_checkpoint_unreadable" and len(fields) == len(pairs)
+    assert fields["partition"] == "0" and fields["action"] == "start_fresh"
+    assert "is format 99" in fields["error"], fields
+    saved = checkpoint.load(sm, 0)  # the fresh partition's checkpoint replaced it
+    assert saved is not None and saved.format == 1
 
 
 def test_the_detector_starts_that_partition_afresh_and_still_detects(
