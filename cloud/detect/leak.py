@@ -35,11 +35,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import deque
+from typing import Any
 
 import numpy as np
 
+from cloud.detect.base import restore_slots
 from cloud.detect.config import LeakConfig
 from cloud.detect.leak_judge import MAD_TO_SIGMA, WEEK, LeakJudge, LeakVerdict, Weekdays
+from cloud.detect.leak_step import QUIET_DAYS, SAME_LEAK, Step, StepWatch
 
 __all__ = ["DAY_S", "MAD_TO_SIGMA", "LeakTracker", "LeakVerdict"]
 
@@ -60,6 +63,7 @@ DAY_K_STEP = 5.5
 NIGHT_DENY_SIGMAS = 2.0
 # young block: the last whole day's mean must rise by this share of the nights' rise
 YOUNG_DAY_SHARE = 0.5
+ALARM_EVENTS = frozenset({"onset", "step"})
 
 
 def one_day(dow: int) -> Weekdays:
@@ -141,6 +145,7 @@ class LeakTracker:
         "pre_level",
         "pre_nights",
         "values",
+        "watch",
         "young_days",
         "young_excess",
         "young_streak",
@@ -172,6 +177,19 @@ class LeakTracker:
                 }
             )
             self.day_judge = LeakJudge(day_cfg, partial_first=True)
+        self.watch = self._new_watch()
+
+    def _new_watch(self) -> StepWatch | None:
+        """The step watch beside the judges (:mod:`cloud.detect.leak_step`): it needs days
+        and nights, so none when the statistic already is the daily mean."""
+        if self.cfg.statistic == "daily_mean":
+            return None
+        return StepWatch(DAY_MIN_SIGMA_FRAC, self.cfg.min_sigma_frac, self.cfg.min_sigma_abs)
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        restore_slots(self, state)
+        if not hasattr(self, "watch"):  # a checkpoint from before the step watch
+            self.watch = self._new_watch()
 
     # ---- accumulation --------------------------------------------------------------
     def spoil(self) -> None:
@@ -221,8 +239,12 @@ class LeakTracker:
         dow = (day + 3) % 7
         night_t = day * DAY_S - c.utc_offset_h * 3600.0
         if self.judge is not None:
+            before = self._before()
             v = self._share(self.judge.judge(night_t, one_day(dow), value), self.day_judge)
-            return self._confirm(v) if self._pending is not None else v
+            v = self._confirm(v) if self._pending is not None else v
+            return self._watch_night(day, dow, value, v, before)
+        if self.watch is not None:
+            self.watch.nights.add(dow, value)  # its history only: no steps while young
         return self._young(night_t, dow, value)
 
     def _close_day(self) -> LeakVerdict | None:
@@ -240,14 +262,96 @@ class LeakTracker:
             open_leak = self.judge.leak if self.judge is not None else self.young_excess
             if self.judge is None:
                 self.young_days.append((day, value))
+            if self.watch is not None:
+                self.watch.days.add((day + 3) % 7, value)  # its history only
             dj.learn(week, value - (open_leak if self.judge is not None or self.active else 0.0))
             return None
+        before = self._before()
         v = dataclasses.replace(dj.judge(day_t, week, value), statistic="daily_mean")
+        w = self.watch
+        step, ended = None, False
+        if w is not None and self.judge is not None:
+            pending = v.event == "onset"  # the judge's onset awaits the night (below)
+            v = v if pending else self._merge(v, day)
+            held = max(dj.leak, self.judge.leak) > 0.0
+            judged = v.event in ALARM_EVENTS and not pending
+            step, ended = w.add_day(day, (day + 3) % 7, value, judged, held)
         if v.event == "onset" and self.judge is not None:
             # a leak runs at night too: the coming night (about 5 h later) confirms it
+            # (the watch's step of the same day is raised now; the judge's, if the night
+            # confirms it, is then that leak's update: see _merge)
             self._pending = v
-            return None
-        return self._share(v, self.judge)
+            return self._watch_alarm(step, before) if step is not None else None
+        if step is not None:
+            return self._watch_alarm(step, before)
+        if ended and v.event is None and not self._open():
+            return LeakVerdict(day_t, value, None, None, None, "clear", statistic="day_step")
+        return self._kept(self._share(v, self.judge))
+
+    # ---- the step watch ---------------------------------------------------------------
+    def _held(self) -> float:
+        """The leak flow the judges hold open (0: none)."""
+        return max((j.leak for j in (self.judge, self.day_judge) if j is not None), default=0.0)
+
+    def _before(self) -> tuple[float, bool]:
+        """Before a period is judged: (the judges' open leak, is any leak open, the
+        judges' or the step watch's). A step the watch raises in this period adds to
+        that, and is another leak (``step``) only when one was open before it."""
+        held = self._held()
+        return held, held > 0.0 or (self.watch is not None and self.watch.held is not None)
+
+    def _open(self) -> bool:
+        """Does the block hold a leak open (the judges' or the step watch's)?"""
+        return self._before()[1]
+
+    def _watch_night(
+        self, day: int, dow: int, value: float, v: LeakVerdict, before: tuple[float, bool]
+    ) -> LeakVerdict:
+        """Give the night to the step watch; a day's step it confirms is raised now,
+        unless a judge raised a leak this night (that judge owns it)."""
+        w = self.watch
+        if w is None:
+            return v
+        v = self._merge(v, day)
+        step = w.add_night(day, dow, value)
+        if step is None:
+            return self._kept(v)
+        return self._watch_alarm(step, before, v.night_start)
+
+    def _watch_alarm(
+        self, step: Step, before: tuple[float, bool], t: float | None = None
+    ) -> LeakVerdict:
+        """The step watch's alarm (the judges are not steered by it: see leak_step)."""
+        held, was_open = before
+        day_t = self._day_t() if t is None else t
+        return LeakVerdict(day_t, step.value, step.expected, step.excess, step.sigma,
+                           "step" if was_open else "onset", "step", held + step.excess,
+                           statistic="day_step")  # fmt: skip
+
+    def _merge(self, v: LeakVerdict, day: int) -> LeakVerdict:
+        """A judge raised a leak: the judges own it from now on. When it is the step the
+        watch raised within ``QUIET_DAYS`` (up to twice ``SAME_LEAK`` times its size: the
+        watch's first day may hold only part of the leak), it is that leak's alert, not
+        another alarm: an update (``grown`` when larger than ``SAME_LEAK`` times it)."""
+        w = self.watch
+        if w is None or v.event not in ALARM_EVENTS:
+            return v
+        held = w.held
+        w.hand_over(day, v.excess)
+        if held is None or day - held.day > QUIET_DAYS or v.excess > 2.0 * SAME_LEAK * held.size:
+            return v  # another leak, or one the watch raised long ago and the judges missed
+        return dataclasses.replace(v, event="grown" if v.excess > SAME_LEAK * held.size else None)
+
+    def _kept(self, v: LeakVerdict) -> LeakVerdict:
+        """A judge's clear while the step watch holds its own step: that leak stays."""
+        w = self.watch
+        if v.event != "clear" or w is None or w.held is None:
+            return v
+        return dataclasses.replace(v, event="reduced", excess=w.held.size)
+
+    def _day_t(self) -> float:
+        day = self._day if self._day is not None else 0
+        return day * DAY_S - self.cfg.utc_offset_h * 3600.0
 
     def _confirm(self, night: LeakVerdict) -> LeakVerdict:
         """The night after a daily-mean onset: raise it if the night shows the leak too;

@@ -82,6 +82,22 @@ def _mad_sigma(x: np.ndarray) -> float:
     return MAD_TO_SIGMA * float(np.median(np.abs(x - np.median(x))))
 
 
+def weekday_factors(d: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per-weekday factors (mean 1) of values ``d`` with weekday shares ``a`` (periods x 7):
+    see :meth:`LeakJudge.factors`."""
+    if len(d) < 7:
+        return np.ones(WEEK)
+    week = np.median(sliding_window_view(np.pad(d, 3, mode="edge"), 7), axis=1)
+    ratio = d / np.where(week > 0, week, 1.0)
+    if np.all(a.max(axis=1) == 1.0):
+        col = a.argmax(axis=1)
+        f = np.array([float(np.median(ratio[col == k])) if (col == k).any() else 1.0
+                      for k in range(WEEK)])  # fmt: skip
+    else:
+        f = np.linalg.solve(a.T @ a + RIDGE * np.eye(WEEK), a.T @ ratio + RIDGE)
+    return f / f.mean()
+
+
 class LeakJudge:
     """One value per period in, a :class:`LeakVerdict` out (see the module doc)."""
 
@@ -192,19 +208,9 @@ class LeakJudge:
         rise or a missed leak does not leak into the weekday factors. A period on one
         weekday (a night) votes by median; periods spread over weekdays (pump cycles) are
         fitted by least squares on their weekday shares, pulled gently towards 1."""
-        if len(self.demand) < 7:
-            return np.ones(WEEK)
         d = np.array([v for _, v in self.demand])
-        a = np.array([w for w, _ in self.demand])
-        week = np.median(sliding_window_view(np.pad(d, 3, mode="edge"), 7), axis=1)
-        ratio = d / np.where(week > 0, week, 1.0)
-        if np.all(a.max(axis=1) == 1.0):
-            col = a.argmax(axis=1)
-            f = np.array([float(np.median(ratio[col == k])) if (col == k).any() else 1.0
-                          for k in range(WEEK)])  # fmt: skip
-        else:
-            f = np.linalg.solve(a.T @ a + RIDGE * np.eye(WEEK), a.T @ ratio + RIDGE)
-        return f / f.mean()
+        a = np.array([w for w, _ in self.demand]).reshape(-1, WEEK)
+        return weekday_factors(d, a)
 
     def level(self, f: np.ndarray) -> float:
         """The reference for the next period: a robust line (Theil-Sen) through the last

@@ -84,6 +84,7 @@ _STATISTIC_NAMES = {
     "night_median": "median night flow",
     "night_min": "minimum night flow",
     "daily_mean": "mean daily flow",
+    "day_step": "mean daily flow against the week before",
     "pump_cycle": "tank-zone demand over the last pump cycle",
 }
 

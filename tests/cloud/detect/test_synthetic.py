@@ -79,10 +79,10 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     """Issue 20's acceptance: ``akita eval --synthetic 300 --seed 1`` in CI.
 
     False alarms are asserted outright, and so is a floor under the detection headline
-    (measured 47/60 = 78 %, docs/detectors.md; tuning seeds 2-4: 91 %, 98 %, 91 %; the
-    floor catches a regression). The goal of 95 % is not met on seed 1: the test reports
-    it as an expected failure with the figure instead of hiding it, and becomes a plain
-    assertion once the detector meets it.
+    (measured 55/60 = 92 % with the step watch, 47/60 = 78 % before it, docs/detectors.md;
+    tuning seeds 2-7: 318/333 = 95 %; the floor catches a regression). The goal of 95 %
+    is not met on seed 1: the test reports it as an expected failure with the figure
+    instead of hiding it, and becomes a plain assertion once the detector meets it.
     """
     out = tmp_path / "curve.json"
     args = ["eval", "--synthetic", "300", "--seed", "1", "--json", str(out)]
@@ -93,7 +93,7 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     assert curve["false_alarms_per_month_leak_free"] <= 1.0
     found, of = curve["headline_abrupt_5plus_within_2d"]
     assert of >= 40
-    assert found / of >= 0.75, f"abrupt >= 5 m3/h within 2 days fell to {found}/{of}"
+    assert found / of >= 0.85, f"abrupt >= 5 m3/h within 2 days fell to {found}/{of}"
     lo, hi = curve["headline_95ci"]
     assert lo < found / of < hi
     block_found, block_of = curve["headline_block_zone"]
