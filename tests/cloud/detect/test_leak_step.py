@@ -84,6 +84,25 @@ def test_a_step_the_next_night_shows_is_raised_then() -> None:
     assert step is not None and w.held is not None
 
 
+def test_two_days_a_little_up_are_a_step_one_is_not() -> None:
+    def up(w: StepWatch, day: int, z: float) -> float:
+        m = w.days.measure(day % 7, 100.0)
+        assert m is not None
+        return m.expected + z * m.sigma
+
+    w = _watch()
+    w.add_night(40, 40 % 7, 53.0)
+    assert w.add_day(40, 40 % 7, up(w, 40, 3.0), judged=False)[0] is None
+    w.add_night(41, 41 % 7, 53.0)
+    step, _ = w.add_day(41, 41 % 7, up(w, 41, 3.2), judged=False)
+    assert step is not None and step.z < K_SIGMA  # neither day alone would do
+    w = _watch()
+    w.add_night(40, 40 % 7, 53.0)
+    assert w.add_day(40, 40 % 7, up(w, 40, 3.0), judged=False)[0] is None
+    w.add_night(41, 41 % 7, 50.0)
+    assert w.add_day(41, 41 % 7, up(w, 41, 0.0), judged=False)[0] is None
+
+
 def test_a_judges_leak_on_the_same_day_is_not_raised_again() -> None:
     w = _watch()
     w.add_night(40, 40 % 7, 56.0)
