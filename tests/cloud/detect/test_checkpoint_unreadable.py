@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import pickle
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +37,29 @@ NEWER = b"ccloud.detect.future_state\nPartitionState\n."
 
 # a newer version's envelope: its format is read before its state's classes are needed
 FUTURE = pickle.dumps({"format": 99, "state": NEWER})
+
+
+@pytest.fixture
+def started_over(
+    tmp_path: Path,
+    sm: sessionmaker[Session],
+    mosquitto: Mosquitto,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+) -> Callable[[bytes], CloudService]:
+    """Start a whole cloud process over partition 0's checkpoint ``blob``."""
+
+    def start(blob: bytes) -> CloudService:
+        _write(sm, 0, blob)
+        settings = CloudSettings.from_mapping(
+            local_settings(tmp_path, mosquitto.port, unique), source="test"
+        )
+        caplog.set_level(logging.ERROR, logger="cloud.detect.tier")
+        svc = CloudService(settings)
+        svc.start()
+        return svc
+
+    return start
 
 
 def _write(sm: sessionmaker[Session], partition: int, blob: bytes) -> None:
@@ -94,19 +117,11 @@ def test_a_newer_format_names_its_partition_and_both_formats(
 
 
 def test_the_detector_starts_a_partition_with_a_newer_format_afresh(
-    tmp_path: Path,
+    started_over: Callable[[bytes], CloudService],
     sm: sessionmaker[Session],
-    mosquitto: Mosquitto,
-    unique: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _write(sm, 0, FUTURE)
-    settings = CloudSettings.from_mapping(
-        local_settings(tmp_path, mosquitto.port, unique), source="test"
-    )
-    caplog.set_level(logging.ERROR, logger="cloud.detect.tier")
-    svc = CloudService(settings)
-    svc.start()
+    svc = started_over(FUTURE)
     svc.stop()
     messages = [r.getMessage() for r in caplog.records]
     lines = [m for m in messages if m.startswith("detect_checkpoint_unreadable")]
@@ -121,19 +136,13 @@ def test_the_detector_starts_a_partition_with_a_newer_format_afresh(
 
 
 def test_the_detector_starts_that_partition_afresh_and_still_detects(
-    tmp_path: Path,
+    started_over: Callable[[bytes], CloudService],
     sm: sessionmaker[Session],
     mosquitto: Mosquitto,
     unique: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    _write(sm, 0, NEWER)
-    settings = CloudSettings.from_mapping(
-        local_settings(tmp_path, mosquitto.port, unique), source="test"
-    )
-    caplog.set_level(logging.ERROR, logger="cloud.detect.tier")
-    svc = CloudService(settings)
-    svc.start()  # raised CheckpointError (the cloud would not start) before
+    svc = started_over(NEWER)  # raised CheckpointError (the cloud would not start) before
     try:
         lines = [r.getMessage() for r in caplog.records]
         assert any(
