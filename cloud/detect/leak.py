@@ -313,7 +313,7 @@ class LeakTracker:
         if w is None:
             return v
         v = self._merge(v, day)
-        step = w.add_night(day, dow, value)
+        step = w.add_night(day, dow, value, before[0] > 0.0)
         if step is None:
             return self._kept(v)
         return self._watch_alarm(step, before, v.night_start)
@@ -324,9 +324,10 @@ class LeakTracker:
         """The step watch's alarm (the judges are not steered by it: see leak_step)."""
         held, was_open = before
         day_t = self._day_t() if t is None else t
+        statistic = "day_step" if step.periods == 1 else "days_nights_step"
         return LeakVerdict(day_t, step.value, step.expected, step.excess, step.sigma,
                            "step" if was_open else "onset", "step", held + step.excess,
-                           statistic="day_step")  # fmt: skip
+                           statistic=statistic)  # fmt: skip
 
     def _merge(self, v: LeakVerdict, day: int) -> LeakVerdict:
         """A judge raised a leak: the judges own it from now on. When it is the step the

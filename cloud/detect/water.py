@@ -85,6 +85,8 @@ _STATISTIC_NAMES = {
     "night_min": "minimum night flow",
     "daily_mean": "mean daily flow",
     "day_step": "mean daily flow against the week before",
+    # the estimate pools the days and nights (each a little up); the flow shown is the day's
+    "days_nights_step": "days and nights together against the week before: mean daily flow",
     "pump_cycle": "tank-zone demand over the last pump cycle",
 }
 

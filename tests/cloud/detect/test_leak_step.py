@@ -12,7 +12,7 @@ import pytest
 from cloud.detect import leak, leak_step, synthetic
 from cloud.detect.config import LeakConfig
 from cloud.detect.leak import LeakTracker
-from cloud.detect.leak_step import K_SIGMA, RawLevel, StepWatch
+from cloud.detect.leak_step import K_SIGMA, RawLevel, Step, StepWatch
 
 
 def _level(values: list[float], floor_frac: float = 0.0) -> RawLevel:
@@ -84,23 +84,64 @@ def test_a_step_the_next_night_shows_is_raised_then() -> None:
     assert step is not None and w.held is not None
 
 
-def test_two_days_a_little_up_are_a_step_one_is_not() -> None:
-    def up(w: StepWatch, day: int, z: float) -> float:
-        m = w.days.measure(day % 7, 100.0)
-        assert m is not None
-        return m.expected + z * m.sigma
+def _up(level: RawLevel, day: int, z: float) -> float:
+    """The value ``z`` of its own sigmas above what ``level`` expects on ``day``."""
+    m = level.measure(day % 7, 100.0)
+    assert m is not None
+    return m.expected + z * m.sigma
 
+
+def test_two_days_a_little_up_are_a_step_one_is_not() -> None:
     w = _watch()
-    w.add_night(40, 40 % 7, 53.0)
-    assert w.add_day(40, 40 % 7, up(w, 40, 3.0), judged=False)[0] is None
-    w.add_night(41, 41 % 7, 53.0)
-    step, _ = w.add_day(41, 41 % 7, up(w, 41, 3.2), judged=False)
+    w.add_night(40, 40 % 7, _up(w.nights, 40, 1.5))
+    assert w.add_day(40, 40 % 7, _up(w.days, 40, 3.0), judged=False)[0] is None
+    w.add_night(41, 41 % 7, _up(w.nights, 41, 1.5))
+    step, _ = w.add_day(41, 41 % 7, _up(w.days, 41, 3.2), judged=False)
     assert step is not None and step.z < K_SIGMA  # neither day alone would do
     w = _watch()
-    w.add_night(40, 40 % 7, 53.0)
-    assert w.add_day(40, 40 % 7, up(w, 40, 3.0), judged=False)[0] is None
-    w.add_night(41, 41 % 7, 50.0)
-    assert w.add_day(41, 41 % 7, up(w, 41, 0.0), judged=False)[0] is None
+    w.add_night(40, 40 % 7, _up(w.nights, 40, 1.5))
+    assert w.add_day(40, 40 % 7, _up(w.days, 40, 3.0), judged=False)[0] is None
+    w.add_night(41, 41 % 7, _up(w.nights, 41, 0.0))
+    assert w.add_day(41, 41 % 7, _up(w.days, 41, 0.0), judged=False)[0] is None
+
+
+def test_a_day_and_a_night_each_a_little_up_are_a_step_together() -> None:
+    w = _watch()
+    w.add_night(40, 40 % 7, _up(w.nights, 40, 0.0))  # the leak started after this night
+    day = w.days.measure(40 % 7, 100.0)
+    assert day is not None
+    assert w.add_day(40, 40 % 7, day.expected + 3.0 * day.sigma, judged=False)[0] is None
+    night = w.nights.measure(41 % 7, 50.0)
+    assert night is not None
+    step = w.add_night(41, 41 % 7, night.expected + 3.0 * night.sigma)
+    # neither alone is K_SIGMA up; their inverse-variance mean is
+    assert step is not None and step.z > K_SIGMA and w.held is not None
+    wd, wn = day.sigma**-2, night.sigma**-2
+    size = (wd * 3.0 * day.sigma + wn * 3.0 * night.sigma) / (wd + wn)
+    assert step.excess == pytest.approx(size)
+
+
+def test_periods_together_need_each_a_little_up_and_a_night_among_them() -> None:
+    def run(night_41: float, days_only: bool = False) -> Step | None:
+        w = _watch()
+        w.add_night(40, 40 % 7, _up(w.nights, 40, 0.0))
+        w.add_day(40, 40 % 7, _up(w.days, 40, 3.0), judged=False)
+        if not days_only:  # a night missing: the days alone (two-day rule) do not reach it
+            assert w.add_night(41, 41 % 7, _up(w.nights, 41, night_41)) is None
+        return w.add_day(41, 41 % 7, _up(w.days, 41, 2.4), judged=False)[0]
+
+    assert run(2.0) is not None  # 3.0, 2.0 and 2.4 sigmas: together over 4
+    assert run(0.5) is None  # a night that stays put: a warm spell, not a leak
+    assert run(2.0, days_only=True) is None
+
+
+def test_no_step_from_periods_together_while_a_leak_is_open() -> None:
+    for held in (True, False):
+        w = _watch()
+        w.add_night(40, 40 % 7, _up(w.nights, 40, 0.0))
+        w.add_day(40, 40 % 7, _up(w.days, 40, 3.0), judged=False)
+        step = w.add_night(41, 41 % 7, _up(w.nights, 41, 3.0), held=held)
+        assert (step is None) is held  # a growing leak is not another one
 
 
 def test_a_judges_leak_on_the_same_day_is_not_raised_again() -> None:
@@ -121,6 +162,20 @@ def test_the_same_step_is_one_alarm_and_a_larger_one_is_another() -> None:
     assert w.add_day(41, 41 % 7, 106.2, judged=False)[0] is None  # the same leak
     w.add_night(42, 42 % 7, 70.0)
     assert w.add_day(42, 42 % 7, 120.0, judged=False)[0] is not None  # another one
+
+
+def test_the_day_after_its_own_step_may_show_the_whole_leak() -> None:
+    w = _watch()
+    w.add_night(40, 40 % 7, 56.0)
+    assert w.add_day(40, 40 % 7, 106.0, judged=False)[0] is not None
+    w.add_night(41, 41 % 7, 62.0)
+    # twice the step: its first day was partial, so this is the same leak...
+    assert w.add_day(41, 41 % 7, 112.0, judged=False)[0] is None
+    w = _watch()
+    w.hand_over(40, 6.0)
+    w.add_night(41, 41 % 7, 62.0)
+    # ...but after a judge's leak (sized on a whole period) it is another one
+    assert w.add_day(41, 41 % 7, 112.0, judged=False)[0] is not None
 
 
 def test_a_held_step_ends_after_two_days_back_at_its_level() -> None:
@@ -192,3 +247,8 @@ def test_a_checkpoint_from_before_the_watch_restores_with_one() -> None:
     assert isinstance(restored.watch, StepWatch)
     again = pickle.loads(pickle.dumps(tracker))
     assert len(again.watch.days.periods) == len(tracker.watch.days.periods) > 30
+    # a watch from before it kept its recent periods starts them afresh
+    watch = tracker.watch.__reduce_ex__(2)[2]
+    older = StepWatch.__new__(StepWatch)
+    older.__setstate__((None, {k: v for k, v in watch[1].items() if k != "recent"}))
+    assert not older.recent and older.add_night(40, 40 % 7, 50.0) is None
