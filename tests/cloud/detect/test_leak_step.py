@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from cloud.detect import leak, leak_step, synthetic
+from cloud.detect import leak, leak_step, synthetic, water
 from cloud.detect.config import LeakConfig
 from cloud.detect.leak import LeakTracker
 from cloud.detect.leak_step import K_SIGMA, RawLevel, Step, StepWatch
@@ -233,6 +233,17 @@ def test_one_leak_is_one_alarm_with_judges_and_watch_together() -> None:
     alarms = [ts for ts, e, _ in events if e in ("onset", "step") and ts >= start]
     assert len(alarms) == 1 and alarms[0] - start <= 2 * 86400.0
     assert not [ts for ts, e, _ in events if e in ("onset", "step") and ts < start]
+
+
+def test_a_step_of_days_and_nights_together_says_so_in_the_alert() -> None:
+    tracker = LeakTracker(LeakConfig(utc_offset_h=0))
+    for periods, statistic in ((1, "day_step"), (3, "days_nights_step")):
+        step = Step(160.6, 156.5, 8.2, 1.5, 150.0, 0.0, 1.0, periods)
+        v = tracker._watch_alarm(step, (0.0, False), t=0.0)
+        assert v.event == "onset" and v.statistic == statistic
+    msg = water._leak_message(v, statistic)
+    # the estimate pools the periods, so the day's flow alone does not give it
+    assert msg.startswith("days and nights together") and "estimated leak 8.2 m³/h" in msg
 
 
 def test_a_checkpoint_from_before_the_watch_restores_with_one() -> None:
