@@ -42,7 +42,7 @@ import numpy as np
 from cloud.detect.base import restore_slots
 from cloud.detect.config import LeakConfig
 from cloud.detect.leak_judge import MAD_TO_SIGMA, WEEK, LeakJudge, LeakVerdict, Weekdays
-from cloud.detect.leak_step import QUIET_DAYS, SAME_LEAK, Step, StepWatch
+from cloud.detect.leak_step import PARTIAL_FIRST, QUIET_DAYS, SAME_LEAK, Step, StepWatch
 
 __all__ = ["DAY_S", "MAD_TO_SIGMA", "LeakTracker", "LeakVerdict"]
 
@@ -331,15 +331,17 @@ class LeakTracker:
 
     def _merge(self, v: LeakVerdict, day: int) -> LeakVerdict:
         """A judge raised a leak: the judges own it from now on. When it is the step the
-        watch raised within ``QUIET_DAYS`` (up to twice ``SAME_LEAK`` times its size: the
-        watch's first day may hold only part of the leak), it is that leak's alert, not
-        another alarm: an update (``grown`` when larger than ``SAME_LEAK`` times it)."""
+        watch raised within ``QUIET_DAYS`` (up to ``PARTIAL_FIRST`` x ``SAME_LEAK`` times
+        its size: the watch's first day may hold only part of the leak), it is that leak's
+        alert, not another alarm: an update (``grown`` when larger than ``SAME_LEAK`` times
+        it)."""
         w = self.watch
         if w is None or v.event not in ALARM_EVENTS:
             return v
         held = w.held
         w.hand_over(day, v.excess)
-        if held is None or day - held.day > QUIET_DAYS or v.excess > 2.0 * SAME_LEAK * held.size:
+        same = PARTIAL_FIRST * SAME_LEAK * (held.size if held is not None else 0.0)
+        if held is None or day - held.day > QUIET_DAYS or v.excess > same:
             return v  # another leak, or one the watch raised long ago and the judges missed
         return dataclasses.replace(v, event="grown" if v.excess > SAME_LEAK * held.size else None)
 

@@ -62,6 +62,9 @@ NIGHT_SHOWS_SIGMAS = 1.0
 NIGHT_SURE_SIGMAS = 2.5  # a night this far up shows a leak whatever the day's size
 QUIET_DAYS = 7
 SAME_LEAK = 1.25  # a step up to this times a leak just raised (+ 2 sigmas) is that leak
+# a leak's first period may be partial (it started mid-day): the next may show up to this
+# many times more of the same leak
+PARTIAL_FIRST = 2.0
 REPAIR_DAYS = 2  # days nearer the level before the step than the step: it is over
 # days and nights in a row, each a little up, together a step: their inverse-variance mean
 # this many of its sigmas up (a 5 m³/h leak is 3-4 sigmas on a day, 1-5 on a night)
@@ -269,7 +272,7 @@ class StepWatch:
         own_until, own = self.quiet_until
         # the day after its own step may show the whole leak where the step (days and
         # nights together, the first of them partial) showed part of it
-        same = SAME_LEAK * (2.0 if day <= own_until - QUIET_DAYS + 1 else 1.0)
+        same = SAME_LEAK * (PARTIAL_FIRST if day <= own_until - QUIET_DAYS + 1 else 1.0)
         if day < own_until and step.excess <= same * own + 2.0 * step.sigma:
             return True
         until, size = self.judged
