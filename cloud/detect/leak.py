@@ -275,7 +275,7 @@ class LeakTracker:
             v = v if pending else self._merge(v, day)
             held = self._held() > 0.0
             judged = v.event in ALARM_EVENTS and not pending
-            step, ended = w.add_day(day, (day + 3) % 7, value, judged, held)
+            step, ended = w.add_day(day, (day + 3) % 7, value, judged, held, leak=self._held())
         if v.event == "onset" and self.judge is not None:
             # a leak runs at night too: the coming night (about 5 h later) confirms it
             # (the watch's step of the same day is raised now; the judge's, if the night
@@ -313,7 +313,7 @@ class LeakTracker:
         if w is None:
             return v
         v = self._merge(v, day)
-        step = w.add_night(day, dow, value, before[0] > 0.0)
+        step = w.add_night(day, dow, value, before[0] > 0.0, self._held())
         if step is None:
             return self._kept(v)
         return self._watch_alarm(step, before, v.night_start)

@@ -10,6 +10,16 @@ estimate of its own: it compares the day's mean flow with the median of the
 over ``SLOPE_DAYS`` days. All it assumes is that demand does not jump from one day to the
 next, while a leak does.
 
+The season's slope is the one thing measured net of the leaks the judges held open in each
+period. Why: a leak repaired inside the ``SLOPE_DAYS`` window reads as a falling season
+when its days sit at the window's start (every pair across the repair slopes down), and
+the level is then extrapolated too low for weeks (synthetic seed 16: -0.42 m³/h a day 18
+days after a 16.7 m³/h leak's repair, a false 4.3 m³/h step that then hid a real 6.8 m³/h
+leak as its growth). The level itself stays raw. While a leak is open, the slope is the
+last ``RAW_DAYS`` days' raw one: the open leak's growth, which a net slope would take away
+(that raised a growing leak's next days as steps: 150 more repeats on each set of 12
+validation seeds).
+
 It runs beside the judges and does not steer them: a step it raises is its own alarm, and
 the judges go on as if it were not there. Why: the judges' state (open estimates, their
 growth and repair) is what they size and clear leaks with, and setting it from the watch
@@ -95,17 +105,28 @@ class Step:
 class RawLevel:
     """The raw level of one statistic (a day's mean or a night's median), one per period."""
 
-    __slots__ = ("floor_abs", "floor_frac", "periods")
+    __slots__ = ("floor_abs", "floor_frac", "leaks", "periods")
 
     def __init__(self, floor_frac: float, floor_abs: float) -> None:
         self.periods: deque[tuple[int, float]] = deque(maxlen=HISTORY)  # (weekday, value)
+        # the leak the judges held open in each period: taken off for the season's slope
+        self.leaks: deque[float] = deque(maxlen=HISTORY)
         self.floor_frac = floor_frac
         self.floor_abs = floor_abs
 
-    def add(self, dow: int, value: float, slope_days: int = SLOPE_DAYS) -> Step | None:
-        """Measure ``value`` against the periods before it, then keep it."""
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        restore_slots(self, state)
+        if not hasattr(self, "leaks"):  # a checkpoint from before: no leaks known
+            self.leaks = deque([0.0] * len(self.periods), maxlen=HISTORY)
+
+    def add(
+        self, dow: int, value: float, slope_days: int = SLOPE_DAYS, leak: float = 0.0
+    ) -> Step | None:
+        """Measure ``value`` against the periods before it, then keep it (with ``leak``,
+        the judges' open leak in it)."""
         step = self.measure(dow, value, slope_days)
         self.periods.append((dow, value))
+        self.leaks.append(leak)
         return step
 
     def measure(self, dow: int, value: float, slope_days: int = SLOPE_DAYS) -> Step | None:
@@ -115,7 +136,10 @@ class RawLevel:
         dows = np.array([d for d, _ in self.periods])
         f = weekday_factors(v, np.eye(WEEK)[dows])
         y = v / f[dows]
-        recent = y[-slope_days:]
+        # the season's slope, net of the leaks the judges held (a leak repaired within
+        # the window read as a falling season); a growing open leak's own slope is raw
+        net = slope_days == SLOPE_DAYS
+        recent = (((v - np.array(self.leaks)) / f[dows]) if net else y)[-slope_days:]
         x = np.arange(len(recent), dtype=float)
         i, j = np.triu_indices(len(recent), 1)
         slope = float(np.median((recent[j] - recent[i]) / (x[j] - x[i])))
@@ -181,11 +205,13 @@ class StepWatch:
         self.pending = None
         self.judged = (day + QUIET_DAYS, size)
 
-    def add_night(self, day: int, dow: int, value: float, held: bool = False) -> Step | None:
+    def add_night(
+        self, day: int, dow: int, value: float, held: bool = False, leak: float = 0.0
+    ) -> Step | None:
         """A night closed. Returns the day's step it confirms (awaiting since yesterday),
         or the step it completes with the days and nights before it (none while a leak
         is ``held`` open: a growing leak is not another)."""
-        step = self.nights.add(dow, value)
+        step = self.nights.add(dow, value, leak=leak)
         self.night = (day, step)
         self._record(day, False, step)
         pending, self.pending = self.pending, None
@@ -203,6 +229,7 @@ class StepWatch:
         judged: bool,
         held: bool = False,
         defer: bool = False,
+        leak: float = 0.0,
     ) -> tuple[Step | None, bool]:
         """A day closed. Returns (its step, raised when its own night confirms it; a step
         its own night does not show waits for the next night; whether the step the watch
@@ -213,7 +240,7 @@ class StepWatch:
         awaits the next night; the step waits for that night too (raised there only if
         the judge's is not)."""
         held = held or self.held is not None
-        step = self.days.add(dow, value, RAW_DAYS if held else SLOPE_DAYS)
+        step = self.days.add(dow, value, RAW_DAYS if held else SLOPE_DAYS, leak)
         if step is None:
             return None, False
         self._record(day, True, step)
