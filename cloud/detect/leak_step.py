@@ -119,27 +119,26 @@ class RawLevel:
         if not hasattr(self, "leaks"):  # a checkpoint from before: no leaks known
             self.leaks = deque([0.0] * len(self.periods), maxlen=HISTORY)
 
-    def add(
-        self, dow: int, value: float, slope_days: int = SLOPE_DAYS, leak: float = 0.0
-    ) -> Step | None:
+    def add(self, dow: int, value: float, growing: bool = False, leak: float = 0.0) -> Step | None:
         """Measure ``value`` against the periods before it, then keep it (with ``leak``,
         the judges' open leak in it)."""
-        step = self.measure(dow, value, slope_days)
+        step = self.measure(dow, value, growing)
         self.periods.append((dow, value))
         self.leaks.append(leak)
         return step
 
-    def measure(self, dow: int, value: float, slope_days: int = SLOPE_DAYS) -> Step | None:
+    def measure(self, dow: int, value: float, growing: bool = False) -> Step | None:
+        """``growing``: a leak is open and may be growing, so the slope is the last
+        ``RAW_DAYS`` periods' raw one (its growth); else the season's, net of the leaks
+        the judges held (a leak repaired within the window read as a falling season)."""
         if len(self.periods) < MIN_PERIODS:
             return None
         v = np.array([x for _, x in self.periods])
         dows = np.array([d for d, _ in self.periods])
         f = weekday_factors(v, np.eye(WEEK)[dows])
         y = v / f[dows]
-        # the season's slope, net of the leaks the judges held (a leak repaired within
-        # the window read as a falling season); a growing open leak's own slope is raw
-        net = slope_days == SLOPE_DAYS
-        recent = (((v - np.array(self.leaks)) / f[dows]) if net else y)[-slope_days:]
+        net = (v - np.array(self.leaks)) / f[dows]
+        recent = y[-RAW_DAYS:] if growing else net[-SLOPE_DAYS:]
         x = np.arange(len(recent), dtype=float)
         i, j = np.triu_indices(len(recent), 1)
         slope = float(np.median((recent[j] - recent[i]) / (x[j] - x[i])))
@@ -240,7 +239,7 @@ class StepWatch:
         awaits the next night; the step waits for that night too (raised there only if
         the judge's is not)."""
         held = held or self.held is not None
-        step = self.days.add(dow, value, RAW_DAYS if held else SLOPE_DAYS, leak)
+        step = self.days.add(dow, value, held, leak)
         if step is None:
             return None, False
         self._record(day, True, step)
