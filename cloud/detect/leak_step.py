@@ -227,7 +227,6 @@ class StepWatch:
         value: float,
         judged: bool,
         held: bool = False,
-        defer: bool = False,
         leak: float = 0.0,
     ) -> tuple[Step | None, bool]:
         """A day closed. Returns (its step, raised when its own night confirms it; a step
@@ -235,9 +234,7 @@ class StepWatch:
         held is over with this day). ``judged``: a judge raised a leak on this day (no
         step of the watch's own). ``held``: a leak is open and may be growing, so the
         slope is the last ``RAW_DAYS`` days' (its growth), not the season's: only a jump
-        beyond that growth is another leak. ``defer``: a judge's own onset on this day
-        awaits the next night; the step waits for that night too (raised there only if
-        the judge's is not)."""
+        beyond that growth is another leak."""
         held = held or self.held is not None
         step = self.days.add(dow, value, held, leak)
         if step is None:
@@ -249,11 +246,11 @@ class StepWatch:
             self.recent.clear()
             return None, ended
         if not (step.z > K_SIGMA or two):
-            return (self._combined(day) if not (held or defer) else None), ended
+            return (self._combined(day) if not held else None), ended
         if self._same(day, step):
             return None, ended
         own = self.night[1] if self.night is not None and self.night[0] == day else None
-        if own is not None and not defer and self._confirms(own, step):
+        if own is not None and self._confirms(own, step):
             return self._raise(day, step), ended
         self.pending = (day, step)
         return None, ended
