@@ -273,7 +273,7 @@ class LeakTracker:
         if w is not None and self.judge is not None:
             pending = v.event == "onset"  # the judge's onset awaits the night (below)
             v = v if pending else self._merge(v, day)
-            held = self._held() > 0.0
+            held = before[0] > 0.0  # an onset awaiting its night is not a leak held yet
             judged = v.event in ALARM_EVENTS and not pending
             step, ended = w.add_day(day, (day + 3) % 7, value, judged, held, leak=self._held())
         if v.event == "onset" and self.judge is not None:

@@ -11,6 +11,7 @@ from cloud.detect.config import LeakConfig
 from cloud.detect.leak import LeakTracker
 from cloud.detect.leak_judge import LeakJudge
 from cloud.detect.leak_pump import PumpCycleTracker, weekday_shares
+from cloud.detect.leak_step import Step, StepWatch
 
 MONDAY = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -238,3 +239,25 @@ def test_an_open_leak_resized_to_within_noise_is_cleared_and_the_next_is_an_alar
     events = [j.judge(float(i), MONDAY, 100.0 + x).event for i, x in enumerate((0.6, 0.55))]
     assert events == [None, "clear"] and j.leak == 0.0
     assert j.judge(2.0, MONDAY, 112.0).event == "onset"
+
+
+def test_a_daily_mean_onset_awaiting_its_night_is_not_a_leak_the_watch_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the day judge's onset on day 35 waits for the night of day 36; until that night
+    # confirms it, the step watch measures day 35 as a block with no leak open (its
+    # days and nights together, and the season's slope, not an open leak's growth)
+    seen: list[tuple[int, bool]] = []
+    add_day = StepWatch.add_day
+
+    def spy(self: StepWatch, day: int, dow: int, value: float, judged: bool,
+            held: bool = False, leak: float = 0.0) -> tuple[Step | None, bool]:  # fmt: skip
+        seen.append((day, held))
+        return add_day(self, day, dow, value, judged, held, leak)
+
+    monkeypatch.setattr(StepWatch, "add_day", spy)
+    start = 35 * 24 + 0.5
+    found = _block(37, lambda d, h: 6.0 if d * 24 + h >= start else 0.0)
+    assert [e[2] for e in found if e[1] in ("onset", "step")] == ["day_step"]
+    first = 4 + 35  # the local day number of day 35 (the block starts on 1970-01-05)
+    assert (first, False) in seen
