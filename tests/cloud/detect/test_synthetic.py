@@ -81,7 +81,7 @@ def test_synthetic_curve_headline(tmp_path: Path) -> None:
     False alarms are asserted outright, and so is a floor under the detection headline
     (measured 56/60 = 93 % with the step watch taking days and nights together, 55/60
     without, 47/60 = 78 % before the watch, docs/detectors.md; validation seeds 2-25:
-    1347/1367 = 98.5 %; the floor catches a regression). The goal of 95 %
+    1348/1367 = 98.6 %; the floor catches a regression). The goal of 95 %
     is not met on seed 1: the test reports it as an expected failure with the figure
     instead of hiding it, and becomes a plain assertion once the detector meets it.
     """
