@@ -16,6 +16,7 @@ scores only part of the replay, e.g. a held-out half year after a warm-up.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from schemas.wire import WaterBlockReading
 
 BLOCK_ID = "battledim-block"
 TANK_ID = "battledim-tank"  # the zone behind the pump, watched per pump cycle
+ZONE_SHARE = 0.01  # a leak shows at a zone that carries more than this share of it
 STEP = timedelta(minutes=5)
 
 
@@ -60,6 +62,32 @@ class Series:
         if pumps:
             out[TANK_ID] = np.sum(pumps, axis=0)
         return out
+
+
+def zones_of(shares: Sequence[float]) -> frozenset[str]:
+    """The devices a leak shows at, from its shares (at p227, at p235, drawn from the
+    tank; ``cloud/data/ltown/leak_response.csv``): the block's balance or the tank zone's
+    pump. Every L-Town pipe feeds one of them (108 pipes the tank zone, 794 the block)."""
+    out = {BLOCK_ID} if shares[0] + shares[1] > ZONE_SHARE else set()
+    if shares[2] > ZONE_SHARE:
+        out.add(TANK_ID)
+    return frozenset(out)
+
+
+def with_zones(leaks: Sequence[Leak], devices: Sequence[str]) -> list[Leak]:
+    """Each leak with the zone it shows in, when the replay watches both zones (with no
+    pump column the block's balance sees every leak). A pipe not in the table keeps no
+    zone: any device's alarm can be its."""
+    from cloud.detect.synthetic import Response
+
+    if TANK_ID not in devices:
+        return list(leaks)
+    resp = Response.load()
+    table = dict(zip(resp.links, resp.shares.tolist(), strict=True))
+    return [
+        dataclasses.replace(lk, zones=zones_of(table[lk.link_id])) if lk.link_id in table else lk
+        for lk in leaks
+    ]
 
 
 @dataclass
@@ -260,7 +288,9 @@ def run(
 ) -> BattledimResult:
     """Replay one year (or several back to back) and score it under both rules."""
     series, leaks, sources = load([paths] if isinstance(paths, Path) else list(paths))
-    alarms = replay(series.times, series.zones(), config or DetectConfig())
+    zones = series.zones()
+    alarms = replay(series.times, zones, config or DetectConfig())
+    leaks = with_zones(leaks, list(zones))
     start = max(series.times[0], score_from) if score_from else series.times[0]
     end = min(series.times[-1], score_until) if score_until else series.times[-1]
     if end <= start:

@@ -10,9 +10,13 @@ Both rules walk the alarms in time order and give each alarm to at most one leak
   growth), then the earliest started. So an alarm hours before a leak's start is never
   credited to it, an alarm weeks after an abrupt leak's start is not credited to it
   either, and a month-long incipient leak does not swallow a new abrupt leak's alarm.
+  Where a leak's zone is known (``Leak.zones``: the devices it shows at), only an alarm
+  of one of those devices can be its: a leak in the tank zone does not take the block's
+  alarm, however close in time (L-Town's pipes each feed one zone,
+  ``cloud/data/ltown/leak_response.csv``).
 * **battledim** (the competition's): a leak can take an alarm from its start until its
-  end (repair); the same order. Location is not scored here: the
-  detector does not localise.
+  end (repair); the same order, and time alone: the competition scored a detection's
+  location apart, and this detector localises no finer than a zone.
 
 An alarm no leak can take is **false**. An alarm inside the window of a leak that already
 has one is a **repeat** (shown, and counted in the strict false-alarm rate). Leaks that
@@ -40,6 +44,11 @@ class Leak:
     kind: str  # abrupt | incipient
     peak: datetime
     size_m3h: float | None = None  # known for synthetic leaks (peak flow)
+    # the devices whose alarms can be this leak's (the zone it shows in); empty: any
+    zones: frozenset[str] = frozenset()
+
+    def seen_by(self, device_id: str) -> bool:
+        return not self.zones or device_id in self.zones
 
 
 @dataclass(frozen=True)
@@ -134,8 +143,11 @@ def score(
     start: datetime,
     end: datetime,
     window: Window,
+    *,
+    zoned: bool = True,
 ) -> RuleScore:
-    """Give each alarm in ``[start, end]`` to at most one leak (see the module doc)."""
+    """Give each alarm in ``[start, end]`` to at most one leak (see the module doc);
+    ``zoned``: only to a leak its device sees."""
     if end <= start:
         raise ValueError(f"scored period must have end > start, got start={start} end={end}")
     # a leak repaired before the period is not part of it; one still running is carried
@@ -147,7 +159,11 @@ def score(
     for a in sorted(alarms, key=lambda a: a.ts):
         if not start <= a.ts <= end:
             continue
-        open_ = [i for i, (s, e) in enumerate(spans) if s <= a.ts <= e]
+        open_ = [
+            i
+            for i, (s, e) in enumerate(spans)
+            if s <= a.ts <= e and (not zoned or matches[i].leak.seen_by(a.device_id))
+        ]
         fresh = [i for i in open_ if matches[i].found_at is None]
         if fresh:
             m = matches[fresh[0]]
@@ -170,5 +186,5 @@ def both_rules(
     """The onset-window rule and BattLeDIM's rule on the same alarms."""
     return (
         score("onset", alarms, leaks, start, end, onset_window(window)),
-        score("battledim", alarms, leaks, start, end, battledim_window),
+        score("battledim", alarms, leaks, start, end, battledim_window, zoned=False),
     )

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cloud.detect.battledim import zones_of
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError
 from cloud.detect.leak_scoring import ABRUPT_BUDGET, Alarm, Leak, onset_window, score
@@ -361,7 +362,7 @@ def plan(n_leaks: int, seed: int, response: Response) -> list[Run]:
         end = t0 + timedelta(days=float(rng.uniform(9.5, 10.5)))
         i = int(rng.integers(0, len(response.links)))
         shares = tuple(float(x) for x in response.shares[i])
-        leak = Leak(response.links[i], t0, end, kind, peak, round(size, 3))
+        leak = Leak(response.links[i], t0, end, kind, peak, round(size, 3), zones_of(shares))
         run.leaks.append(SynthLeak(leak, (shares[0], shares[1], shares[2])))
     return runs
 

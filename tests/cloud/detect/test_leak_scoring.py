@@ -93,6 +93,38 @@ def test_leaks_running_before_the_scored_period_are_carried_not_scored() -> None
     assert [m.leak.link_id for m in bd.scored] == ["fresh"] and bd.goal("abrupt") == (1, 1)
 
 
+def test_an_alarm_goes_only_to_a_leak_in_its_zone_under_the_onset_rule() -> None:
+    block = Leak("p183", t("2030-01-10 02:00"), t("2030-01-20"), "abrupt", t("2030-01-10 02:00"),
+                 zones=frozenset({battledim.BLOCK_ID}))  # fmt: skip
+    tank = Leak("p31", t("2030-01-11 02:00"), t("2030-01-20"), "abrupt", t("2030-01-11 02:00"),
+                zones=frozenset({battledim.TANK_ID}))  # fmt: skip
+    alarms = [
+        Alarm(t("2030-01-10 12:00"), battledim.TANK_ID),  # the tank's noise, in the block's leak
+        Alarm(t("2030-01-11 05:00"), battledim.BLOCK_ID),
+        Alarm(t("2030-01-11 06:00"), battledim.TANK_ID),
+    ]
+    onset, bd = both_rules(alarms, [block, tank], START, END)
+    assert [v for _, v in onset.verdicts] == ["false", "credited", "credited"]
+    assert [m.found_at for m in onset.leaks] == [t("2030-01-11 05:00"), t("2030-01-11 06:00")]
+    # BattLeDIM's rule is time alone: the tank's alarm takes the block's leak
+    assert [v for _, v in bd.verdicts] == ["credited", "credited", "repeat"]
+    assert [m.found_at for m in bd.leaks] == [t("2030-01-10 12:00"), t("2030-01-11 05:00")]
+
+
+def test_l_town_leaks_get_the_zone_their_pipe_feeds_when_both_zones_are_watched() -> None:
+    leaks = [leak("p183", "2030-01-10", "2030-01-20"), leak("p31", "2030-01-10", "2030-01-20"),
+             leak("no-such-pipe", "2030-01-10", "2030-01-20")]  # fmt: skip
+    both = battledim.with_zones(leaks, [battledim.BLOCK_ID, battledim.TANK_ID])
+    assert [lk.zones for lk in both] == [
+        frozenset({battledim.BLOCK_ID}),
+        frozenset({battledim.TANK_ID}),
+        frozenset(),
+    ]
+    assert both[2].seen_by("anything")
+    # no pump column: the block's balance sees every leak, so none is given a zone
+    assert battledim.with_zones(leaks, [battledim.BLOCK_ID]) == leaks
+
+
 def _write_year(d: Path, year: int, leak_year: int) -> None:
     d.mkdir()
     rows = ["Timestamp,p227,p235,PUMP_1"] + [
