@@ -288,6 +288,11 @@ def run(
 ) -> BattledimResult:
     """Replay one year (or several back to back) and score it under both rules."""
     series, leaks, sources = load([paths] if isinstance(paths, Path) else list(paths))
+    # the SCADA clock is read as UTC (see ``_naive``); a naive bound means the same clock
+    score_from, score_until = (
+        t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t
+        for t in (score_from, score_until)
+    )
     zones = series.zones()
     alarms = replay(series.times, zones, config or DetectConfig())
     leaks = with_zones(leaks, list(zones))

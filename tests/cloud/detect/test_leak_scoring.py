@@ -161,3 +161,12 @@ def test_continuous_years_must_come_in_time_order(tmp_path: Path) -> None:
     assert res.start.year == 2030 and res.end.year == 2031
     with pytest.raises(DatasetError, match="not after the previous file's end"):
         battledim.run([tmp_path / "b", tmp_path / "a"])
+
+
+def test_a_naive_scoring_bound_is_read_on_the_scada_clock(tmp_path: Path) -> None:
+    _write_year(tmp_path / "a", 2030, 2030)
+    naive = battledim.run(tmp_path / "a", score_from=datetime(2030, 1, 2))
+    assert naive.start == t("2030-01-02")
+    assert (
+        naive.onset.leaks == battledim.run(tmp_path / "a", score_from=t("2030-01-02")).onset.leaks
+    )
