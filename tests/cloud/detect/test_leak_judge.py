@@ -261,3 +261,19 @@ def test_a_daily_mean_onset_awaiting_its_night_is_not_a_leak_the_watch_holds(
     assert [e[2] for e in found if e[1] in ("onset", "step")] == ["day_step"]
     first = 4 + 35  # the local day number of day 35 (the block starts on 1970-01-05)
     assert (first, False) in seen
+
+
+@pytest.mark.parametrize(("nights_too", "raised"), [(False, False), (True, True)])
+def test_a_small_daily_mean_onset_is_a_leak_only_when_its_night_stands_up(
+    nights_too: bool, raised: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the day's mean 2.25-3 m³/h up, under 2 night sigmas (1.8 m³/h here): too small for
+    # any night to deny by its size, so the night must stand half a night sigma up. A
+    # day-time rise is demand; a leak raises the night as well
+    monkeypatch.setattr(LeakTracker, "_new_watch", lambda self: None)  # the judges alone
+
+    def rise(d: int, h: float) -> float:
+        return 3.0 if d >= 35 and (nights_too or h >= 6.0) else 0.0
+
+    events = _block(45, rise, night_noise=0.0)
+    assert bool([e for e in events if e[1] in ("onset", "step")]) is raised
