@@ -68,6 +68,16 @@ class LeakConfig(_Cfg):
     pump_on_flow: float = Field(
         default=1.0, ge=0, description="pump_cycle: flow above this means the pump runs"
     )
+    day_onset_night_sigmas: float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "A daily-mean onset is raised only if the next night also stands this many "
+            "night sigmas up (None: only a night 2 sigmas below the onset's size denies "
+            "it). 0.5 cuts false alarms by a third and finds fewer 1-5 m³/h leaks: "
+            "docs/detectors.md"
+        ),
+    )
 
 
 class WaterConfig(_Cfg):

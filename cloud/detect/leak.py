@@ -61,13 +61,6 @@ DAY_K_STEP = 5.5
 # sigmas below the leak's size (2018 January–June: a warm late June raised the day's mean
 # 4-10 m³/h over several days, the nights stayed put, and the day alarmed every other day)
 NIGHT_DENY_SIGMAS = 2.0
-# ... and so is one whose night does not stand this many night sigmas up: the rule above
-# cannot deny an onset under 2 night sigmas (any night confirmed it), and those were half
-# the false alarms on leak-free years (synthetic seeds 2-7: 38 of 78, 0.7-5.6 m³/h).
-# Seeds 2-13 / 14-25: 665/674 and 683/693 abrupt leaks >= 5 m³/h within 2 days (was 666
-# and 682), false alarms a month on leak-free years 0.37 and 0.39 (was 0.54 and 0.56);
-# at 1 sigma 663/674 and 0.31
-NIGHT_SHOWS_SIGMAS = 0.5
 # young block: the last whole day's mean must rise by this share of the nights' rise
 YOUNG_DAY_SHARE = 0.5
 ALARM_EVENTS = frozenset({"onset", "step"})
@@ -366,14 +359,19 @@ class LeakTracker:
     def _confirm(self, night: LeakVerdict) -> LeakVerdict:
         """The night after a daily-mean onset: raise it if the night shows the leak too;
         if the night stayed ``NIGHT_DENY_SIGMAS`` below its size, or not
-        ``NIGHT_SHOWS_SIGMAS`` up, the day's rise was demand (a warm day's watering, a
-        holiday, noise), not a leak, and is learnt as demand."""
+        ``day_onset_night_sigmas`` up when that is set, the day's rise was demand (a warm
+        day's watering, a holiday, noise), not a leak, and is learnt as demand. Why the
+        second test is optional: the first cannot deny an onset under 2 night sigmas, so
+        such onsets are most of the false alarms on leak-free years, and also how most
+        1-5 m³/h leaks are found (docs/detectors.md, eleventh session)."""
         day_v, self._pending = self._pending, None
         nj, dj = self.judge, self.day_judge
         if day_v is None or nj is None or dj is None or night.event is not None:
             return night
         excess, sigma = nj.last if nj.last is not None else (math.inf, 0.0)
-        if excess < max(day_v.excess - NIGHT_DENY_SIGMAS * sigma, NIGHT_SHOWS_SIGMAS * sigma):
+        shows = self.cfg.day_onset_night_sigmas
+        need = day_v.excess - NIGHT_DENY_SIGMAS * sigma
+        if excess < (need if shows is None else max(need, shows * sigma)):
             dj.drop(restore=True)
             return night
         size = max(day_v.excess, excess) if excess < math.inf else day_v.excess
