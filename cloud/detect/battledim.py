@@ -30,6 +30,7 @@ from cloud.detect.dataset import DatasetError
 from cloud.detect.engine import DetectorEngine
 from cloud.detect.leak_judge import UPDATE_EVENTS
 from cloud.detect.leak_scoring import Alarm, Leak, RuleScore, both_rules
+from cloud.detect.ltown_response import Response
 from schemas.devices import WaterBlockValues
 from schemas.wire import WaterBlockReading
 
@@ -78,8 +79,6 @@ def with_zones(leaks: Sequence[Leak], devices: Sequence[str]) -> list[Leak]:
     """Each leak with the zone it shows in, when the replay watches both zones (with no
     pump column the block's balance sees every leak). A pipe not in the table keeps no
     zone: any device's alarm can be its."""
-    from cloud.detect.synthetic import Response
-
     if TANK_ID not in devices:
         return list(leaks)
     resp = Response.load()

@@ -48,10 +48,10 @@ from cloud.detect.battledim import zones_of
 from cloud.detect.config import DetectConfig
 from cloud.detect.dataset import DatasetError
 from cloud.detect.leak_scoring import ABRUPT_BUDGET, Alarm, Leak, onset_window, score
+from cloud.detect.ltown_response import Response
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ltown"
 CALIBRATION = DATA / "noise_2018.json"
-RESPONSE = DATA / "leak_response.csv"
 SLOTS = 288  # 5-minute samples per day
 STEP = timedelta(minutes=5)
 TANK_AREA_M2 = math.pi * 8.0**2  # T1: 16 m diameter
@@ -96,26 +96,6 @@ class Calibration:
             return cls(**consts)
         except (OSError, ValueError, TypeError) as exc:
             raise DatasetError(f"calibration {path}: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Response:
-    """Per pipe: shares of a leak's flow at p227, p235 and drawn from the tank."""
-
-    links: list[str]
-    shares: np.ndarray  # (pipes, 3)
-
-    @classmethod
-    def load(cls, path: Path = RESPONSE) -> Response:
-        links, rows = [], []
-        with path.open(newline="", encoding="utf-8") as fh:
-            for line, r in enumerate(csv.DictReader(fh), start=2):
-                try:
-                    rows.append([float(r[k]) for k in ("share_p227", "share_p235", "share_tank")])
-                except (KeyError, ValueError) as exc:
-                    raise DatasetError(f"{path}:{line}: bad share in {r!r}") from exc
-                links.append(r["link_id"])
-        return cls(links, np.clip(np.array(rows), 0.0, 1.0))
 
 
 @dataclass(frozen=True)
