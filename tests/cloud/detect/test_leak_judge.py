@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 
 import pytest
 
 from cloud.detect.config import LeakConfig
-from cloud.detect.leak import LeakTracker
+from cloud.detect.leak import DAY_MIN_SIGMA_FRAC, LeakTracker
 from cloud.detect.leak_judge import LeakJudge
 from cloud.detect.leak_pump import PumpCycleTracker, weekday_shares
-from cloud.detect.leak_step import Step, StepWatch
+from cloud.detect.leak_step import RawLevel, Step, StepWatch
 
 MONDAY = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -283,3 +284,28 @@ def test_a_small_daily_mean_onset_can_be_made_to_need_its_night_to_stand_up(
     cfg = LeakConfig(utc_offset_h=0.0, day_onset_night_sigmas=shows)
     events = _block(45, rise, night_noise=0.0, cfg=cfg)
     assert bool([e for e in events if e[1] in ("onset", "step")]) is raised
+
+
+@pytest.mark.parametrize(("watch_z", "raised"), [(-0.5, False), (0.5, False), (1.5, True)])
+def test_a_daily_mean_onset_on_a_day_the_step_watch_saw_near_its_level_is_not_raised(
+    watch_z: float, raised: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the day judge's reference is a line through weeks of demand net of its own leak
+    # estimates, which a few odd days or a mis-sized leak tilt; the step watch's level is
+    # the raw days before. A leak raises the raw day too, so an onset on a day the watch
+    # saw less than a sigma above its level is the judge's tilt, not a leak. Here the
+    # watch is made to see every day ``watch_z`` of its sigmas up (too little for a step
+    # of its own) while the day's mean rises 3 m³/h (its nights too noisy to decide)
+    measure = RawLevel.measure
+
+    def seen(self: RawLevel, dow: int, value: float, growing: bool = False) -> Step | None:
+        step = measure(self, dow, value, growing)
+        if step is None or self.floor_frac != DAY_MIN_SIGMA_FRAC:
+            return step
+        return dataclasses.replace(step, excess=watch_z * step.sigma)
+
+    monkeypatch.setattr(RawLevel, "measure", seen)
+    events = _block(45, lambda d, h: 3.0 if d >= 35 else 0.0)
+    # (the night judge alone may find it days later: not what this is about)
+    by_day = [e for e in events if e[1] in ("onset", "step") and e[2] == "daily_mean"]
+    assert bool(by_day) is raised
