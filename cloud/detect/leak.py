@@ -306,9 +306,8 @@ class LeakTracker:
         raw level? Then the day judge's onset on that day came from its own reference (a
         line through weeks of demand net of its estimates, which a few odd days or a
         mis-sized leak tilt), not from the day: a leak raises the raw day too."""
-        w = self.watch
-        r = w.recent[-1] if w is not None and w.recent else None
-        return r is not None and r[0] == day and r[1] and r[2].z < WATCH_DENY_Z
+        step = self.watch.day_measured(day) if self.watch is not None else None
+        return step is not None and step.z < WATCH_DENY_Z
 
     def _held(self) -> float:
         """The leak flow the judges hold open (0: none)."""

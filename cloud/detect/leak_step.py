@@ -197,6 +197,12 @@ class StepWatch:
     def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
         restore_slots(self, state, recent=deque(maxlen=COMBINED_SPAN))
 
+    def day_measured(self, day: int) -> Step | None:
+        """The step the watch measured for ``day``'s mean, when that day is the last
+        period it measured (None before ``MIN_PERIODS``, or after a gap)."""
+        last = self.recent[-1] if self.recent else None
+        return last[2] if last is not None and last[0] == day and last[1] else None
+
     def hand_over(self, day: int, size: float) -> None:
         """A judge raised a leak of ``size`` on ``day``: it owns what the watch held, and
         for ``QUIET_DAYS`` a step the watch sees is that leak unless it is larger."""
