@@ -502,7 +502,35 @@ def _synthetic(n: int, seed: int, cfg: DetectConfig) -> synthetic.Curve:
         f"{curve.false_alarms} false, {curve.repeats} repeats over {curve.leak_run_months:.1f} "
         f"months · {curve.seconds:.0f} s"
     )
+    _print_misses(curve)
     return curve
+
+
+def _print_misses(curve: synthetic.Curve, limit: int = 20) -> None:
+    """The headline's misses, each with what came before it: a leak found late is the
+    detector's speed; one after an alarm in its zone may have passed as that alarm's
+    growth (docs/detectors.md)."""
+    misses = curve.misses()
+    if not misses:
+        return
+    t = Table(title=f"Abrupt leaks ≥ 5 m³/h not found within 2 days ({len(misses)})")
+    for col in ("zone", "size m³/h", "found after", "last alarm in its zone before it"):
+        t.add_column(col, justify="left" if col == "zone" else "right")
+    for o in misses[:limit]:
+        lk = o.leak.leak
+        after = (
+            f"{(o.found_at - lk.start).total_seconds() / 86400:.2f} d" if o.found_at else "never"
+        )
+        before = o.alarm_before
+        ago = (
+            f"{before.total_seconds() / 3600:.0f} h earlier"
+            if before is not None
+            else "none in 3 days"
+        )
+        t.add_row(o.leak.zone, f"{lk.size_m3h or 0.0:.1f}", after, ago)
+    console.print(t)
+    if len(misses) > limit:
+        console.print(f"… and {len(misses) - limit} more (all in --json)")
 
 
 def _pct(x: float) -> str:
