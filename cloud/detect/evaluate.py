@@ -525,7 +525,7 @@ def _print_misses(curve: synthetic.Curve, limit: int = 20) -> None:
         ago = (
             f"{before.total_seconds() / 3600:.0f} h earlier"
             if before is not None
-            else "none in 3 days"
+            else f"none in {synthetic.PRIOR_LOOKBACK.days} days"
         )
         t.add_row(o.leak.zone, f"{lk.size_m3h or 0.0:.1f}", after, ago)
     console.print(t)

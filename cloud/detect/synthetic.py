@@ -550,7 +550,9 @@ class Curve:
                     "found_at": o.found_at.isoformat() if o.found_at else None,
                     "estimated_m3h": o.size_at_alarm,
                     "alarm_before_h": (
-                        o.alarm_before.total_seconds() / 3600.0 if o.alarm_before else None
+                        o.alarm_before.total_seconds() / 3600.0
+                        if o.alarm_before is not None
+                        else None
                     ),
                 }
                 for o in self.outcomes
