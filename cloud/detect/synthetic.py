@@ -122,6 +122,8 @@ class Run:
 NIGHT = slice(2 * 12, 5 * 12)  # 02:00-05:00: the detector's night window (LeakConfig)
 NIGHT_DF = 4.0  # per-day factor's tails: Student-t, see calibrate
 CAL_NIGHTS = 4000  # Monte Carlo nights used to split the night variation (fixed seed)
+CAL_RUNS = 200  # generator runs over the calibration days per closed-loop round
+CAL_ROUNDS = 4
 
 
 def _mad_sigma(x: np.ndarray) -> float:
@@ -173,6 +175,16 @@ def demand_factor(dows: np.ndarray, cal: Calibration, rng: np.random.Generator) 
     return night[:, None] * w[None, :] + day[:, None] * (1.0 - w[None, :])
 
 
+def season(doy: np.ndarray, cal: Calibration) -> np.ndarray:
+    """The yearly factor on the mean flow for each day of the year (1 on average over a
+    year: ``mean_flow`` and ``tank_mean`` are net of it)."""
+    return _season(doy, cal.season_amp, cal.season_peak_doy)
+
+
+def _season(doy: np.ndarray, amp: float, peak_doy: float) -> np.ndarray:
+    return 1.0 + amp * np.cos(2 * math.pi * (doy - peak_doy) / 365.25)
+
+
 def _factor_sigma(target: float, measure: Callable[[float], float]) -> float:
     """Bisection for the per-day sigma whose simulated figure ``measure`` is ``target``."""
     if measure(0.0) >= target:
@@ -204,6 +216,81 @@ def _day_mean(x: np.ndarray) -> np.ndarray:
     return x.mean(axis=1)
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """What :func:`calibrate` reads off whole days of flows (real, or the generator's)."""
+
+    bal: np.ndarray  # (days, slots) block balance
+    dow: np.ndarray
+    doy: np.ndarray
+    med: np.ndarray  # the night median per day
+    weekday: np.ndarray
+    weekday_day: np.ndarray
+    level: float  # the weekday-corrected night median's median
+    night_sd: float  # its night-to-night sigma, m³/h
+    day_sd: float  # the weekday-corrected 24-hour mean's day-to-day sigma, m³/h
+    day_level: float  # the weekday-corrected 24-hour mean's median
+    rank_corr: float  # of the night's and the day's differences
+
+    @property
+    def daily(self) -> np.ndarray:
+        return self.bal.mean(axis=1)
+
+
+def _weekday(x: np.ndarray, dow: np.ndarray) -> np.ndarray:
+    """Weekday factors of a daily series against a centred weekly median (which follows
+    leaks and seasons alike), mean 1."""
+    trend = np.array([np.median(x[max(0, d - 3) : d + 4]) for d in range(len(x))])
+    f = np.array([np.median((x / trend)[dow == k]) for k in range(7)])
+    return f / f.mean()
+
+
+def _measure(start: datetime, cols: dict[str, np.ndarray], n: int) -> _Measured:
+    bal = (cols["p227"][:n] + cols["p235"][:n] - cols["PUMP_1"][:n]).reshape(-1, SLOTS)
+    days = bal.shape[0]
+    dates = [start + timedelta(days=d) for d in range(days)]
+    dow = np.array([d.weekday() for d in dates])
+    doy = np.array([d.timetuple().tm_yday for d in dates])
+    med = np.median(bal[:, NIGHT], axis=1)
+    weekday = _weekday(med, dow)
+    corrected = med / weekday[dow]
+    daily = bal.mean(axis=1)
+    full = daily / _weekday(daily, dow)[dow]
+    # the day (07:00-24:00, where the night's factor has no weight): its own weekday factors
+    day_part = bal[:, 7 * 12 :].mean(axis=1)
+    weekday_day = _weekday(day_part, dow)
+    d_night, d_day = np.diff(corrected), np.diff(day_part / weekday_day[dow])
+    ranks = [np.argsort(np.argsort(x)) for x in (d_night, d_day)]
+    rank_corr = float(np.corrcoef(ranks[0], ranks[1])[0, 1])
+    return _Measured(bal, dow, doy, med, weekday, weekday_day, float(np.median(corrected)),
+                     _diff_sigma(corrected), _diff_sigma(full), float(np.median(full)),
+                     rank_corr)  # fmt: skip
+
+
+def _spread(x: list[float]) -> list[float]:
+    """Mean and standard deviation, rounded for the shipped file."""
+    return [round(float(np.mean(x)), 3), round(float(np.std(x)), 3)]
+
+
+def _closed_loop(cal: Calibration, real: _Measured, start: datetime) -> Calibration:
+    """Scale the per-day factors until the generator's own flows over the calibration
+    days, measured as the real ones were, give the real sigmas (mean of ``CAL_RUNS``
+    runs, fixed seeds). Why: the open solve (:func:`_simulated`) has no season and knows
+    the weekday factors, the real measure has both; they differ by 5-10 %."""
+    days = real.bal.shape[0]
+    for _ in range(CAL_ROUNDS):
+        sims = [_measure(start, flows(Run(start, days), cal, seed)[1], days * SLOTS)
+                for seed in range(CAL_RUNS)]  # fmt: skip
+        night = float(np.mean([m.night_sd for m in sims]))
+        day = float(np.mean([m.day_sd for m in sims]))
+        cal = dataclasses.replace(
+            cal,
+            night_sigma_rel=cal.night_sigma_rel * real.night_sd / night,
+            day_sigma_rel=cal.day_sigma_rel * real.day_sd / day,
+        )
+    return cal
+
+
 def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: datetime) -> dict:
     """Measure the generator's constants on whole days of real flows before ``until``.
 
@@ -212,23 +299,13 @@ def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: dat
     n = sum(t < until for t in times) // SLOTS * SLOTS
     if n < 28 * SLOTS:
         raise DatasetError(f"calibration needs 28 whole days before {until:%Y-%m-%d}, got {n}")
+    real = _measure(times[0], cols, n)
+    bal, daily, days = real.bal, real.daily, real.bal.shape[0]
     pump = cols["PUMP_1"][:n]
     inflow = cols["p227"][:n] + cols["p235"][:n]
-    bal = (inflow - pump).reshape(-1, SLOTS)
-    days = bal.shape[0]
-    daily = bal.mean(axis=1)
     profile = np.median(bal / daily[:, None], axis=0)
     split = np.median((cols["p227"][:n] / np.maximum(inflow, 1e-9)).reshape(-1, SLOTS), axis=0)
-    night = bal[:, NIGHT]
-    med = np.median(night, axis=1)
-    # weekday factor against a centred weekly median (follows leaks and seasons alike)
-    trend = np.array([np.median(med[max(0, d - 3) : d + 4]) for d in range(days)])
-    dow = np.array([(times[0] + timedelta(days=d)).weekday() for d in range(days)])
-    weekday = np.array([np.median((med / trend)[dow == k]) for k in range(7)])
-    weekday /= weekday.mean()
-    corrected = med / weekday[dow]
-    level = float(np.median(corrected))
-    target = _diff_sigma(corrected) / level
+    night, med = bal[:, NIGHT], real.med
     # within-night noise: samples around the night's median times the usual night shape.
     # They are autocorrelated (about 0.2 up to an hour apart), yet an AR(1) noise fitted to
     # that makes the night medians vary more from night to night than the real ones do:
@@ -240,64 +317,73 @@ def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: dat
     res = night - med[:, None] * shape
     sample_sigma = _mad_sigma(res.ravel())
     ac = [float(np.mean([np.corrcoef(r[:-k], r[k:])[0, 1] for r in res])) for k in (1, 3, 6, 12)]
-    # the day (07:00-24:00, where the night's factor has no weight): its own weekday
-    # factors; the whole day's mean: its own night-to-night variation
-    day_part = bal[:, 7 * 12 :].mean(axis=1)
-    day_trend = np.array([np.median(day_part[max(0, d - 3) : d + 4]) for d in range(days)])
-    weekday_day = np.array([np.median((day_part / day_trend)[dow == k]) for k in range(7)])
-    weekday_day /= weekday_day.mean()
-    daily_trend = np.array([np.median(daily[max(0, d - 3) : d + 4]) for d in range(days)])
-    weekday_full = np.array([np.median((daily / daily_trend)[dow == k]) for k in range(7)])
-    full = daily / (weekday_full / weekday_full.mean())[dow]
-    day_target = _diff_sigma(full)
-    d_night, d_day = np.diff(corrected), np.diff(day_part / weekday_day[dow])
-    ranks = [np.argsort(np.argsort(x)) for x in (d_night, d_day)]
-    rank_corr = float(np.corrcoef(ranks[0], ranks[1])[0, 1])
     # the generator's nights sit at mean_flow x the night profile (the mean flow holds
     # 2018's leaks, so above the real demand-only night): match the absolute variation
     base = Calibration(profile.tolist(), [], float(np.median(daily)), [1.0] * 7, 0.0,
                        sample_sigma, 0.0, 0.0, 0.0, NIGHT_DF, [1.0] * 7, 0.0)  # fmt: skip
-    gen_level = float(np.median(daily)) * float(np.median(profile[NIGHT]))
 
     def night_sd(sig: float) -> float:
         return _simulated(dataclasses.replace(base, night_sigma_rel=sig), _night_median)
 
-    night_sigma = _factor_sigma(target * level, night_sd)
+    night_sigma = _factor_sigma(real.night_sd, night_sd)
     base = dataclasses.replace(base, night_sigma_rel=night_sigma)
 
     def day_sd(sig: float) -> float:
         return _simulated(dataclasses.replace(base, day_sigma_rel=sig), _day_mean)
 
-    day_sigma = _factor_sigma(day_target, day_sd)
-    doy = np.array([(times[0] + timedelta(days=d)).timetuple().tm_yday for d in range(days)])
+    day_sigma = _factor_sigma(real.day_sd, day_sd)
+    doy = real.doy
     a = 2 * math.pi * doy / 365.25
     design = np.column_stack([np.ones(days), np.cos(a), np.sin(a)])
     coef, *_ = np.linalg.lstsq(design, np.log(daily), rcond=None)
+    amp = float(math.hypot(coef[1], coef[2]))
+    peak = float(math.atan2(coef[2], coef[1]) * 365.25 / (2 * math.pi))
+    # the generator multiplies its mean flow by the season, so the shipped levels are
+    # net of it: over the calibration days the generator's median then is the real
+    # median (the plain median, shipped before, counted January-June's season twice:
+    # +10 % of flow, and of the relative noise with it)
+    sea = _season(doy, amp, peak)
     on = pump > 1.0
     stops = np.flatnonzero(on[:-1] & ~on[1:])
     cyc = [pump[a + 1 : b + 1].sum() / (b - a) for a, b in itertools.pairwise(stops)]
+    cyc_sea = sea[np.minimum(stops[1:] // SLOTS, days - 1)]
+    cal = Calibration(
+        profile=np.round(profile, 5).tolist(),
+        split_p227=np.round(split, 5).tolist(),
+        mean_flow=round(float(np.median(daily) / np.median(sea)), 3),
+        weekday=np.round(real.weekday, 5).tolist(),
+        night_sigma_rel=night_sigma,
+        sample_sigma=round(sample_sigma, 4),
+        season_amp=round(amp, 5),
+        season_peak_doy=round(peak, 1),
+        tank_mean=round(float(np.median(cyc) / np.median(cyc_sea)), 3),
+        night_df=NIGHT_DF,
+        weekday_day=np.round(real.weekday_day, 5).tolist(),
+        day_sigma_rel=day_sigma,
+    )
+    open_night, open_day = night_sigma, day_sigma
+    cal = _closed_loop(cal, real, times[0])
+    # checked on other seeds than the loop's own
+    check = [_measure(times[0], flows(Run(times[0], days), cal, CAL_RUNS + s)[1], n)
+             for s in range(CAL_RUNS)]  # fmt: skip
+    consts = {k: v for k, v in asdict(cal).items() if k != "derivation"}
+    consts["night_sigma_rel"] = round(cal.night_sigma_rel, 5)
+    consts["day_sigma_rel"] = round(cal.day_sigma_rel, 5)
     return {
-        "profile": np.round(profile, 5).tolist(),
-        "split_p227": np.round(split, 5).tolist(),
-        "mean_flow": round(float(np.median(daily)), 3),
-        "weekday": np.round(weekday, 5).tolist(),
-        "night_sigma_rel": round(night_sigma, 5),
-        "sample_sigma": round(sample_sigma, 4),
-        "season_amp": round(float(math.hypot(coef[1], coef[2])), 5),
-        "season_peak_doy": round(float(math.atan2(coef[2], coef[1]) * 365.25 / (2 * math.pi)), 1),
-        "tank_mean": round(float(np.median(cyc)), 3),
-        "night_df": NIGHT_DF,
-        "weekday_day": np.round(weekday_day, 5).tolist(),
-        "day_sigma_rel": round(day_sigma, 5),
+        **consts,
         "measured": {
-            "night_median_m3h": round(level, 2),
-            "generator_night_median_m3h": round(gen_level, 2),
-            "night_to_night_sigma_m3h": round(target * level, 3),
-            "night_to_night_sigma_rel": round(target, 5),
+            "night_median_m3h": round(real.level, 2),
+            "generator_night_median_m3h": round(float(np.mean([m.level for m in check])), 2),
+            "night_to_night_sigma_m3h": round(real.night_sd, 3),
+            "generator_night_to_night_sigma_m3h": _spread([m.night_sd for m in check]),
+            "night_to_night_sigma_rel": round(real.night_sd / real.level, 5),
             "night_to_night_sigma_without_weekday_m3h": round(_diff_sigma(med), 3),
-            "daily_mean_m3h": round(float(np.median(full)), 2),
-            "daily_mean_day_to_day_sigma_m3h": round(day_target, 3),
-            "night_vs_day_rank_correlation_of_differences": round(rank_corr, 3),
+            "daily_mean_m3h": round(real.day_level, 2),
+            "generator_daily_mean_m3h": round(float(np.mean([m.day_level for m in check])), 2),
+            "daily_mean_day_to_day_sigma_m3h": round(real.day_sd, 3),
+            "generator_daily_mean_day_to_day_sigma_m3h": _spread([m.day_sd for m in check]),
+            "open_solve_night_day_sigma_rel": [round(open_night, 5), round(open_day, 5)],
+            "night_vs_day_rank_correlation_of_differences": round(real.rank_corr, 3),
             "within_night_autocorrelation_lag_1_3_6_12": [round(x, 3) for x in ac],
         },
         "derivation": (
@@ -312,16 +398,22 @@ def calibrate(times: Sequence[datetime], cols: dict[str, np.ndarray], until: dat
             "(drawn independent; their measured autocorrelation is in 'measured'); "
             "night_sigma_rel = the per-day "
             f"factor's sigma (Student-t, {NIGHT_DF:g} degrees of freedom, MAD-scaled) that, "
-            f"with that sample noise, gives the measured night-to-night sigma in m³/h at the "
-            f"generator's night level ({CAL_NIGHTS} simulated nights, seed 0); weekday_day "
-            "= the same for the 07:00-24:00 mean; day_sigma_rel = the day's own per-day "
-            "factor (independent of the night's: their differences hardly correlate, see "
-            "'measured') that gives the measured day-to-day sigma of the weekday-corrected "
-            "24-hour mean; the night's factor weighs 1 from 01:00 to 06:00, ramping over "
-            "the hour either side; season = least squares of log daily mean on a "
-            "yearly cosine (half a year: amplitude loosely determined); tank_mean = median "
-            "PUMP_1 volume per pump cycle / cycle length. The real flows hold leaks (2018 "
-            "has some from 8 January), so the mean flow includes them."
+            f"with that sample noise, gives the measured night-to-night sigma in m³/h "
+            f"(first solved on {CAL_NIGHTS} simulated nights with no season, seed 0; then "
+            f"{CAL_ROUNDS} closed-loop rounds: the generator's own flows over the same days, "
+            f"{CAL_RUNS} runs, measured exactly as the real ones, the factor scaled by real "
+            "over generated; 'measured' holds both solves and a check on other seeds); "
+            "weekday_day = the same for the 07:00-24:00 mean; day_sigma_rel = the day's own "
+            "per-day factor (independent of the night's: their differences hardly "
+            "correlate, see 'measured') that gives the measured day-to-day sigma of the "
+            "weekday-corrected 24-hour mean, solved the same two ways; the night's factor "
+            "weighs 1 from 01:00 to 06:00, ramping over the hour either side; season = "
+            "least squares of log daily mean on a yearly cosine (half a year: amplitude "
+            "loosely determined); mean_flow = the median daily mean over the median season "
+            "factor of the same days, tank_mean = median PUMP_1 volume per pump cycle / "
+            "cycle length, over the same, so that the generator's median over those days is "
+            "the real one. The real flows hold leaks (2018 has some from 8 January), so the "
+            "mean flow includes them."
         ),
     }
 
@@ -366,9 +458,8 @@ def flows(run: Run, cal: Calibration, seed: int) -> tuple[list[datetime], dict[s
     slot = np.arange(n) % SLOTS
     dates = [run.start + timedelta(days=d) for d in range(run.days)]
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
-    season = 1.0 + cal.season_amp * np.cos(2 * math.pi * (doy - cal.season_peak_doy) / 365.25)
     dows = np.array([d.weekday() for d in dates])
-    mult = (season[:, None] * demand_factor(dows, cal, rng)).ravel()
+    mult = (season(doy, cal)[:, None] * demand_factor(dows, cal, rng)).ravel()
     profile = np.array(cal.profile)
     demand = cal.mean_flow * mult * profile[slot]
     demand += sample_noise(n, cal, rng)

@@ -68,6 +68,30 @@ def test_written_run_reads_back_as_battledim_data(tmp_path: Path) -> None:
     assert [lk.size_m3h for lk in leaks] == [sl.leak.size_m3h for sl in run.leaks]
 
 
+def test_calibrate_gives_back_the_generator_that_made_the_flows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # half a year of the generator's own flows, with known constants, stands in for the
+    # real ones: calibrate must recover the level net of the season (the plain median
+    # counts January-June's season twice) and the generator it ships must give back the
+    # measured sigmas, measured as the real ones were
+    monkeypatch.setattr(synthetic, "CAL_RUNS", 40)
+    truth = dataclasses.replace(CAL, mean_flow=140.0, night_sigma_rel=0.02, day_sigma_rel=0.006)
+    start = datetime(2018, 1, 1, tzinfo=UTC)
+    times, cols = synthetic.flows(synthetic.Run(start, 181), truth, seed=11)
+    got = synthetic.calibrate(times, cols, datetime(2018, 7, 1, tzinfo=UTC))
+    assert got["mean_flow"] == pytest.approx(140.0, rel=0.03)
+    m = got["measured"]
+    night, day = (
+        m["generator_night_to_night_sigma_m3h"][0],
+        m["generator_daily_mean_day_to_day_sigma_m3h"][0],
+    )
+    assert night == pytest.approx(m["night_to_night_sigma_m3h"], rel=0.05)
+    assert day == pytest.approx(m["daily_mean_day_to_day_sigma_m3h"], rel=0.05)
+    assert m["generator_daily_mean_m3h"] == pytest.approx(m["daily_mean_m3h"], rel=0.02)
+    assert synthetic.Calibration(**{k: v for k, v in got.items() if k != "measured"})
+
+
 def test_plan_spreads_sizes_kinds_and_seasons() -> None:
     runs = synthetic.plan(300, 1, RESP)
     leaks = [sl.leak for r in runs for sl in r.leaks]
