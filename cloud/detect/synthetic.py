@@ -12,7 +12,10 @@ How the flows are made, cheaply enough for CI (a WNTR run per leak would take mi
   seasonal cosine, a weekday factor and a per-day random factor whose size is the real
   2018 night-to-night variation of the minimum night flow, plus 5-minute sample noise.
   All constants come from :func:`calibrate` on the 2018 January–June flows and are
-  shipped in ``cloud/data/ltown/noise_2018.json`` (see that file's ``derivation``).
+  shipped in ``cloud/data/ltown/noise_2018.json`` (see that file's ``derivation``): the
+  level net of the season, and the per-day factors scaled in a closed loop until the
+  generator's own flows over those days, measured as the real ones were, give the real
+  night-to-night and day-to-day sigmas.
 * Where a leak shows: ``cloud/data/ltown/leak_response.csv`` (WNTR snapshots, see
   :mod:`cloud.detect.ltown_response`) gives, per pipe, the shares of its flow seen at
   ``p227``, ``p235`` and drawn from tank T1.
