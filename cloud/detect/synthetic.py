@@ -178,13 +178,9 @@ def demand_factor(dows: np.ndarray, cal: Calibration, rng: np.random.Generator) 
     return night[:, None] * w[None, :] + day[:, None] * (1.0 - w[None, :])
 
 
-def season(doy: np.ndarray, cal: Calibration) -> np.ndarray:
+def _season(doy: np.ndarray, amp: float, peak_doy: float) -> np.ndarray:
     """The yearly factor on the mean flow for each day of the year (1 on average over a
     year: ``mean_flow`` and ``tank_mean`` are net of it)."""
-    return _season(doy, cal.season_amp, cal.season_peak_doy)
-
-
-def _season(doy: np.ndarray, amp: float, peak_doy: float) -> np.ndarray:
     return 1.0 + amp * np.cos(2 * math.pi * (doy - peak_doy) / 365.25)
 
 
@@ -249,6 +245,8 @@ def _weekday(x: np.ndarray, dow: np.ndarray) -> np.ndarray:
 
 
 def _measure(start: datetime, cols: dict[str, np.ndarray], n: int) -> _Measured:
+    """The figures of the first ``n`` samples (whole days from ``start``), the same code
+    for the real flows and for the generator's (see :func:`_closed_loop`)."""
     bal = (cols["p227"][:n] + cols["p235"][:n] - cols["PUMP_1"][:n]).reshape(-1, SLOTS)
     days = bal.shape[0]
     dates = [start + timedelta(days=d) for d in range(days)]
@@ -462,7 +460,8 @@ def flows(run: Run, cal: Calibration, seed: int) -> tuple[list[datetime], dict[s
     dates = [run.start + timedelta(days=d) for d in range(run.days)]
     doy = np.array([d.timetuple().tm_yday for d in dates], dtype=float)
     dows = np.array([d.weekday() for d in dates])
-    mult = (season(doy, cal)[:, None] * demand_factor(dows, cal, rng)).ravel()
+    season = _season(doy, cal.season_amp, cal.season_peak_doy)
+    mult = (season[:, None] * demand_factor(dows, cal, rng)).ravel()
     profile = np.array(cal.profile)
     demand = cal.mean_flow * mult * profile[slot]
     demand += sample_noise(n, cal, rng)
